@@ -1,0 +1,293 @@
+"""Append-only JSONL journal of a study: one JSON object per line, durable per record.
+
+The first line is a header (``type == "header"``, ``seq == 0``) with the glia-nb,
+Python, NumPy and Numba versions and whatever the caller adds (task, config, seed).
+Every later line is ``{"seq": n, "ts": ISO-8601 UTC, "type": ..., **fields}`` with ``seq``
+increasing by one. Each record is flushed and ``fsync``-ed before ``append`` returns,
+so a crash loses at most the record being written; :func:`read_journal` skips such a
+torn last line, and :meth:`Journal.open` cuts it off before appending again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import enum
+import json
+import math
+import os
+import platform
+import threading
+from importlib import metadata
+from pathlib import Path, PurePath
+from typing import Any, Mapping
+
+import numpy as np
+
+__all__ = ["Journal", "JournalCorruptError", "read_journal", "to_jsonable", "environment_info"]
+
+_RESERVED = frozenset({"seq", "ts", "type"})
+
+
+class JournalCorruptError(ValueError):
+    """A journal line other than the last is not a JSON object, or the header is missing."""
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert ``obj`` to JSON-native values (dict with str keys, list, str, int, float,
+    bool, None).
+
+    Handles NumPy scalars and arrays, objects with ``to_dict()``, dataclasses, paths,
+    dates, enums, sets and tuples. Non-finite floats (NaN, ±inf) become None because
+    strict JSON has no spelling for them. Anything else raises ``TypeError``.
+    """
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, int) and not isinstance(obj, enum.Enum):
+        return int(obj)
+    if isinstance(obj, float):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.generic):
+        return to_jsonable(obj.item())
+    if isinstance(obj, np.ndarray):
+        return [to_jsonable(v) for v in obj.tolist()]
+    if isinstance(obj, enum.Enum):
+        return to_jsonable(obj.value)
+    if isinstance(obj, Mapping):
+        return {_key(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        items = [to_jsonable(v) for v in obj]
+        try:
+            return sorted(items)
+        except TypeError:  # mixed types: keep a deterministic order anyway
+            return sorted(items, key=repr)
+    if isinstance(obj, PurePath):
+        return str(obj)
+    if isinstance(obj, (_dt.datetime, _dt.date, _dt.time)):
+        return obj.isoformat()
+    if isinstance(obj, _dt.timedelta):
+        return obj.total_seconds()
+    to_dict = getattr(obj, "to_dict", None)
+    if callable(to_dict) and not isinstance(obj, type):
+        return to_jsonable(to_dict())
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    raise TypeError(f"cannot store a {type(obj).__module__}.{type(obj).__qualname__} in the journal")
+
+
+def _key(k: Any) -> str:
+    if isinstance(k, str):
+        return k
+    if isinstance(k, np.generic):
+        k = k.item()
+    if isinstance(k, (bool, int, float, PurePath)) or k is None:
+        return str(k)
+    if isinstance(k, enum.Enum):
+        return str(k.value)
+    raise TypeError(f"journal dict keys must be str-like, got {type(k).__name__}")
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _glia_version() -> str:
+    try:
+        from glia_nb import __version__  # type: ignore[attr-defined]
+
+        return str(__version__)
+    except ImportError:
+        return _version("glia-nb") or "0+unknown"
+
+
+def environment_info() -> dict[str, Any]:
+    """Versions that make a run reproducible (read from package metadata, no heavy imports)."""
+    return {
+        "version": _glia_version(),
+        "python": platform.python_version(),
+        "numpy": _version("numpy"),
+        "numba": _version("numba"),
+        "platform": platform.platform(),
+    }
+
+
+def _dumps(record: Mapping[str, Any]) -> bytes:
+    # allow_nan=False: to_jsonable already mapped non-finite floats; this guards the rule.
+    return json.dumps(to_jsonable(record), ensure_ascii=False, allow_nan=False).encode("utf-8") + b"\n"
+
+
+def _fsync_dir(path: Path) -> None:
+    # Make the new file's directory entry durable too (POSIX; a no-op where unsupported).
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class Journal:
+    """An open journal to append to. Build with :meth:`create` or :meth:`open`.
+
+    ``append`` is thread-safe; one process should write a journal at a time.
+    """
+
+    def __init__(self, path: Path, fh: Any, header: dict[str, Any], next_seq: int, dropped_bytes: int = 0):
+        self.path = path
+        self.header = header
+        self.dropped_bytes = dropped_bytes  # torn tail removed by open()
+        self._fh = fh
+        self._next_seq = next_seq
+        self._lock = threading.Lock()
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, header: Mapping[str, Any] | None = None, *, overwrite: bool = False) -> "Journal":
+        """Start a new journal at ``path`` and write its header record.
+
+        The header holds ``type``, ``seq`` (0), ``version`` (glia-nb), ``created``, the
+        Python / NumPy / Numba versions and the platform, then the caller's ``header``
+        fields (task, config, seed, ...), which may override all but ``type`` and ``seq``.
+        Raises ``FileExistsError`` if the file exists, unless ``overwrite``.
+        """
+        p = Path(path)
+        extra = dict(header or {})
+        bad = {"type", "seq"} & extra.keys()
+        if bad:
+            raise ValueError(f"header fields {sorted(bad)} are reserved")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        record = {"type": "header", "seq": 0, **environment_info(), "created": _now(), **extra}
+        data = _dumps(record)  # serialize before touching the file, so a bad header leaves none
+        fh = open(p, "wb" if overwrite else "xb")
+        try:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        except BaseException:
+            fh.close()
+            raise
+        _fsync_dir(p.parent)
+        fh.close()
+        # Reopen in append mode so every later write lands at the end (O_APPEND).
+        return cls(p, open(p, "ab"), json.loads(data), 1)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> "Journal":
+        """Open an existing journal to append to (resume), continuing its ``seq``.
+
+        A torn last line (a crash mid-write) is truncated away first; ``dropped_bytes``
+        says how many bytes went. Raises ``FileNotFoundError`` or
+        :class:`JournalCorruptError`.
+        """
+        p = Path(path)
+        header, records, valid_len = _scan(p)
+        size = p.stat().st_size
+        with open(p, "r+b") as fh:
+            if valid_len < size:
+                fh.truncate(valid_len)
+            fh.seek(valid_len - 1)
+            if fh.read(1) != b"\n":  # last record complete but its newline was lost
+                fh.seek(valid_len)
+                fh.write(b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        last = max([int(header.get("seq", 0))] + [int(r.get("seq", 0)) for r in records])
+        return cls(p, open(p, "ab"), header, last + 1, dropped_bytes=size - valid_len)
+
+    @property
+    def next_seq(self) -> int:
+        """The ``seq`` the next record will get."""
+        with self._lock:
+            return self._next_seq
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._fh.closed
+
+    def append(self, type: str, **fields: Any) -> dict[str, Any]:
+        """Write one record and make it durable; return it as written (with seq and ts).
+
+        ``fields`` must be convertible by :func:`to_jsonable`; ``seq``, ``ts`` and
+        ``type`` are reserved.
+        """
+        if not isinstance(type, str) or not type or type == "header":
+            raise ValueError(f"invalid record type {type!r}")
+        bad = _RESERVED & fields.keys()
+        if bad:
+            raise ValueError(f"record fields {sorted(bad)} are reserved")
+        body = to_jsonable(fields)  # convert outside the lock; errors leave no trace
+        with self._lock:
+            if self._fh.closed:
+                raise ValueError(f"journal {self.path} is closed")
+            record = {"seq": self._next_seq, "ts": _now(), "type": type, **body}
+            self._fh.write(_dumps(record))
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._next_seq += 1
+        return record
+
+    def close(self) -> None:
+        """Close the file; later appends raise."""
+        with self._lock:
+            if not self._fh.closed:
+                self._fh.close()
+
+    def __enter__(self) -> "Journal":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Journal({str(self.path)!r}, next_seq={self._next_seq})"
+
+
+def _scan(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
+    """Parse a journal; return ``(header, records, valid_len)`` where ``valid_len`` is the
+    byte length of the intact prefix (everything except a torn last line)."""
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    # The last non-blank line is the only one a crash can tear.
+    last_nonblank = max((i for i, ln in enumerate(lines) if ln.strip()), default=-1)
+    parsed: list[dict[str, Any]] = []
+    offset = valid_len = 0
+    for i, raw in enumerate(lines):
+        end = offset + len(raw) + (1 if i < len(lines) - 1 else 0)
+        if raw.strip():
+            try:
+                rec = json.loads(raw)
+                if not isinstance(rec, dict):
+                    raise ValueError("not a JSON object")
+            except (ValueError, UnicodeDecodeError) as exc:
+                if i == last_nonblank:
+                    break  # torn by a crash mid-write: drop it
+                raise JournalCorruptError(f"{path}: line {i + 1} is corrupt ({exc})") from None
+            parsed.append(rec)
+            valid_len = end
+        offset = end
+    if not parsed or parsed[0].get("type") != "header":
+        raise JournalCorruptError(f"{path}: no complete header record")
+    return parsed[0], parsed[1:], valid_len
+
+
+def read_journal(path: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Read a journal: ``(header, records)``.
+
+    Skips a final line that does not parse (a torn write) and raises
+    :class:`JournalCorruptError` for a bad line anywhere else or a missing header.
+    """
+    header, records, _ = _scan(Path(path))
+    return header, records

@@ -1,0 +1,553 @@
+"""The compiled discrete-event engine.
+
+:func:`advance` applies the router's decisions and then runs replica iterations until the
+next *global event*: an arrival, or the end of an iteration that completed at least one
+request.  It returns to Python there, so the router is the only Python on the hot path.
+
+Tie-breaking is explicit: iteration ends are ordered by (time, replica id), and an
+iteration ending at the same time as an arrival is processed first.
+
+Replica semantics follow the paper's Vidur fork (see the README's "Simulator semantics"):
+paged KV cache with a watermark on admission, recompute pre-emption of the latest-arrived
+running request, Sarathi chunked prefill or vLLM-v0 prefill-first batching.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from sim_core.latency import iteration_ms, prefill_attn_ms
+from sim_core.state import (
+    EV_ARRIVAL, EV_COMPLETION, EV_END, ERR_BAD_REPLICA, ERR_DUPLICATE, ERR_NOT_QUEUED,
+    F_ARRIVAL, F_ATTEMPT_PREFILL, F_ATTEMPT_START, F_COMPLETED, F_ENTER, F_FIRST_SCHED,
+    F_FIRST_TOKEN, F_LOST, F_QKEY, F_REPLICA_QUEUE, F_ROUTED,
+    H_GENERATED, H_TOTAL,
+    P_ALLOC, P_BATCH_LEN, P_BUSY, P_DIRTY, P_ITERATIONS, P_NUM_BLOCKS, P_PREEMPTIONS,
+    P_RUNNING, P_WAIT_PROMPT, P_WAITING, P_WQ_HEAD, P_WQ_TAIL, PF_BUSY_TIME, PF_BUSY_UNTIL,
+    QUEUE_BY_KEY, S_BATCH_CAP, S_BLOCK_SIZE, S_CHUNK, S_CLOSED_LOOP, S_DIRTY_LEN, S_ERROR,
+    S_EVENT_REPLICA, S_GENERATED_TOKENS, S_GQ_LEN, S_HEAP_LEN, S_N_EVENT_DONE, S_NEXT_ARRIVAL,
+    S_NUM_DONE, S_NUM_GENERATED, S_NUM_REQ, S_QUEUE_POLICY, S_SCHEDULER, S_TL_CAP, S_TL_LEN,
+    S_WATERMARK, SF_ARRIVAL_LIMIT, SF_NOW, SF_THINK,
+    ST_DONE, ST_GLOBAL, ST_MARK, ST_RUNNING, ST_WAITING,
+    TL_ALLOC, TL_NUM_BLOCKS, TL_REPLICA, TL_RUNNING, TL_TIME, TL_WAITING,
+    V_BLOCKS, V_NEXT, V_PREV, V_PROCESSED, V_PROMPT, V_RECOMPUTED, V_REPLICA, V_RESTARTS,
+    V_STATE,
+)
+
+
+# ----------------------------------------------------------------------------- heap
+@njit(cache=True)
+def _heap_less(ht, hr, a, b):
+    return ht[a] < ht[b] or (ht[a] == ht[b] and hr[a] < hr[b])
+
+
+@njit(cache=True)
+def _heap_push(ht, hr, si, t, r):
+    i = si[S_HEAP_LEN]
+    si[S_HEAP_LEN] = i + 1
+    ht[i] = t
+    hr[i] = r
+    while i > 0:
+        p = (i - 1) // 2
+        if _heap_less(ht, hr, i, p):
+            ht[i], ht[p] = ht[p], ht[i]
+            hr[i], hr[p] = hr[p], hr[i]
+            i = p
+        else:
+            break
+
+
+@njit(cache=True)
+def _heap_pop(ht, hr, si):
+    n = si[S_HEAP_LEN] - 1
+    si[S_HEAP_LEN] = n
+    ht[0] = ht[n]
+    hr[0] = hr[n]
+    i = 0
+    while True:
+        left = 2 * i + 1
+        if left >= n:
+            break
+        c = left
+        if left + 1 < n and _heap_less(ht, hr, left + 1, left):
+            c = left + 1
+        if _heap_less(ht, hr, c, i):
+            ht[i], ht[c] = ht[c], ht[i]
+            hr[i], hr[c] = hr[c], hr[i]
+            i = c
+        else:
+            break
+
+
+# -------------------------------------------------------------------- waiting queue
+@njit(cache=True)
+def _wq_unlink(rv, pi, r, q):
+    p = rv[V_PREV, q]
+    nx = rv[V_NEXT, q]
+    if p >= 0:
+        rv[V_NEXT, p] = nx
+    else:
+        pi[P_WQ_HEAD, r] = nx
+    if nx >= 0:
+        rv[V_PREV, nx] = p
+    else:
+        pi[P_WQ_TAIL, r] = p
+    rv[V_NEXT, q] = -1
+    rv[V_PREV, q] = -1
+
+
+@njit(cache=True)
+def _wq_insert(rv, rh, rf, pi, si, r, q, front, now):
+    """Put q into replica r's waiting queue: at the front (a pre-empted request), at the
+    back (arrival order) or by its priority key when a queue policy is set."""
+    head = pi[P_WQ_HEAD, r]
+    if si[S_QUEUE_POLICY] == QUEUE_BY_KEY and not front:
+        # Walk from the back: new requests usually sort late.  Ties keep arrival order.
+        after = pi[P_WQ_TAIL, r]
+        while after >= 0 and rf[F_QKEY, after] > rf[F_QKEY, q]:
+            after = rv[V_PREV, after]
+        if after < 0:
+            front = True
+        else:
+            nx = rv[V_NEXT, after]
+            rv[V_PREV, q] = after
+            rv[V_NEXT, q] = nx
+            rv[V_NEXT, after] = q
+            if nx >= 0:
+                rv[V_PREV, nx] = q
+            else:
+                pi[P_WQ_TAIL, r] = q
+    if front:
+        rv[V_PREV, q] = -1
+        rv[V_NEXT, q] = head
+        if head >= 0:
+            rv[V_PREV, head] = q
+        else:
+            pi[P_WQ_TAIL, r] = q
+        pi[P_WQ_HEAD, r] = q
+    elif si[S_QUEUE_POLICY] != QUEUE_BY_KEY:
+        tail = pi[P_WQ_TAIL, r]
+        rv[V_NEXT, q] = -1
+        rv[V_PREV, q] = tail
+        if tail >= 0:
+            rv[V_NEXT, tail] = q
+        else:
+            pi[P_WQ_HEAD, r] = q
+        pi[P_WQ_TAIL, r] = q
+    rv[V_STATE, q] = ST_WAITING
+    rv[V_REPLICA, q] = r
+    rf[F_ENTER, q] = now
+    pi[P_WAITING, r] += 1
+    pi[P_WAIT_PROMPT, r] += rv[V_PROMPT, q]
+
+
+@njit(cache=True)
+def _mark_dirty(pi, dirty, si, r):
+    if pi[P_DIRTY, r] == 0:
+        pi[P_DIRTY, r] = 1
+        dirty[si[S_DIRTY_LEN]] = r
+        si[S_DIRTY_LEN] += 1
+
+
+# ------------------------------------------------------------------ running set
+@njit(cache=True)
+def _run_insert(rf, run_ids, pi, r, q):
+    """Insert q into the running list kept sorted by (arrival time, id)."""
+    n = pi[P_RUNNING, r]
+    i = n
+    while i > 0:
+        o = run_ids[r, i - 1]
+        if rf[F_ARRIVAL, o] > rf[F_ARRIVAL, q] or (rf[F_ARRIVAL, o] == rf[F_ARRIVAL, q] and o > q):
+            run_ids[r, i] = o
+            i -= 1
+        else:
+            break
+    run_ids[r, i] = q
+    pi[P_RUNNING, r] = n + 1
+
+
+@njit(cache=True)
+def _admit(rv, rf, pi, run_ids, r, q, blocks, now):
+    """Move the head of the waiting queue into the running set with ``blocks`` blocks."""
+    pi[P_WAITING, r] -= 1
+    pi[P_WAIT_PROMPT, r] -= rv[V_PROMPT, q]
+    rf[F_REPLICA_QUEUE, q] += now - rf[F_ENTER, q]
+    rv[V_STATE, q] = ST_RUNNING
+    rv[V_BLOCKS, q] = blocks
+    pi[P_ALLOC, r] += blocks
+    rf[F_ENTER, q] = now
+    rf[F_ATTEMPT_START, q] = now
+    if np.isnan(rf[F_FIRST_SCHED, q]):
+        rf[F_FIRST_SCHED, q] = now
+    _run_insert(rf, run_ids, pi, r, q)
+
+
+@njit(cache=True)
+def _evict(rv, rh, rf, pi, si, r, q, now):
+    """Recompute pre-emption: free q's blocks and put it at the front of the waiting queue.
+
+    Its prompt becomes every token processed so far when it was decoding (the generated
+    tokens are kept and re-prefilled); its first-token time is left untouched."""
+    pi[P_ALLOC, r] -= rv[V_BLOCKS, q]
+    rv[V_BLOCKS, q] = 0
+    done = rv[V_PROCESSED, q]
+    rv[V_RECOMPUTED, q] += done
+    if done > rv[V_PROMPT, q]:
+        rv[V_PROMPT, q] = done
+    rv[V_PROCESSED, q] = 0
+    rv[V_RESTARTS, q] += 1
+    rf[F_LOST, q] += now - rf[F_ATTEMPT_START, q]
+    pi[P_PREEMPTIONS, r] += 1
+    _wq_insert(rv, rh, rf, pi, si, r, q, True, now)
+
+
+@njit(cache=True)
+def _grow_or_preempt(rv, rh, rf, pi, si, run_ids, r, q, lo, hi, now):
+    """Give decoding request q a block if it needs one, pre-empting the latest-arrived
+    running request not yet placed in this batch (run_ids[r, lo:hi]) when none is free.
+
+    Returns the new ``hi``; ``-1`` means q itself was pre-empted."""
+    bs = si[S_BLOCK_SIZE]
+    if rv[V_PROCESSED, q] <= rv[V_BLOCKS, q] * bs:
+        return hi
+    while pi[P_NUM_BLOCKS, r] - pi[P_ALLOC, r] < 1:
+        if lo < hi:
+            hi -= 1
+            _evict(rv, rh, rf, pi, si, r, run_ids[r, hi], now)
+        else:
+            _evict(rv, rh, rf, pi, si, r, q, now)
+            return -1
+    rv[V_BLOCKS, q] += 1
+    pi[P_ALLOC, r] += 1
+    return hi
+
+
+@njit(cache=True)
+def _compact_running(rv, run_ids, pi, r, n):
+    """Keep the first n running entries that are still running (drops the evicted)."""
+    k = 0
+    for i in range(n):
+        q = run_ids[r, i]
+        if rv[V_STATE, q] == ST_RUNNING:
+            run_ids[r, k] = q
+            k += 1
+    pi[P_RUNNING, r] = k
+
+
+@njit(cache=True)
+def _form_sarathi(rv, rh, rf, pi, si, run_ids, batch_ids, batch_tok, blob, r, now):
+    """Sarathi chunked prefill: running decodes first, then partial prefills, then new
+    requests from the waiting queue in order, within the chunk budget and batch cap.
+
+    Returns (tokens, decodes, decode KV sum, prefill attention ms) of the batch."""
+    bs = si[S_BLOCK_SIZE]
+    chunk = si[S_CHUNK]
+    cap = si[S_BATCH_CAP]
+    nb = 0
+    tokens = 0
+    kv_sum = 0
+    n_partial = 0
+    evicted = False
+    lo = 0
+    hi = pi[P_RUNNING, r]
+    # Pass 1: decodes in arrival order.  (The cap can only stop this pass when every
+    # running request is decoding, so no partial prefill is skipped by the break.)
+    while lo < hi:
+        if nb == cap:
+            break
+        q = run_ids[r, lo]
+        lo += 1
+        done = rv[V_PROCESSED, q]
+        if done < rv[V_PROMPT, q]:
+            n_partial += 1
+            continue
+        if done > rv[V_BLOCKS, q] * bs:
+            if pi[P_NUM_BLOCKS, r] - pi[P_ALLOC, r] >= 1:  # the common case, inline
+                rv[V_BLOCKS, q] += 1
+                pi[P_ALLOC, r] += 1
+            else:
+                evicted = True
+                hi = _grow_or_preempt(rv, rh, rf, pi, si, run_ids, r, q, lo, hi, now)
+                if hi < 0:
+                    break
+        batch_ids[r, nb] = q
+        batch_tok[r, nb] = 1
+        nb += 1
+        tokens += 1
+        kv_sum += done
+    n_dec = nb
+    if evicted:
+        _compact_running(rv, run_ids, pi, r, pi[P_RUNNING, r])
+    attn = 0.0
+    # Pass 2: partially prefilled requests, oldest first, within the chunk budget.
+    if n_partial > 0:
+        for i in range(pi[P_RUNNING, r]):
+            q = run_ids[r, i]
+            done = rv[V_PROCESSED, q]
+            if done >= rv[V_PROMPT, q]:
+                continue
+            n = min(rv[V_PROMPT, q] - done, chunk - tokens)
+            if n <= 0:
+                continue
+            batch_ids[r, nb] = q
+            batch_tok[r, nb] = n
+            nb += 1
+            tokens += n
+            attn += prefill_attn_ms(blob, done + n, n)
+    # Pass 3: new requests; the head of the waiting queue blocks those behind it.
+    wm = si[S_WATERMARK]
+    while pi[P_WQ_HEAD, r] >= 0:
+        if pi[P_RUNNING, r] >= cap or nb >= cap:
+            break
+        q = pi[P_WQ_HEAD, r]
+        need = (rv[V_PROMPT, q] + bs - 1) // bs
+        if pi[P_NUM_BLOCKS, r] - pi[P_ALLOC, r] - need < wm:
+            break
+        n = min(rv[V_PROMPT, q], chunk - tokens)
+        if n <= 0:
+            break
+        _wq_unlink(rv, pi, r, q)
+        _admit(rv, rf, pi, run_ids, r, q, need, now)
+        batch_ids[r, nb] = q
+        batch_tok[r, nb] = n
+        nb += 1
+        tokens += n
+        attn += prefill_attn_ms(blob, n, n)
+    pi[P_BATCH_LEN, r] = nb
+    return tokens, n_dec, kv_sum, attn
+
+
+@njit(cache=True)
+def _form_vllm(rv, rh, rf, pi, si, run_ids, batch_ids, batch_tok, blob, r, now):
+    """vLLM v0: a prefill-only batch of whole prompts if any can be admitted (padded token
+    cap n * max(prompt) <= chunk; a single over-long prompt still runs alone), else a
+    decode-only batch of the running requests.  Returns what :func:`_form_sarathi` does."""
+    bs = si[S_BLOCK_SIZE]
+    cap = si[S_BATCH_CAP]
+    wm = si[S_WATERMARK]
+    nb = 0
+    tokens = 0
+    attn = 0.0
+    longest = 0
+    while pi[P_WQ_HEAD, r] >= 0:
+        q = pi[P_WQ_HEAD, r]
+        need = (rv[V_PROMPT, q] + bs - 1) // bs
+        if pi[P_NUM_BLOCKS, r] - pi[P_ALLOC, r] - need < wm:
+            break
+        m = max(longest, rv[V_PROMPT, q])
+        if nb > 0 and (nb + 1) * m > si[S_CHUNK]:
+            break
+        if pi[P_RUNNING, r] >= cap or nb >= cap:
+            break
+        longest = m
+        _wq_unlink(rv, pi, r, q)
+        _admit(rv, rf, pi, run_ids, r, q, need, now)
+        n = rv[V_PROMPT, q]
+        batch_ids[r, nb] = q
+        batch_tok[r, nb] = n
+        nb += 1
+        tokens += n
+        attn += prefill_attn_ms(blob, n, n)
+    if nb > 0:
+        pi[P_BATCH_LEN, r] = nb
+        return tokens, 0, 0, attn
+    kv_sum = 0
+    lo = 0
+    hi = pi[P_RUNNING, r]
+    while lo < hi:
+        if nb == cap:
+            break
+        q = run_ids[r, lo]
+        lo += 1
+        hi = _grow_or_preempt(rv, rh, rf, pi, si, run_ids, r, q, lo, hi, now)
+        if hi < 0:
+            break
+        batch_ids[r, nb] = q
+        batch_tok[r, nb] = 1
+        nb += 1
+        kv_sum += rv[V_PROCESSED, q]
+    _compact_running(rv, run_ids, pi, r, pi[P_RUNNING, r])
+    pi[P_BATCH_LEN, r] = nb
+    return nb, nb, kv_sum, 0.0
+
+
+@njit(cache=True)
+def _start_batch(rv, rh, rf, pi, pf, si, run_ids, batch_ids, batch_tok, heap_t, heap_r, blob,
+                 r, now):
+    if si[S_SCHEDULER] == 0:
+        tokens, n_dec, kv_sum, attn = _form_sarathi(rv, rh, rf, pi, si, run_ids, batch_ids,
+                                                    batch_tok, blob, r, now)
+    else:
+        tokens, n_dec, kv_sum, attn = _form_vllm(rv, rh, rf, pi, si, run_ids, batch_ids,
+                                                 batch_tok, blob, r, now)
+    if pi[P_BATCH_LEN, r] == 0:
+        return
+    dt = iteration_ms(blob, tokens, n_dec, kv_sum, attn) / 1000.0
+    pi[P_BUSY, r] = 1
+    pi[P_ITERATIONS, r] += 1
+    pf[PF_BUSY_UNTIL, r] = now + dt
+    pf[PF_BUSY_TIME, r] += dt
+    _heap_push(heap_t, heap_r, si, now + dt, r)
+
+
+@njit(cache=True)
+def _finish_batch(rv, rh, rf, pi, pf, si, sf, run_ids, batch_ids, batch_tok, done_buf, r, now):
+    """Apply an iteration's progress; returns the number of requests it completed."""
+    n_done = 0
+    for k in range(pi[P_BATCH_LEN, r]):
+        q = batch_ids[r, k]
+        decoding = rv[V_PROCESSED, q] >= rv[V_PROMPT, q]
+        rv[V_PROCESSED, q] += batch_tok[r, k]
+        if decoding:
+            rh[H_GENERATED, q] += 1
+            si[S_GENERATED_TOKENS] += 1
+        elif rv[V_PROCESSED, q] == rv[V_PROMPT, q]:
+            # The iteration that finishes a prefill also yields the first new token.
+            rv[V_PROCESSED, q] += 1
+            rh[H_GENERATED, q] += 1
+            si[S_GENERATED_TOKENS] += 1
+            rf[F_ATTEMPT_PREFILL, q] = now
+            if np.isnan(rf[F_FIRST_TOKEN, q]):
+                rf[F_FIRST_TOKEN, q] = now
+        if rv[V_PROCESSED, q] == rh[H_TOTAL, q]:
+            rv[V_STATE, q] = ST_DONE
+            rf[F_COMPLETED, q] = now
+            pi[P_ALLOC, r] -= rv[V_BLOCKS, q]
+            rv[V_BLOCKS, q] = 0
+            done_buf[n_done] = q
+            n_done += 1
+            si[S_NUM_DONE] += 1
+            if si[S_CLOSED_LOOP] == 1:
+                _generate_closed_loop_arrival(rf, si, sf, now)
+    pi[P_BATCH_LEN, r] = 0
+    pi[P_BUSY, r] = 0
+    pf[PF_BUSY_UNTIL, r] = np.inf
+    if n_done > 0:
+        _compact_running(rv, run_ids, pi, r, pi[P_RUNNING, r])
+    return n_done
+
+
+@njit(cache=True)
+def _generate_closed_loop_arrival(rf, si, sf, now):
+    """A finished user sends its next request after the think time (if any are left)."""
+    j = si[S_NUM_GENERATED]
+    t = now + sf[SF_THINK]
+    if j < si[S_NUM_REQ] and t <= sf[SF_ARRIVAL_LIMIT]:
+        rf[F_ARRIVAL, j] = t
+        si[S_NUM_GENERATED] = j + 1
+
+
+@njit(cache=True)
+def _record_timeline(pi, si, tl, now):
+    R = pi.shape[1]
+    k = si[S_TL_LEN]
+    if k + R > si[S_TL_CAP]:
+        return
+    for r in range(R):
+        tl[TL_TIME, k + r] = now
+        tl[TL_REPLICA, k + r] = r
+        tl[TL_WAITING, k + r] = pi[P_WAITING, r]
+        tl[TL_RUNNING, k + r] = pi[P_RUNNING, r]
+        tl[TL_ALLOC, k + r] = pi[P_ALLOC, r]
+        tl[TL_NUM_BLOCKS, k + r] = pi[P_NUM_BLOCKS, r]
+    si[S_TL_LEN] = k + R
+
+
+@njit(cache=True)
+def _apply_decisions(rv, rh, rf, pi, gq, dirty, si, dec_req, dec_rep, n_dec, now):
+    """Validate every decision before applying any; on error return its code and leave
+    the state untouched (S_ERROR holds the index of the offending decision)."""
+    R = pi.shape[1]
+    n_req = si[S_NUM_REQ]
+    err = 0
+    bad = -1
+    for k in range(n_dec):
+        q = dec_req[k]
+        r = dec_rep[k]
+        if r < 0 or r >= R:
+            err = ERR_BAD_REPLICA
+        elif q < 0 or q >= n_req:
+            err = ERR_NOT_QUEUED
+        elif rv[V_STATE, q] == ST_MARK:
+            err = ERR_DUPLICATE
+        elif rv[V_STATE, q] != ST_GLOBAL:
+            err = ERR_NOT_QUEUED
+        if err != 0:
+            bad = k
+            break
+        rv[V_STATE, q] = ST_MARK
+    if err != 0:
+        for k in range(bad):
+            rv[V_STATE, dec_req[k]] = ST_GLOBAL
+        si[S_ERROR] = bad
+        return err
+    for k in range(n_dec):
+        q = dec_req[k]
+        r = dec_rep[k]
+        if np.isnan(rf[F_ROUTED, q]):
+            rf[F_ROUTED, q] = now
+        _wq_insert(rv, rh, rf, pi, si, r, q, False, now)
+        _mark_dirty(pi, dirty, si, r)
+    if n_dec > 0:
+        # Keep the global queue in arrival order without the routed requests.
+        k = 0
+        for i in range(si[S_GQ_LEN]):
+            q = gq[i]
+            if rv[V_STATE, q] == ST_GLOBAL:
+                gq[k] = q
+                k += 1
+        si[S_GQ_LEN] = k
+    return 0
+
+
+@njit(cache=True)
+def advance(rv, rh, rf, pi, pf, run_ids, batch_ids, batch_tok, gq, heap_t, heap_r, dirty,
+            done_buf, si, sf, tl, blob, dec_req, dec_rep, n_dec):
+    """Apply ``n_dec`` routing decisions, then simulate up to the next global event.
+
+    Returns an event code (EV_ARRIVAL, EV_COMPLETION, EV_END) or a negative error code
+    for an invalid decision."""
+    now = sf[SF_NOW]
+    err = _apply_decisions(rv, rh, rf, pi, gq, dirty, si, dec_req, dec_rep, n_dec, now)
+    if err != 0:
+        return err
+    while True:
+        # Idle replicas with new work form their next batch at the current time.
+        for k in range(si[S_DIRTY_LEN]):
+            r = dirty[k]
+            pi[P_DIRTY, r] = 0
+            if pi[P_BUSY, r] == 0:
+                _start_batch(rv, rh, rf, pi, pf, si, run_ids, batch_ids, batch_tok, heap_t,
+                             heap_r, blob, r, now)
+        si[S_DIRTY_LEN] = 0
+        i = si[S_NEXT_ARRIVAL]
+        ta = rf[F_ARRIVAL, i] if i < si[S_NUM_GENERATED] else np.inf
+        tb = heap_t[0] if si[S_HEAP_LEN] > 0 else np.inf
+        if tb == np.inf and ta == np.inf:
+            sf[SF_NOW] = now
+            return EV_END
+        if tb <= ta:
+            r = heap_r[0]
+            _heap_pop(heap_t, heap_r, si)
+            now = tb
+            n_done = _finish_batch(rv, rh, rf, pi, pf, si, sf, run_ids, batch_ids, batch_tok,
+                                   done_buf, r, now)
+            _mark_dirty(pi, dirty, si, r)
+            if n_done > 0:
+                si[S_N_EVENT_DONE] = n_done
+                si[S_EVENT_REPLICA] = r
+                sf[SF_NOW] = now
+                _record_timeline(pi, si, tl, now)
+                return EV_COMPLETION
+        else:
+            now = ta
+            rv[V_STATE, i] = ST_GLOBAL
+            rf[F_ENTER, i] = now
+            gq[si[S_GQ_LEN]] = i
+            si[S_GQ_LEN] += 1
+            si[S_NEXT_ARRIVAL] = i + 1
+            si[S_N_EVENT_DONE] = 0
+            si[S_EVENT_REPLICA] = -1
+            sf[SF_NOW] = now
+            _record_timeline(pi, si, tl, now)
+            return EV_ARRIVAL

@@ -1,0 +1,144 @@
+"""The Python facade: validate, allocate, run the event loop, wrap the result."""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from sim_core import state as S
+from sim_core.config import ClusterConfig
+from sim_core.engine import advance
+from sim_core.latency import LatencyTable, load_latency_table
+from sim_core.results import SimResult
+from sim_core.routers import make_router, router_name
+from sim_core.view import ClusterInfo, ClusterView
+
+
+class RoutingError(RuntimeError):
+    """The router returned an invalid decision or raised."""
+
+
+_ERRORS = {
+    S.ERR_BAD_REPLICA: "routed request {q} to replica {r}, which does not exist (replicas 0..{R1})",
+    S.ERR_NOT_QUEUED: "routed request {q}, which is not in the global queue (not arrived, "
+                      "already routed or unknown)",
+    S.ERR_DUPLICATE: "routed request {q} twice in one decision",
+}
+
+
+def cluster_info(cluster: ClusterConfig) -> ClusterInfo:
+    """The static facts a router's ``reset`` receives."""
+    rc = cluster.replica
+    return ClusterInfo(num_replicas=cluster.num_replicas, num_blocks=rc.num_blocks,
+                       block_size=rc.block_size, watermark_blocks=rc.watermark_blocks,
+                       batch_cap=rc.batch_cap, chunk_size=rc.chunk_size, scheduler=rc.scheduler,
+                       gpu=rc.gpu, model=rc.model, tp=rc.tp)
+
+
+def _check_trace(cluster: ClusterConfig, trace) -> tuple:
+    prompt = np.asarray(trace.prompt_tokens, dtype=np.int64)
+    decode = np.asarray(trace.decode_tokens, dtype=np.int64)
+    arrived = np.asarray(trace.arrived_at, dtype=np.float64)
+    if not (len(prompt) == len(decode) == len(arrived)):
+        raise ValueError("trace columns have different lengths")
+    if len(prompt) and (prompt.min() < 1 or decode.min() < 1):
+        raise ValueError("every request needs at least one prompt and one decode token")
+    rc = cluster.replica
+    if len(prompt):
+        # A pre-empted request may re-prefill up to prompt + decode - 1 tokens; it must fit
+        # an empty replica, or it could never be admitted again.
+        worst = int((prompt + decode).max())
+        blocks = math.ceil(worst / rc.block_size)
+        if blocks + rc.watermark_blocks > rc.num_blocks:
+            raise ValueError(f"a request of {worst} tokens needs {blocks} KV blocks plus the "
+                             f"{rc.watermark_blocks}-block watermark, more than the "
+                             f"{rc.num_blocks}-block pool of one replica")
+    users = int(getattr(trace, "closed_loop_users", 0) or 0)
+    if users == 0 and len(arrived) and (np.isnan(arrived).any() or np.any(np.diff(arrived) < 0)):
+        raise ValueError("open-loop arrival times must be known and non-decreasing")
+    return arrived, prompt, decode, users
+
+
+def simulate(cluster: ClusterConfig, trace, router="llq", *, latency: LatencyTable | None = None,
+             seed: int = 0, record_timeline: bool = True, queue_key=None) -> SimResult:
+    """Simulate ``trace`` on ``cluster`` with ``router`` and return a :class:`SimResult`.
+
+    ``trace`` is a :class:`workloads.Trace` (or anything with ``arrived_at``,
+    ``prompt_tokens``, ``decode_tokens`` and, for closed loops, ``closed_loop_users``,
+    ``think_time_s``, ``duration_s``).  ``router`` is a registry name, a
+    ``file.py:Class`` spec, a class or an instance.  ``latency`` defaults to the shipped
+    table for the replica's (gpu, model, tp).  ``queue_key``, if given, orders each
+    replica's waiting queue: a function ``(prompt_tokens, arrived_at) -> key`` evaluated
+    when a request is routed (smaller first); pre-empted requests still go to the front.
+    """
+    arrived, prompt, decode, users = _check_trace(cluster, trace)
+    rc = cluster.replica
+    router = make_router(router)
+    info = cluster_info(cluster)
+    router.reset(info, np.random.default_rng(seed))
+    table = latency if latency is not None else load_latency_table(rc.gpu, rc.model, rc.tp)
+    blob = table.pack()
+    duration = getattr(trace, "duration_s", None)
+    st = S.allocate(
+        arrived_at=arrived, prompt=prompt, decode=decode, num_replicas=cluster.num_replicas,
+        num_blocks=rc.num_blocks, block_size=rc.block_size, watermark=rc.watermark_blocks,
+        chunk=rc.chunk_size, batch_cap=rc.batch_cap, scheduler=rc.scheduler,
+        closed_loop_users=users, think_time_s=float(getattr(trace, "think_time_s", 0.0) or 0.0),
+        arrival_limit_s=float(duration) if duration is not None else np.inf,
+        record_timeline=record_timeline,
+        queue_policy=S.QUEUE_BY_KEY if queue_key is not None else S.QUEUE_FIFO)
+    view = ClusterView(st, info)
+    args = st.engine_args()
+    dec_req, dec_rep = st.dec_req, st.dec_rep
+    cap = len(dec_req)
+    rf, sf = st.rf, st.sf
+    n = 0
+    calls = 0
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    while True:
+        ev = advance(*args, blob, dec_req, dec_rep, n)
+        if ev < 0:
+            k = int(st.si[S.S_ERROR])
+            raise RoutingError(f"{router_name(router)}: " + _ERRORS[ev].format(
+                q=int(dec_req[k]), r=int(dec_rep[k]), R1=cluster.num_replicas - 1)
+                + f" at t={sf[S.SF_NOW]:.3f}s")
+        if ev == S.EV_END:
+            break
+        view.event = "arrival" if ev == S.EV_ARRIVAL else "completion"
+        calls += 1
+        try:
+            decisions = router.route(view)
+            n = 0
+            for q, r in decisions or ():
+                dec_req[n] = q
+                dec_rep[n] = r
+                n += 1
+                if queue_key is not None:
+                    rf[S.F_QKEY, q] = queue_key(int(st.rv[S.V_PROMPT, q]), float(rf[S.F_ARRIVAL, q]))
+        except IndexError as exc:
+            if n >= cap:
+                raise RoutingError(f"{router_name(router)} returned more decisions than there "
+                                   f"are requests") from exc
+            raise RoutingError(f"{router_name(router)} raised IndexError: {exc} "
+                               f"at t={sf[S.SF_NOW]:.3f}s") from exc
+        except (TypeError, ValueError) as exc:
+            raise RoutingError(f"{router_name(router)}: a decision must be a pair of ints "
+                               f"(request_id, replica); got an error: {exc}") from exc
+        except RoutingError:
+            raise
+        except Exception as exc:
+            raise RoutingError(f"{router_name(router)} raised {type(exc).__name__}: {exc} "
+                               f"at t={sf[S.SF_NOW]:.3f}s") from exc
+    cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
+    arrived_n = int(st.si[S.S_NEXT_ARRIVAL])
+    if int(st.si[S.S_GQ_LEN]) > 0:
+        raise RoutingError(f"{router_name(router)} left {int(st.si[S.S_GQ_LEN])} requests in "
+                           "the global queue while every replica was idle; a router must "
+                           "eventually route every request")
+    if int(st.si[S.S_NUM_DONE]) != arrived_n:  # pragma: no cover - an engine bug
+        raise RuntimeError(f"simulation stalled: {int(st.si[S.S_NUM_DONE])} of {arrived_n} "
+                           "arrived requests completed")
+    return SimResult(cluster=cluster, state=st, router=router_name(router), seed=seed,
+                     latency_name=f"{table.gpu}/{table.model}/tp{table.tp}", cpu_s=cpu_s,
+                     wall_s=wall_s, router_calls=calls)

@@ -1,0 +1,263 @@
+"""Routers (global schedulers): the protocol, the built-in policies and their registry.
+
+A router is called after every arrival and every completion with a read-only
+:class:`~sim_core.view.ClusterView`.  It returns ``(request_id, replica)`` pairs for the
+requests it places now; requests it does not name stay in the global queue.
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+import uuid
+from pathlib import Path
+from typing import Iterable, Protocol, runtime_checkable
+
+import numpy as np
+
+from sim_core.view import ClusterInfo, ClusterView
+
+
+class RouterLoadError(ValueError):
+    """A router spec could not be turned into a router (unknown name, bad file, no class)."""
+
+
+@runtime_checkable
+class Router(Protocol):
+    """The routing layer's extension point."""
+
+    def reset(self, info: ClusterInfo, rng: np.random.Generator) -> None:
+        """Called once before a simulation with static cluster facts and a seeded RNG."""
+
+    def route(self, view: ClusterView) -> Iterable[tuple[int, int]]:
+        """Return ``(request_id, replica)`` for each request to dispatch now."""
+
+
+class BaseRouter:
+    """Convenience base: keeps ``info`` and ``rng`` from :meth:`reset`."""
+
+    name = "base"
+
+    def reset(self, info: ClusterInfo, rng: np.random.Generator) -> None:
+        self.info = info
+        self.rng = rng
+
+    def route(self, view: ClusterView):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _greedy(queue: np.ndarray, load: np.ndarray, weight: np.ndarray | None = None):
+    """Place each queued request on the least-loaded replica, counting earlier placements.
+
+    Ties go to the lowest replica id.  ``weight`` is what each placement adds (1 if None)."""
+    if len(queue) == 1:
+        return ((int(queue[0]), int(load.argmin())),)
+    load = load.astype(np.float64)
+    out = []
+    for k, q in enumerate(queue):
+        r = int(load.argmin())
+        out.append((int(q), r))
+        load[r] += 1.0 if weight is None else weight[k]
+    return out
+
+
+class RoundRobin(BaseRouter):
+    """Each request to the next replica in turn."""
+
+    name = "round_robin"
+
+    def reset(self, info, rng):
+        super().reset(info, rng)
+        self._next = 0
+
+    def route(self, view):
+        out = []
+        for q in view.queue:
+            out.append((int(q), self._next))
+            self._next = (self._next + 1) % self.info.num_replicas
+        return out
+
+
+class RandomRouter(BaseRouter):
+    """Each request to a replica drawn uniformly from the seeded generator."""
+
+    name = "random"
+
+    def route(self, view):
+        q = view.queue
+        if len(q) == 0:
+            return ()
+        picks = self.rng.integers(0, self.info.num_replicas, size=len(q))
+        return list(zip(q.tolist(), picks.tolist()))
+
+
+class LeastOutstandingRequests(BaseRouter):
+    """LOR: the replica with the fewest waiting requests (those holding no memory)."""
+
+    name = "lor"
+
+    def route(self, view):
+        q = view.queue
+        return _greedy(q, view.num_waiting) if len(q) else ()
+
+
+class LeastLoadedQueue(BaseRouter):
+    """LLQ: the replica with the fewest requests in flight (waiting + running)."""
+
+    name = "llq"
+
+    def route(self, view):
+        q = view.queue
+        return _greedy(q, view.num_waiting + view.num_running) if len(q) else ()
+
+
+class LeastOutstandingBlocks(BaseRouter):
+    """The replica with the fewest KV blocks held plus blocks its waiting prompts will need."""
+
+    name = "least_blocks"
+
+    def route(self, view):
+        q = view.queue
+        if len(q) == 0:
+            return ()
+        bs = view.block_size
+        load = view.allocated_blocks + -(-view.waiting_prompt_tokens // bs)
+        need = -(-view.prompt_tokens[q] // bs)
+        return _greedy(q, load, need.astype(np.float64))
+
+
+class HeadRoomAdmission(BaseRouter):
+    """HRA: hold requests in the global queue unless a replica keeps KV head-room.
+
+    A request is expected to grow to ``prompt * (1 + decode_growth)`` tokens.  It may go
+    to a replica only if that replica's held blocks, plus the expected size of everything
+    waiting there, plus this request, still leaves ``safety_fraction`` of the pool free.
+    Among admissible replicas the one with the smallest projected use wins (then the
+    shortest queue, then the lowest id).  With ``shortest_first`` the global queue is
+    served shortest prompt first; the first request that fits nowhere stops the pass, so
+    larger requests wait for memory instead of triggering pre-emptions.
+    Defaults were chosen by a sweep on ``routing-a10`` (see README).
+    """
+
+    name = "hra"
+
+    def __init__(self, decode_growth: float = 0.6, safety_fraction: float = 0.03,
+                 shortest_first: bool = True):
+        if decode_growth < 0 or not 0 <= safety_fraction < 1:
+            raise ValueError("need decode_growth >= 0 and 0 <= safety_fraction < 1")
+        self.decode_growth = float(decode_growth)
+        self.safety_fraction = float(safety_fraction)
+        self.shortest_first = bool(shortest_first)
+
+    def route(self, view):
+        q = view.queue
+        if len(q) == 0:
+            return ()
+        bs = view.block_size
+        growth = 1.0 + self.decode_growth
+        prompts = view.prompt_tokens[q]
+        if self.shortest_first:
+            order = np.lexsort((q, prompts))
+            q, prompts = q[order], prompts[order]
+        need = np.ceil(prompts * growth / bs)
+        cap = view.num_blocks.astype(np.float64)
+        projected = view.allocated_blocks + np.ceil(view.waiting_prompt_tokens * growth / bs)
+        min_free = np.floor(self.safety_fraction * cap)
+        queue_len = (view.num_waiting + view.num_running).astype(np.float64)
+        out = []
+        for k in range(len(q)):
+            ok = cap - projected - need[k] >= min_free
+            if not ok.any():
+                break
+            # Lexicographic (projected use, queue length, id) among admissible replicas.
+            score = np.where(ok, projected * 1e6 + queue_len, np.inf)
+            r = int(score.argmin())
+            out.append((int(q[k]), r))
+            projected[r] += need[k]
+            queue_len[r] += 1
+        return out
+
+
+ROUTERS: dict[str, type] = {
+    "round_robin": RoundRobin,
+    "rr": RoundRobin,
+    "random": RandomRouter,
+    "lor": LeastOutstandingRequests,
+    "llq": LeastLoadedQueue,
+    "least_blocks": LeastOutstandingBlocks,
+    "hra": HeadRoomAdmission,
+}
+
+
+def _parse_params(text: str) -> dict:
+    params = {}
+    for item in filter(None, text.split(",")):
+        if "=" not in item:
+            raise RouterLoadError(f"router parameter {item!r} is not key=value")
+        k, v = item.split("=", 1)
+        for conv in (int, float):
+            try:
+                params[k.strip()] = conv(v)
+                break
+            except ValueError:
+                continue
+        else:
+            params[k.strip()] = {"true": True, "false": False}.get(v.strip().lower(), v.strip())
+    return params
+
+
+def load_router_class(path: str | Path, class_name: str) -> type:
+    """Import ``class_name`` from a Python file without touching ``sys.path``."""
+    path = Path(path)
+    if not path.is_file():
+        raise RouterLoadError(f"policy file {path} does not exist")
+    mod_name = f"glia_policy_{uuid.uuid4().hex[:12]}"
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module  # dataclasses and pickling look modules up here
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # any import-time failure of user code
+        sys.modules.pop(mod_name, None)
+        raise RouterLoadError(f"policy file {path} does not import: "
+                              f"{type(exc).__name__}: {exc}") from exc
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        found = sorted(n for n, v in vars(module).items() if isinstance(v, type)
+                       and v.__module__ == mod_name)
+        raise RouterLoadError(f"policy file {path} has no class {class_name!r}"
+                              f" (classes found: {', '.join(found) or 'none'})")
+    return cls
+
+
+def make_router(spec, **params) -> Router:
+    """Build a router from a registry name (``"llq"``, ``"hra:decode_growth=0.5"``), a
+    ``path/to/file.py:ClassName`` spec, a class, or an instance (returned as is)."""
+    if not isinstance(spec, (str, Path)):
+        router = spec(**params) if isinstance(spec, type) else spec
+    else:
+        spec = str(spec)
+        head, sep, tail = spec.rpartition(":")
+        if sep and head.endswith(".py"):
+            router = load_router_class(head, tail)(**params)
+        else:
+            name, _, ptxt = spec.partition(":")
+            if name not in ROUTERS:
+                raise RouterLoadError(f"unknown router {name!r}; known: {', '.join(ROUTERS)}"
+                                      " or path/to/file.py:ClassName")
+            try:
+                router = ROUTERS[name](**{**_parse_params(ptxt), **params})
+            except TypeError as exc:
+                raise RouterLoadError(f"bad parameters for router {name!r}: {exc}") from exc
+    if not callable(getattr(router, "route", None)):
+        raise RouterLoadError(f"{type(router).__name__} has no route(view) method")
+    return router
+
+
+def router_name(router) -> str:
+    """A short display name for a router instance."""
+    return getattr(router, "name", None) or type(router).__name__
+
+
+__all__ = ["Router", "BaseRouter", "ROUTERS", "make_router", "RouterLoadError", "router_name",
+           "RoundRobin", "RandomRouter", "LeastOutstandingRequests", "LeastLoadedQueue",
+           "LeastOutstandingBlocks", "HeadRoomAdmission", "load_router_class"]

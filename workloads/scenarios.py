@@ -1,0 +1,190 @@
+"""Named experiment presets: a cluster, a workload recipe, a duration and the seeds to run.
+
+A :class:`WorkloadSpec` is a recipe, not data: ``spec.trace(duration_s, seed)`` draws a new
+:class:`~workloads.trace.Trace` for every seed.  A :class:`Scenario` binds a recipe to a
+cluster; :data:`SCENARIOS` holds the presets and :func:`get_scenario` looks one up.
+
+Adding a preset means adding one ``Scenario(...)`` to ``_PRESETS`` below.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Callable, Mapping, Union
+
+import numpy as np
+
+from sim_core.config import ClusterConfig, ReplicaConfig
+from workloads.arrivals import ArrivalSpec
+from workloads.sharegpt import sample_sharegpt
+from workloads.trace import Trace
+
+LengthSampler = Callable[[int, np.random.Generator], "tuple[np.ndarray, np.ndarray]"]
+
+
+def _sharegpt_inflated(n: int, rng: np.random.Generator):
+    return sample_sharegpt(n, rng, inflate=True)
+
+
+def _sharegpt_plain(n: int, rng: np.random.Generator):
+    return sample_sharegpt(n, rng, inflate=False)
+
+
+LENGTHS: Mapping[str, LengthSampler] = MappingProxyType({
+    "sharegpt-inflated": _sharegpt_inflated,
+    "sharegpt": _sharegpt_plain,
+})
+
+# Closed-loop pool sizing: a user cannot complete a request faster than this (one short
+# iteration); see WorkloadSpec.pool_size.
+MIN_CYCLE_S = 0.1
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """How to draw a trace: request lengths plus an open-loop arrival process or a closed loop.
+
+    * ``lengths`` — a key of :data:`LENGTHS` (``"sharegpt-inflated"``: the paper's
+      workload; ``"sharegpt"``: raw ShareGPT, both with the 42-token system prompt) or a
+      callable ``(n, rng) -> (prompt_tokens, decode_tokens)``.
+    * ``arrival`` — the open-loop arrival process (ignored when ``closed_loop_users > 0``).
+    * ``closed_loop_users``, ``think_time_s`` — a closed loop of that many users.
+    * ``pool_size`` — closed loop only: how many request lengths to draw; ``None`` uses the
+      rule of :meth:`pool_size_for`.
+    """
+
+    lengths: Union[str, LengthSampler] = "sharegpt-inflated"
+    arrival: ArrivalSpec = field(default_factory=ArrivalSpec)
+    closed_loop_users: int = 0
+    think_time_s: float = 0.0
+    pool_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lengths, str):
+            if self.lengths not in LENGTHS:
+                raise ValueError(f"unknown length distribution {self.lengths!r}; choose one of "
+                                 f"{sorted(LENGTHS)} or pass a callable (n, rng) -> (prompt, decode)")
+        elif not callable(self.lengths):
+            raise ValueError(f"lengths must be a name or a callable, got {self.lengths!r}")
+        if not isinstance(self.arrival, ArrivalSpec):
+            raise ValueError(f"arrival must be an ArrivalSpec, got {self.arrival!r}")
+        if isinstance(self.closed_loop_users, bool) or not isinstance(self.closed_loop_users, int) \
+                or self.closed_loop_users < 0:
+            raise ValueError(f"closed_loop_users must be an integer >= 0, got {self.closed_loop_users!r}")
+        if not (math.isfinite(self.think_time_s) and self.think_time_s >= 0):
+            raise ValueError(f"think_time_s must be finite and >= 0, got {self.think_time_s}")
+        if self.pool_size is not None and self.pool_size < max(1, self.closed_loop_users):
+            raise ValueError(f"pool_size must be at least closed_loop_users "
+                             f"({self.closed_loop_users}), got {self.pool_size}")
+
+    @property
+    def sampler(self) -> LengthSampler:
+        """The length sampler ``(n, rng) -> (prompt_tokens, decode_tokens)``."""
+        return LENGTHS[self.lengths] if isinstance(self.lengths, str) else self.lengths
+
+    def pool_size_for(self, duration_s: float) -> int:
+        """Closed loop: the number of request lengths drawn for ``duration_s`` seconds.
+
+        Unless ``pool_size`` is set: ``users + ceil(users * duration_s / (think_time_s +
+        0.1 s))``, i.e. every user completing a request every 0.1 s plus think time, far
+        faster than any modelled GPU serves a request.  The simulator stops generating
+        arrivals when the pool runs out or after ``duration_s``, whichever comes first.
+        """
+        if self.pool_size is not None:
+            return int(self.pool_size)
+        users = self.closed_loop_users
+        return users + math.ceil(users * duration_s / (self.think_time_s + MIN_CYCLE_S))
+
+    def describe(self) -> str:
+        """A one-line human-readable summary."""
+        name = self.lengths if isinstance(self.lengths, str) else getattr(
+            self.lengths, "__name__", "custom lengths")
+        if self.closed_loop_users:
+            return (f"{name}, closed loop of {self.closed_loop_users} users, "
+                    f"think time {self.think_time_s:g} s")
+        return f"{name}, {self.arrival.describe()}"
+
+    def trace(self, duration_s: float, seed: int) -> Trace:
+        """Draw the trace of one seed.
+
+        ``np.random.default_rng(seed)`` spawns two independent streams, one for arrival
+        times and one for lengths.  With the built-in ShareGPT samplers this means that
+        changing only the arrival process keeps the lengths of the same seed, request by
+        request, as far as both traces go.
+        """
+        if not (math.isfinite(duration_s) and duration_s > 0):
+            raise ValueError(f"duration_s must be finite and > 0, got {duration_s}")
+        arrival_rng, length_rng = np.random.default_rng(seed).spawn(2)
+        if self.closed_loop_users:
+            n = self.pool_size_for(duration_s)
+            prompt, decode = self.sampler(n, length_rng)
+            return Trace.closed_loop(prompt, decode, self.closed_loop_users,
+                                     think_time_s=self.think_time_s, duration_s=duration_s)
+        arrived = self.arrival.draw(duration_s, arrival_rng)
+        prompt, decode = self.sampler(len(arrived), length_rng)
+        return Trace(arrived, prompt, decode, duration_s=duration_s)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A named experiment setting: cluster, workload recipe, trace duration and seeds."""
+
+    name: str
+    description: str
+    cluster: ClusterConfig
+    workload: WorkloadSpec
+    duration_s: float
+    seeds: tuple[int, ...] = tuple(range(10))
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.duration_s) and self.duration_s > 0):
+            raise ValueError(f"duration_s must be finite and > 0, got {self.duration_s}")
+        seeds = tuple(int(s) for s in self.seeds)
+        if not seeds:
+            raise ValueError("a scenario needs at least one seed")
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct, got {seeds}")
+        object.__setattr__(self, "seeds", seeds)
+
+    def trace(self, seed: int) -> Trace:
+        """The trace of ``seed`` (any integer, not only one of :attr:`seeds`)."""
+        return self.workload.trace(self.duration_s, seed)
+
+    def replace(self, **changes) -> "Scenario":
+        """A copy with some fields changed (e.g. ``seeds=(0, 1)``, ``duration_s=100``)."""
+        return replace(self, **changes)
+
+
+class UnknownScenarioError(KeyError):
+    """No preset of that name; the message lists the known ones."""
+
+    def __str__(self) -> str:  # KeyError would print the message quoted
+        return str(self.args[0]) if self.args else ""
+
+
+_PRESETS = (
+    Scenario(
+        name="routing-a10",
+        description=("The paper's routing study: 4 A10 replicas of Llama-3-8B (2,240 KV blocks "
+                     "of 16 tokens, Sarathi chunked prefill with chunk 8,192, batch cap 128), "
+                     "ShareGPT with 5% of prompts and 5% of decodes inflated 10x, log-normal "
+                     "arrivals (sigma=2) at 7.5 QPS for 1,000 s, ten seeds."),
+        cluster=ClusterConfig(num_replicas=4, replica=ReplicaConfig()),
+        workload=WorkloadSpec(lengths="sharegpt-inflated",
+                              arrival=ArrivalSpec(kind="lognormal", qps=7.5, sigma=2.0)),
+        duration_s=1000.0,
+        seeds=tuple(range(10)),
+    ),
+)
+
+SCENARIOS: Mapping[str, Scenario] = MappingProxyType({s.name: s for s in _PRESETS})
+
+
+def get_scenario(name: str) -> Scenario:
+    """The preset called ``name``; raises :class:`UnknownScenarioError` listing the known names."""
+    try:
+        return SCENARIOS[name]
+    except KeyError:
+        raise UnknownScenarioError(f"unknown scenario {name!r}; known scenarios: "
+                                   f"{', '.join(sorted(SCENARIOS))}") from None
