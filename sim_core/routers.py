@@ -134,7 +134,8 @@ class HeadRoomAdmission(BaseRouter):
     Among admissible replicas the one with the smallest projected use wins (then the
     shortest queue, then the lowest id).  With ``shortest_first`` the global queue is
     served shortest prompt first; the first request that fits nowhere stops the pass, so
-    larger requests wait for memory instead of triggering pre-emptions.
+    larger requests wait for memory instead of triggering pre-emptions.  An empty replica
+    always admits, so no request can be held forever.
     Defaults were chosen by a sweep on ``routing-a10`` (see README).
     """
 
@@ -165,7 +166,9 @@ class HeadRoomAdmission(BaseRouter):
         queue_len = (view.num_waiting + view.num_running).astype(np.float64)
         out = []
         for k in range(len(q)):
-            ok = cap - projected - need[k] >= min_free
+            # An idle, empty replica always admits: a request expected to outgrow the
+            # whole pool would otherwise wait forever.
+            ok = (cap - projected - need[k] >= min_free) | ((projected == 0) & (queue_len == 0))
             if not ok.any():
                 break
             # Lexicographic (projected use, queue length, id) among admissible replicas.

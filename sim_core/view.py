@@ -51,7 +51,7 @@ class ClusterView:
     ``completed`` holds the ids finished by the event that triggered this call.
     """
 
-    __slots__ = ("_st", "info", "prompt_tokens", "original_prompt_tokens", "processed_tokens",
+    __slots__ = ("info", "prompt_tokens", "original_prompt_tokens", "processed_tokens",
                  "arrived_at", "num_restarts", "replica_of", "state", "num_waiting",
                  "num_running", "allocated_blocks", "num_blocks", "waiting_prompt_tokens",
                  "_gq", "_si", "_sf", "_done", "_run_ids", "_links", "_pi", "event")

@@ -88,8 +88,8 @@ def from_anthropic_response(resp: Any) -> tuple[Message, Usage, str, str | None]
     cache_write = int(getattr(u, "cache_creation_input_tokens", None) or 0)
     # Anthropic's input_tokens excludes cached tokens; the neutral Usage counts all input.
     usage = Usage(
-        input_tokens=int(u.input_tokens or 0) + cache_read + cache_write,
-        output_tokens=int(u.output_tokens or 0),
+        input_tokens=int(getattr(u, "input_tokens", None) or 0) + cache_read + cache_write,
+        output_tokens=int(getattr(u, "output_tokens", None) or 0),
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
     )

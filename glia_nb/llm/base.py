@@ -147,5 +147,17 @@ class SDKClient:
     def _parse(self, raw: Any) -> tuple[Message, Usage, str, str | None]:
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Close the SDK's HTTP connection pool (the client is unusable afterwards)."""
+        sdk = getattr(self, "_sdk", None)
+        if sdk is not None:
+            sdk.close()
+
+    def __enter__(self) -> "SDKClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r})"

@@ -94,8 +94,8 @@ def from_openai_response(resp: Any) -> tuple[Message, Usage, str, str | None]:
     else:
         details = getattr(u, "prompt_tokens_details", None)
         usage = Usage(
-            input_tokens=int(u.prompt_tokens or 0),  # includes cached tokens
-            output_tokens=int(u.completion_tokens or 0),  # includes reasoning tokens
+            input_tokens=int(getattr(u, "prompt_tokens", None) or 0),  # includes cached tokens
+            output_tokens=int(getattr(u, "completion_tokens", None) or 0),  # includes reasoning tokens
             cache_read_tokens=int(getattr(details, "cached_tokens", None) or 0),
             cache_write_tokens=int(getattr(details, "cache_write_tokens", None) or 0),
         )
