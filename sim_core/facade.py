@@ -95,9 +95,10 @@ def simulate(cluster: ClusterConfig, trace, router="llq", *, latency: LatencyTab
     rf, sf = st.rf, st.sf
     n = 0
     calls = 0
+    route = router.route
     cpu0, wall0 = time.process_time(), time.perf_counter()
     while True:
-        ev = advance(*args, blob, dec_req, dec_rep, n)
+        ev = advance(*args, blob, n)
         if ev < 0:
             k = int(st.si[S.S_ERROR])
             raise RoutingError(f"{router_name(router)}: " + _ERRORS[ev].format(
@@ -108,7 +109,7 @@ def simulate(cluster: ClusterConfig, trace, router="llq", *, latency: LatencyTab
         view.event = "arrival" if ev == S.EV_ARRIVAL else "completion"
         calls += 1
         try:
-            decisions = router.route(view)
+            decisions = route(view)
             n = 0
             for q, r in decisions or ():
                 dec_req[n] = q

@@ -117,6 +117,16 @@ TL_ALLOC = 4
 TL_NUM_BLOCKS = 5
 NTL = 6
 
+# Rows of the bundled int arrays: slots (3, R, cap + 1) and qbuf (5, max(N, R)).
+SL_RUN = 0         # running request ids per replica, sorted by (arrival, id)
+SL_BATCH = 1       # request ids of the batch in flight
+SL_TOK = 2         # tokens each batch entry processes
+Q_GQ = 0           # the global queue (arrival order)
+Q_DONE = 1         # requests completed by the last event
+Q_DEC_REQ = 2      # routing decisions: request ids ...
+Q_DEC_REP = 3      # ... and replicas
+Q_DIRTY = 4        # replicas that must try to form a batch
+
 # Event codes returned by the engine.
 EV_END = 0
 EV_ARRIVAL = 1
@@ -139,25 +149,38 @@ class SimState:
     rf: np.ndarray
     pi: np.ndarray
     pf: np.ndarray
-    run_ids: np.ndarray
-    batch_ids: np.ndarray
-    batch_tok: np.ndarray
-    gq: np.ndarray
+    slots: np.ndarray
+    qbuf: np.ndarray
     heap_t: np.ndarray
     heap_r: np.ndarray
-    dirty: np.ndarray
-    done_buf: np.ndarray
-    dec_req: np.ndarray
-    dec_rep: np.ndarray
     si: np.ndarray
     sf: np.ndarray
     tl: np.ndarray
 
+    @property
+    def run_ids(self) -> np.ndarray:
+        return self.slots[SL_RUN]
+
+    @property
+    def gq(self) -> np.ndarray:
+        return self.qbuf[Q_GQ]
+
+    @property
+    def done_buf(self) -> np.ndarray:
+        return self.qbuf[Q_DONE]
+
+    @property
+    def dec_req(self) -> np.ndarray:
+        return self.qbuf[Q_DEC_REQ]
+
+    @property
+    def dec_rep(self) -> np.ndarray:
+        return self.qbuf[Q_DEC_REP]
+
     def engine_args(self) -> tuple:
         """The arrays in the order :func:`sim_core.engine.advance` takes them."""
-        return (self.rv, self.rh, self.rf, self.pi, self.pf, self.run_ids, self.batch_ids,
-                self.batch_tok, self.gq, self.heap_t, self.heap_r, self.dirty, self.done_buf,
-                self.si, self.sf, self.tl)
+        return (self.rv, self.rh, self.rf, self.pi, self.pf, self.slots, self.qbuf,
+                self.heap_t, self.heap_r, self.si, self.sf, self.tl)
 
 
 def allocate(*, arrived_at, prompt, decode, num_replicas: int, num_blocks: int, block_size: int,
@@ -209,14 +232,11 @@ def allocate(*, arrived_at, prompt, decode, num_replicas: int, num_blocks: int, 
     tl = np.zeros((NTL, rows), np.float64)
     si[S_TL_CAP] = rows
     cap = batch_cap
+    slots = np.full((3, R, cap + 1), -1, np.int64)
+    slots[SL_TOK] = 0
     return SimState(
-        rv=rv, rh=rh, rf=rf, pi=pi, pf=pf,
-        run_ids=np.full((R, cap + 1), -1, np.int64),
-        batch_ids=np.full((R, cap + 1), -1, np.int64),
-        batch_tok=np.zeros((R, cap + 1), np.int64),
-        gq=np.full(max(n, 1), -1, np.int64),
+        rv=rv, rh=rh, rf=rf, pi=pi, pf=pf, slots=slots,
+        qbuf=np.zeros((5, max(n, R, 1)), np.int64),
         heap_t=np.zeros(R, np.float64), heap_r=np.zeros(R, np.int64),
-        dirty=np.zeros(R, np.int64), done_buf=np.zeros(max(n, 1), np.int64),
-        dec_req=np.zeros(max(n, 1), np.int64), dec_rep=np.zeros(max(n, 1), np.int64),
         si=si, sf=sf, tl=tl,
     )
