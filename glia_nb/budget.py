@@ -182,6 +182,20 @@ class BudgetTracker:
             }
         return {**used, "limits": self.budget.to_dict()}
 
+    def describe(self) -> str:
+        """One line of used / limit, e.g. for the Supervisor's context."""
+        s, lim = self.snapshot(), self.budget
+
+        def part(label: str, used: str, cap: Any, fmt: str) -> str:
+            return f"{label} {used}" + ("" if cap is None else f" of {format(cap, fmt)}")
+
+        return ", ".join([
+            part("simulations", str(s["simulations"]), lim.max_simulations, "d"),
+            part("dollars", f"{s['usd']:.2f}", lim.max_usd, ".2f"),
+            part("turns", str(s["turns"]), lim.max_turns, "d"),
+            part("seconds", f"{s['wall_s']:.0f}", lim.max_wall_s, ".0f"),
+        ])
+
     def __repr__(self) -> str:
         s = self.snapshot()
         return (

@@ -195,6 +195,10 @@ def evaluate(policy, task: Task, out_dir=None, *, executor: Executor | None = No
     err = raw.get("error")
     summary = aggregate(per_seed) if per_seed else {}
     score = None
+    if err is not None and err.get("kind") == "memory" and limits.memory_mb:
+        err = dict(err, message=f"out of memory: the sandbox allows {limits.memory_mb} MB of "
+                                f"address space (a normal evaluation needs about 600 MB). "
+                                f"{err.get('message', '')}")
     if err is None:
         try:
             score = task.score(summary)
@@ -314,37 +318,35 @@ def _run_pool(req: dict, executor: Executor, limits: Limits, out: Path | None) -
         except OSError as exc:
             return {"error": {"kind": "import", "message": f"cannot read the policy file: {exc}"}}
     deadline = time.monotonic() + limits.wall_s
-    jobs = []
-    for seed in req["seeds"]:
-        job = dict(req, seeds=[seed], out_dir=None)
-        job["limits"] = dict(req["limits"], wall_s=limits.wall_s)
-        jobs.append((seed, executor.submit(run_seed_job, job)))
+    # Wall-clock deadline for the workers' own alarms (a job may start late in a busy pool).
+    job_limits = dict(req["limits"], deadline_unix=time.time() + limits.wall_s)
+    jobs = [(seed, executor.submit(run_seed_job, dict(req, seeds=[seed], out_dir=None,
+                                                      limits=job_limits)))
+            for seed in req["seeds"]]
     per_seed, error, sims = [], None, 0
-    for seed, fut in jobs:
+    for i, (seed, fut) in enumerate(jobs):
         try:
             # A little grace so the worker's own alarm can report first.
             res = fut.result(timeout=max(0.0, deadline - time.monotonic()) + 5.0)
         except FutureTimeout:
-            error = error or {"kind": "timeout", "message": f"seed {seed} exceeded the wall-time "
-                              f"limit of {limits.wall_s:g} s", "seed": seed}
-            sims += 1
-            fut.cancel()
-            continue
+            res = {"simulations": 1, "error": {
+                "kind": "timeout", "seed": seed,
+                "message": f"seed {seed} exceeded the wall-time limit of {limits.wall_s:g} s"}}
         except Exception as exc:  # a dead worker process, a lost Dask worker, ...
-            error = error or {"kind": "crash", "message": f"the worker running seed {seed} "
-                              f"failed: {type(exc).__name__}: {exc}", "seed": seed}
-            sims += 1
-            continue
+            res = {"simulations": 1, "error": {
+                "kind": "crash", "seed": seed,
+                "message": f"the worker running seed {seed} failed: {type(exc).__name__}: {exc}"}}
         sims += int(res.get("simulations", 0))
         per_seed.extend(res.get("per_seed") or [])
-        if res.get("error") and error is None:
-            error = res["error"]
         if res.get("artifacts") and out is not None:
             for name, text in res["artifacts"].items():
                 (out / name).write_text(text)
-    if error:
-        for _, fut in jobs:
-            fut.cancel()
+        if res.get("error"):
+            error = res["error"]
+            # Do not wait for the rest: the evaluation has failed.  Jobs already running
+            # stop at their own alarm (process pools) or finish in the background.
+            sims += sum(1 for _, f in jobs[i + 1:] if not f.cancel())
+            break
     per_seed.sort(key=lambda s: req["seeds"].index(s.get("seed")) if s.get("seed") in req["seeds"] else 0)
     return {"per_seed": per_seed, "error": error, "simulations": sims}
 

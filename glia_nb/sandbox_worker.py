@@ -199,13 +199,36 @@ def classify(exc: BaseException) -> str:
     return "exception"
 
 
+def _user_frame(exc: BaseException) -> str:
+    """``file:line in func`` of the innermost frame outside our own packages."""
+    ours = (os.sep + "sim_core" + os.sep, os.sep + "glia_nb" + os.sep, "<frozen ")
+    tb, found = exc.__traceback__, ""
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if not any(o in code.co_filename for o in ours):
+            found = f"{os.path.basename(code.co_filename)}:{tb.tb_lineno} in {code.co_name}"
+        tb = tb.tb_next
+    return found
+
+
 def describe_error(exc: BaseException) -> dict:
-    """kind, message and the last lines of the traceback, as a JSON-native dict."""
+    """kind, message and the last lines of the traceback, as a JSON-native dict.
+
+    For errors the facade or the loader wrapped, the traceback shown is the wrapped
+    (candidate's) one, which is where the bug is."""
     kind = classify(exc)
-    msg = f"{type(exc).__name__}: {exc}"
+    cause = exc.__cause__
+    shown = cause if (cause is not None and kind != "invalid_decision") else exc
+    if kind in ("exception", "network", "memory", "timeout") and cause is not None:
+        where = _user_frame(cause)
+        msg = (f"the router raised {type(cause).__name__}: {cause}"
+               + (f" (at {where})" if where else ""))
+    else:
+        msg = str(exc) if kind in ("invalid_decision", "import", "missing_class") \
+            else f"{type(exc).__name__}: {exc}"
     if kind == "network" and NETWORK_MESSAGE not in msg and PROCESS_MESSAGE not in msg:
         msg += f" ({NETWORK_MESSAGE})"
-    lines = "".join(traceback.format_exception(exc)).rstrip().splitlines()
+    lines = "".join(traceback.format_exception(shown)).rstrip().splitlines()
     return {"kind": kind, "message": msg[:2000], "traceback": "\n".join(lines[-TRACEBACK_LINES:])}
 
 
@@ -289,7 +312,7 @@ def _alarm(seconds: float | None):
         return
 
     def on_alarm(_sig, _frame):
-        raise WallTimeout(f"wall-time limit of {seconds:g} s reached")
+        raise WallTimeout(f"wall-time limit of {seconds:.1f} s reached")
     old = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
@@ -321,7 +344,10 @@ def run_seed_job(req: dict) -> dict:
         guard = network_guard() if main and not limits.get("network") else contextlib.nullcontext()
         t0 = time.perf_counter()
         try:
-            with _alarm(limits.get("wall_s")), guard:
+            budget = limits.get("wall_s")
+            if limits.get("deadline_unix"):
+                budget = max(1.0, limits["deadline_unix"] - time.time())
+            with _alarm(budget), guard:
                 out = run_seeds(req)
         finally:
             restore()

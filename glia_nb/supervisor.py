@@ -115,6 +115,20 @@ class Decision:
         """True for any decision other than ``proceed``."""
         return self.kind != "proceed"
 
+    @property
+    def message(self) -> str:
+        """What to send the Researcher: the text, else the reason, else a stock line (a
+        model sometimes gives only the tag; an empty intervention would waste a turn)."""
+        return self.text.strip() or self.reason.strip() or _STOCK.get(self.kind, "")
+
+
+_STOCK = {
+    "question": "Before going on: what does the evidence so far say about where the time goes?",
+    "recall": "Look back at your earlier experiments: which findings have you not used yet?",
+    "redirect": "Remember the objective, the rules of the task and the budget left.",
+    "stop": "This line of work is not paying off; step back and reconsider the bottleneck.",
+}
+
 
 def parse_decision(text: str) -> tuple[str, str, str, bool]:
     """Read ``(kind, message, reason, parsed)`` from a Supervisor reply, leniently.
