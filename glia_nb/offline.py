@@ -84,6 +84,13 @@ class OfflineResearcher:
                     "script that splits each request's time into global queue, replica queue, "
                     "prefill, decode and time lost to restarts, and reads memory use from the "
                     "scheduling log.", "write_file", {"path": ANALYSIS, "content": ANALYSIS_SCRIPT})
+        if n["stage"] == "baseline" and self._recorded_baseline():
+            row = self._recorded_baseline()
+            n["baseline"] = row["score"]
+            n["best"] = {"design": Design().to_dict(), "score": row["score"],
+                         "name": row.get("name") or "baseline", "why": "the baseline"}
+            n["last_dir"] = row.get("folder", "")
+            n["stage"] = "profile"
         if n["stage"] == "baseline":
             return (pre + "Running the unchanged policy (the LLQ baseline) to have a measured "
                     "reference and telemetry to profile.", "run_experiment",
@@ -110,6 +117,14 @@ class OfflineResearcher:
                         experiment=n["best"]["name"])})
         return (pre + "I am done: the design space I can reason about is covered.", "finish",
                 {"summary": self._summary()})
+
+    def _recorded_baseline(self) -> dict | None:
+        """The workspace's own baseline run (experiment 0), if it keeps one."""
+        rows = getattr(self.workspace, "ledger_rows", None)
+        for row in (rows() if callable(rows) else []):
+            if row.get("id") == 0 and row.get("status") == "ok" and row.get("folder"):
+                return row
+        return None
 
     def _policy_file(self) -> str:
         return getattr(self.task, "policy_file", None) or "policy.py"
@@ -179,7 +194,7 @@ class OfflineResearcher:
         n = self.notes
         tried = n["tried"]
         if not n["queue"]:
-            best = Design(**n["best"]["design"])
+            best = self._best_admission() or Design(**n["best"]["design"])
             if not best.admission and not any(Design(**t["design"]).admission for t in tried):
                 self._enqueue(Design(admission=True, growth=0.6, safety=0.03, balance="blocks"),
                               "headroom-admission",
@@ -225,6 +240,12 @@ class OfflineResearcher:
         else:
             current = n["tried"][-1]["design"] if n["tried"] else None
             n["stage"] = "restore" if current != n["best"]["design"] else "finish"
+
+    def _best_admission(self) -> Design | None:
+        """The best-scoring head-room design so far: the mechanism being refined."""
+        scored = [t for t in self.notes["tried"] if t["design"]["admission"]
+                  and t.get("score") is not None]
+        return Design(**min(scored, key=lambda t: t["score"])["design"]) if scored else None
 
     # ----------------------------------------------------------------- text
     def _answer_supervisor(self, texts: list[str]) -> str:

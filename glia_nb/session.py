@@ -36,7 +36,7 @@ STATUSES = ("created", "running", "paused", "waiting_approval", "stopped", "fini
 # (imported on first use, so an entry costs nothing at import). The factory is called as
 # factory(task=, toolbox=, workspace=, seed=, budget=) and returns an object with
 # step(messages) -> StepResult. The offline researcher's entry is "offline".
-RESEARCHERS: dict[str, Callable[..., Researcher] | str] = {}
+RESEARCHERS: dict[str, Callable[..., Researcher] | str] = {"offline": "glia_nb.offline:OfflineResearcher"}
 
 _DEFAULT_SUPERVISOR = SupervisorConfig()  # frozen, so sharing the default is safe
 

@@ -149,6 +149,9 @@ class SessionLoop:
             self._messages.append(Message.user(text, name=source))
 
     def _researcher_turn(self) -> StepResult:
+        """One Researcher step, journaled as it happens when the researcher reports events
+        (the LLM loop does), else right after it returns. Either way the assistant record
+        precedes its tool results, so the journal reads in conversation order."""
         replied = False
         journaled: set[str] = set()
 
@@ -158,14 +161,14 @@ class SessionLoop:
                 replied = True
                 self._log_call("researcher", wiring.call_fields(payload["completion"]))
                 self._log_message(payload["completion"].message)
-            elif kind == "tool":
+            elif kind == "tool" and replied:  # without the reply first, wait for the step's end
                 self._log_message(payload["message"])
                 journaled.add(payload["message"].tool_call_id)
 
         with self._cond:
             convo = list(self._messages)
         step = wiring.call_step(self.researcher, convo, on_event)
-        if not replied:  # a researcher that reports no events: journal its turn now
+        if not replied:
             self._log_call("researcher", wiring.call_fields(step))
             self._log_message(step.assistant)
         for m in step.tool_messages:

@@ -138,11 +138,14 @@ def experiment_fields(arguments: Mapping[str, Any], result: Any) -> dict[str, An
     }
 
 
-def _insert_tool_result(messages: list[Message], owner: dict[str, int], msg: Message) -> None:
+def _insert_tool_result(messages: list[Message], owner: dict[str, int], msg: Message,
+                        early: dict[str, Message]) -> None:
     """Place a tool result right after its assistant message's earlier results (records of
-    a crash-repaired step may come later in the journal than the turn they answer)."""
+    a crash-repaired step come later in the journal than the turn they answer). A result
+    whose assistant record has not been seen yet waits in ``early``."""
     idx = owner.get(msg.tool_call_id or "")
-    if idx is None:  # an orphan (its assistant record was lost): the model could not use it
+    if idx is None:
+        early[msg.tool_call_id or ""] = msg
         return
     pos = idx + 1
     while pos < len(messages) and messages[pos].role == "tool":
@@ -157,6 +160,7 @@ def replay_records(records: Iterable[Mapping[str, Any]], *, lower_is_better: boo
     """Fold journal records (everything after the header) into a :class:`Replay`."""
     r = Replay()
     owner: dict[str, int] = {}  # tool call id -> index of its assistant message
+    early: dict[str, Message] = {}  # tool results journaled before their assistant message
     calls: dict[str, ToolCall] = {}
     answered: set[str] = set()
     queued: dict[str, Intervention] = {}
@@ -174,13 +178,15 @@ def replay_records(records: Iterable[Mapping[str, Any]], *, lower_is_better: boo
             r.messages.append(Message.assistant(rec.get("text", ""), tcs))
             for tc in tcs:
                 owner[tc.id], calls[tc.id] = len(r.messages) - 1, tc
+                if tc.id in early:
+                    _insert_tool_result(r.messages, owner, early.pop(tc.id), early)
             if (rec.get("text") or "").strip():
                 r.researcher_text.append(rec["text"])
             r.finish_unreviewed = False
         elif t == "tool_result":
             cid = str(rec.get("call_id"))
             msg = Message.tool_result(cid, rec.get("text", ""), name=rec.get("name"), is_error=bool(rec.get("is_error")))
-            _insert_tool_result(r.messages, owner, msg)
+            _insert_tool_result(r.messages, owner, msg, early)
             answered.add(cid)
             if rec.get("name") == "finish" and not rec.get("is_error") and cid in calls:
                 r.finish_unreviewed = True
