@@ -14,16 +14,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from glia_nb.llm.types import Completion, Message, ToolCall, ToolSpec, Usage
 
-__all__ = [
-    "Agent",
-    "AgentConfig",
-    "Researcher",
-    "StepResult",
-    "ToolBoxLike",
-    "ToolOutcome",
-    "clip_text",
-    "load_prompt",
-]
+__all__ = ["Agent", "AgentConfig", "Researcher", "StepResult", "ToolBoxLike", "ToolOutcome", "clip_text", "load_prompt"]
 
 FINISH_TOOL = "finish"
 # The event hook gets ("reply", {"completion": ...}) right after the model answers and

@@ -288,7 +288,6 @@ class SessionLoop:
             if self._status in ENDED:
                 return
             self._end_reason = reason
-        with self._cond:
             experiments = list(self._experiments)
         best = wiring.best_experiment(self.workspace, experiments, self._lower)
         self._log("finished", status=status, reason=reason, best=best, best_score=(best or {}).get("score"),

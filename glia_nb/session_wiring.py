@@ -152,8 +152,10 @@ def build_toolbox(toolbox: Any, workspace: Any, task: Any, budget: Budget) -> An
         raise ValueError("no toolbox given and no Workspace to build the default one on")
     from glia_nb.tools import ToolBox
 
-    extra = {} if budget.max_simulations is None else {"max_simulations": budget.max_simulations}
-    return _call_flex(ToolBox, workspace, **extra)
+    # The ToolBox enforces the simulation budget itself; None (unlimited) must not fall back
+    # to the task's default there.
+    cap = budget.max_simulations if budget.max_simulations is not None else 2**62
+    return _call_flex(ToolBox, workspace, max_simulations=cap)
 
 
 def run_baseline(toolbox: Any, workspace: Any) -> dict[str, Any] | None:

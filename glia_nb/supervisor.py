@@ -24,6 +24,7 @@ __all__ = [
     "Supervisor",
     "SupervisorConfig",
     "parse_decision",
+    "strip_code",
 ]
 
 DECISION_KINDS = ("proceed", "question", "recall", "redirect", "stop")
@@ -172,17 +173,27 @@ def parse_decision(text: str) -> tuple[str, str, str, bool]:
     return kind, message, reason, True
 
 
+_FENCE = re.compile(r"(^|\n)[ \t]*(```|~~~)[^\n]*\n.*?(\n[ \t]*\2[^\n]*(?=\n|$)|$)", re.DOTALL)
+
+
+def strip_code(text: str) -> str:
+    """``text`` with fenced code blocks replaced by a marker: the Supervisor judges ideas
+    and evidence, never code (an unclosed fence hides the rest of the message)."""
+    return _FENCE.sub(lambda m: f"{m.group(1)}[code omitted]", text)
+
+
 def render_review_prompt(context: ReviewContext, max_chars: int) -> str:
     """The user message of one review: task, ledger, the Researcher's recent words."""
     recent: list[str] = []
     used = 0
+    texts = [strip_code(t) for t in context.researcher_text if t.strip()]
     # Newest first until the character budget is spent: the latest reasoning matters most.
-    for text in reversed([t for t in context.researcher_text if t.strip()]):
+    for text in reversed(texts):
         if used + len(text) > max_chars and recent:
             break
         recent.append(text[-max_chars:])
         used += len(text)
-    omitted = len([t for t in context.researcher_text if t.strip()]) - len(recent)
+    omitted = len(texts) - len(recent)
     parts = [
         f"# Review requested ({context.trigger})",
         _TRIGGER_NOTES.get(context.trigger, ""),

@@ -517,3 +517,27 @@ def test_end_to_end_through_the_real_sdk_clients(tmp_path, llm_http, monkeypatch
     assert s.budget_used["usd"] == pytest.approx(sum(c["cost_usd"] for c in calls))
     assert records(s, "experiment")[0]["score"] == 40.0
     assert records(s, "finished")[0]["summary"] == "LLQ is the best I found"
+
+
+def test_replay_attaches_tool_results_by_call_id_and_reports_unanswered_calls():
+    from glia_nb.session_replay import replay_records
+
+    a1 = {"type": "assistant", "text": "two calls", "tool_calls": [
+        ToolCall.from_arguments("t1", "shell", {"command": "ls"}).to_dict(),
+        ToolCall.from_arguments("t2", "run_experiment", {"name": "x", "hypothesis": "h"}).to_dict()]}
+    recs = [
+        {"seq": 1, "type": "user_message", "source": "task", "source_id": "task", "text": "task"},
+        {"seq": 2, "type": "tool_result", "call_id": "t1", "name": "shell", "is_error": False, "text": "early"},
+        {"seq": 3, **a1},
+        {"seq": 4, "type": "experiment", "id": 1, "score": 40.0, "simulations": 3},
+        {"seq": 5, "type": "llm_call", "agent": "researcher", "cost_usd": 0.5, "usage": {"input_tokens": 77}},
+        {"seq": 6, "type": "llm_call", "agent": "supervisor", "cost_usd": 0.25, "usage": {"input_tokens": 5}},
+        {"seq": 7, "type": "tool_result", "call_id": "zz", "name": "shell", "is_error": False, "text": "orphan"},
+        {"seq": 8, "type": "nudge", "text": "hello"},
+    ]
+    r = replay_records(recs)
+    assert [m.role for m in r.messages] == ["user", "assistant", "tool"]
+    assert r.messages[2].content == "early"
+    assert [c.id for c in r.unanswered_calls] == ["t2"]
+    assert (r.simulations, r.turns, r.llm_calls, r.usd, r.last_prompt_tokens) == (3, 1, 2, 0.75, 77)
+    assert r.outbox == [("person", "nudge-8", "hello")]

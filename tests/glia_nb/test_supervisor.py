@@ -13,6 +13,7 @@ from glia_nb.supervisor import (
     Supervisor,
     SupervisorConfig,
     parse_decision,
+    strip_code,
 )
 
 
@@ -119,3 +120,13 @@ def test_supervisor_message_history_is_its_own_not_a_shared_context():
     # Each review is one self-contained call: system prompt + one user message.
     assert [len(c[0]) for c in client.calls] == [2, 2]
     assert all(isinstance(m, Message) for m in client.calls[1][0])
+
+
+def test_code_in_the_researchers_messages_is_hidden_from_the_supervisor():
+    text = "Hypothesis: hold long prompts.\n```python\nclass CustomRouter:\n    SECRET = 1\n```\nResult: 12% better."
+    assert strip_code(text) == "Hypothesis: hold long prompts.\n[code omitted]\nResult: 12% better."
+    assert strip_code("inline `x = 1` stays") == "inline `x = 1` stays"
+    client = ScriptedClient([decision("proceed")])
+    Supervisor(client, system_prompt="S").review(ReviewContext("task", [text], "", "idle"))
+    prompt = client.calls[0][0][1].content
+    assert "SECRET" not in prompt and "class CustomRouter" not in prompt and "Result: 12% better." in prompt

@@ -1,0 +1,227 @@
+"""``SupervisorInbox(session)``: the Supervisor's pending interventions, for a person to
+approve as written, edit then approve, or reject; and the auto ↔ manual approval switch.
+
+The inbox keeps a few card slots built once on the kernel's thread; events from the
+session's worker thread only fill or hide them (simple trait sets). The pending set is
+folded from the session's ``intervention_*`` events, which the session emits in journal
+order, so the view never has to call back into the session from its worker thread.
+
+    inbox = SupervisorInbox(session)
+    inbox                 # display; in manual mode interventions wait here
+"""
+from __future__ import annotations
+
+import html
+import threading
+from typing import Any, Mapping
+
+import ipywidgets as W
+
+__all__ = ["SupervisorInbox"]
+
+SLOTS = 3  # the session waits while an intervention is pending, so one is the usual case
+
+
+class _Card:
+    """One slot: what the Supervisor says, an editable text, Approve and Reject."""
+
+    def __init__(self, on_approve, on_reject) -> None:
+        self.iv: dict[str, Any] | None = None
+        self.meta = W.HTML("")
+        self.meta.add_class("glia-intervention-meta")
+        self.text = W.Textarea(layout=W.Layout(width="100%", height="72px"))
+        self.text.add_class("glia-intervention-text")
+        self.approve = W.Button(description="Approve", button_style="success", icon="check",
+                                tooltip="deliver the text in the box to the Researcher (edited or not)")
+        self.approve.add_class("glia-approve")
+        self.reject = W.Button(description="Reject", button_style="danger", icon="times",
+                               tooltip="drop this intervention")
+        self.reject.add_class("glia-reject")
+        self.approve.on_click(lambda _b: on_approve(self))
+        self.reject.on_click(lambda _b: on_reject(self))
+        self.text.observe(self._typed, names="value")
+        self.box = W.VBox([self.meta, self.text, W.HBox([self.approve, self.reject])],
+                          layout=W.Layout(border="1px solid #c9b3da", padding="4px", margin="3px 0",
+                                          display="none"))
+        self.box.add_class("glia-intervention")
+
+    @property
+    def edited(self) -> bool:
+        return self.iv is not None and self.text.value.strip() != str(self.iv.get("text", "")).strip()
+
+    def _typed(self, _change=None) -> None:
+        self.approve.description = "Approve edited" if self.edited else "Approve"
+
+    def show(self, iv: Mapping[str, Any] | None) -> None:
+        if iv is None:
+            self.iv = None
+            self.box.layout.display = "none"
+            return
+        same = self.iv is not None and self.iv.get("id") == iv.get("id")
+        self.iv = dict(iv)
+        if not same:  # never overwrite what a person is typing into the same intervention
+            reason = f"<br><span style='color:#777'>why: {html.escape(str(iv.get('reason')))}</span>" \
+                if iv.get("reason") else ""
+            self.meta.value = (f"<b>{html.escape(str(iv.get('id')))}</b> · <i>{html.escape(str(iv.get('kind')))}</i>"
+                               f" · trigger: {html.escape(str(iv.get('trigger')))}{reason}")
+            self.text.value = str(iv.get("text", ""))
+        self._typed()
+        self.box.layout.display = ""
+
+
+class SupervisorInbox(W.VBox):
+    """Pending interventions with approve / edit / reject, and the approval policy."""
+
+    def __init__(self, session: Any, *, slots: int = SLOTS, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.session = session
+        self._glia_lock = threading.RLock()
+        self._ready = False
+        self._buffer: list[dict[str, Any]] = []
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._history: list[str] = []
+        self._syncing = False
+
+        self.policy = W.ToggleButtons(options=[("auto", "auto"), ("manual", "manual")], value="auto",
+                                      tooltips=["interventions go to the Researcher at once",
+                                                "interventions wait here for a person"],
+                                      style={"button_width": "80px"})
+        self.policy.add_class("glia-policy")
+        self.policy.observe(self._on_policy, names="value")
+        self.empty_html = W.HTML("<i>No interventions waiting.</i>")
+        self.empty_html.add_class("glia-inbox-empty")
+        self.count_label = W.Label("0 pending")
+        self.count_label.add_class("glia-inbox-count")
+        self.history_html = W.HTML("")
+        self.history_html.add_class("glia-inbox-history")
+        self.error_label = W.HTML("")
+        self.error_label.add_class("glia-error")
+        self.cards = [_Card(self._approve, self._reject) for _ in range(max(1, slots))]
+        self.children = [
+            W.HTML("<h4 style='margin:4px 0'>Supervisor inbox</h4>"),
+            W.HBox([W.HTML("approval:&nbsp;"), self.policy, W.HTML("&nbsp;"), self.count_label],
+                   layout=W.Layout(align_items="center")),
+            self.empty_html, *[c.box for c in self.cards], self.error_label, self.history_html,
+        ]
+        self.add_class("glia-inbox")
+        self.layout.border = "1px solid #ddd"
+        self.layout.padding = "6px"
+
+        self._unsubscribe = session.subscribe(self._on_event)
+        pending = session.pending_interventions()
+        approval = session.approval
+        with self._glia_lock:
+            for iv in pending:
+                d = iv.to_dict() if hasattr(iv, "to_dict") else dict(vars(iv))
+                self._pending[d["id"]] = d
+            self._set_policy(approval)
+            for ev in self._buffer:  # idempotent: replays of what the snapshot holds change nothing
+                self._fold(ev)
+            self._buffer.clear()
+            self._ready = True
+            self._render()
+
+    # ------------------------------------------------------------------ events (any thread)
+    def _on_event(self, ev: Mapping[str, Any]) -> None:
+        t = ev.get("type")
+        if t not in ("intervention_queued", "intervention_approved", "intervention_edited",
+                     "intervention_rejected", "approval_policy", "resumed"):
+            return
+        with self._glia_lock:
+            if not self._ready:
+                self._buffer.append(dict(ev))
+                return
+            self._fold(ev)
+            self._render()
+
+    def _fold(self, ev: Mapping[str, Any]) -> None:
+        t, iv_id = ev.get("type"), ev.get("id")
+        if t == "intervention_queued":
+            self._pending[iv_id] = {k: ev.get(k) for k in ("id", "kind", "text", "reason", "trigger")}
+        elif t in ("intervention_approved", "intervention_edited", "intervention_rejected"):
+            was = self._pending.pop(iv_id, None)
+            if ev.get("auto"):
+                self._note(f"{iv_id} ({ev.get('kind')}) auto-approved: {ev.get('text', '')}")
+            elif was is not None or t != "intervention_approved":
+                verb = {"intervention_approved": "approved", "intervention_edited": "edited and approved",
+                        "intervention_rejected": "rejected"}[t]
+                text = ev.get("text") if t == "intervention_edited" else (was or {}).get("text", "")
+                self._note(f"{iv_id} {verb}" + (f": {text}" if text else ""))
+        elif t in ("approval_policy", "resumed") and ev.get("approval"):
+            self._set_policy(str(ev["approval"]))
+
+    def _note(self, line: str) -> None:
+        self._history.append(line)
+        del self._history[:-5]
+
+    def _set_policy(self, approval: str) -> None:
+        if approval in ("auto", "manual") and self.policy.value != approval:
+            self._syncing = True
+            try:
+                self.policy.value = approval
+            finally:
+                self._syncing = False
+
+    def _render(self) -> None:
+        pending = list(self._pending.values())
+        shown = {c.iv["id"] for c in self.cards if c.iv is not None and c.iv["id"] in self._pending}
+        for c in self.cards:  # free the slots of resolved interventions, keep the others in place
+            if c.iv is not None and c.iv["id"] not in self._pending:
+                c.show(None)
+        for iv in pending:
+            if iv["id"] in shown:
+                continue
+            free = next((c for c in self.cards if c.iv is None), None)
+            if free is None:
+                break
+            free.show(iv)
+            shown.add(iv["id"])
+        n = len(pending)
+        extra = n - len(shown)
+        self.count_label.value = f"{n} pending" + (f" ({extra} more after these)" if extra > 0 else "")
+        self.empty_html.layout.display = "none" if n else ""
+        self.history_html.value = ("<div style='color:#555;font-size:12px'><b>Recent decisions</b><br>"
+                                   + "<br>".join(html.escape(h) for h in self._history) + "</div>"
+                                   if self._history else "")
+
+    # ------------------------------------------------------------------ controls (kernel thread)
+    def _call(self, fn, *args: Any) -> bool:
+        try:
+            fn(*args)
+        except Exception as exc:
+            self.error_label.value = (f"<span style='color:#b00020'>{html.escape(type(exc).__name__)}: "
+                                      f"{html.escape(str(exc))}</span>")
+            return False
+        self.error_label.value = ""
+        return True
+
+    def _approve(self, card: _Card) -> None:
+        if card.iv is None:
+            return
+        if card.edited:
+            self._call(self.session.edit, card.iv["id"], card.text.value)
+        else:
+            self._call(self.session.approve, card.iv["id"])
+
+    def _reject(self, card: _Card) -> None:
+        if card.iv is not None:
+            self._call(self.session.reject, card.iv["id"])
+
+    def _on_policy(self, change: Mapping[str, Any]) -> None:
+        if not self._syncing:
+            self._call(self.session.set_approval_policy, change["new"])
+
+    # ------------------------------------------------------------------ misc
+    @property
+    def pending_ids(self) -> list[str]:
+        """Ids of the interventions the inbox shows as pending."""
+        with self._glia_lock:
+            return list(self._pending)
+
+    def close(self) -> None:
+        """Unsubscribe from the session and close the widgets."""
+        unsub = getattr(self, "_unsubscribe", None)
+        if unsub is not None:
+            unsub()
+            self._unsubscribe = None
+        super().close()
