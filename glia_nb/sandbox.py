@@ -5,15 +5,18 @@ whole evaluation.  The child limits its own address space (RLIMIT_AS) and CPU ti
 importing anything heavy, blocks sockets and process creation, loads the candidate, simulates
 the task's scenario for each evaluation seed, writes telemetry for one seed and reports JSON
 through a file.  The parent kills the child's whole process group at the wall-time limit.
-Whatever the candidate does, :func:`evaluate` returns an :class:`EvalResult`.
+Whatever the candidate does, :func:`evaluate` returns an :class:`EvalResult`.  (The child
+sets its own rlimits as its first statement instead of the parent using ``preexec_fn``,
+which can deadlock when the parent has threads, as a session running in the background does.)
 
 With ``executor=`` (a ``concurrent.futures`` process pool, or a Dask client's
 ``get_executor()``), one job per seed is submitted instead (:func:`glia_nb.sandbox_worker.
 run_seed_job`); see that function for which limits apply inside pool workers.
 
-Measured on routing-a10 (1,000 s, 3 seeds): the child's peak address space is about 0.5-0.6
-GiB with a warm numba cache and 0.65 GiB when the engine compiles; the default 2 GiB limit
-leaves a 3x margin.  The network guard is a guard against accidents, not a security boundary.
+Measured on routing-a10 (1,000 s traces, 3 or 10 seeds, one BLAS/numba thread): the child's
+peak address space (VmPeak) is about 0.45 GiB with a warm numba cache and 0.5 GiB when the
+engine compiles (0.6-0.65 GiB in an ordinary multi-threaded process); the default 2 GiB
+limit leaves a 3-4x margin for the candidate's own data.  The network guard is a guard against accidents, not a security boundary.
 """
 from __future__ import annotations
 
@@ -197,7 +200,7 @@ def evaluate(policy, task: Task, out_dir=None, *, executor: Executor | None = No
     score = None
     if err is not None and err.get("kind") == "memory" and limits.memory_mb:
         err = dict(err, message=f"out of memory: the sandbox allows {limits.memory_mb} MB of "
-                                f"address space (a normal evaluation needs about 600 MB). "
+                                f"address space (a normal evaluation needs about 500 MB). "
                                 f"{err.get('message', '')}")
     if err is None:
         try:

@@ -256,7 +256,7 @@ class Task:
                                     f"Workload: {sc.workload.describe()}.",
             "duration_text": f"{sc.duration_s:g} s",
             "seeds_text": ", ".join(str(s) for s in seeds), "num_seeds": len(seeds),
-            "objective_text": (f"Minimise" if obj.direction == "min" else "Maximise")
+            "objective_text": ("Minimise" if obj.direction == "min" else "Maximise")
             + f" **{obj.name}**: the {obj.description} ({obj.unit}; {direction} is better).",
             "policy_file": self.policy_file, "class_name": self.class_name,
             "info_fields": "\n".join(f"* `{k}` = {v!r}" for k, v in info.items()),

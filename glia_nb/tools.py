@@ -206,6 +206,7 @@ class ToolBox:
     # ------------------------------------------------------------------ protocol
     @property
     def names(self) -> list[str]:
+        """The tool names, in the order offered to the model."""
         return list(self._tools)
 
     def definitions(self) -> list[ToolDef]:
@@ -218,6 +219,7 @@ class ToolBox:
 
     @property
     def simulations_left(self) -> int:
+        """Simulations still allowed by the budget."""
         return max(0, self.max_simulations - self.simulations_used)
 
     def call(self, name: str, arguments: Mapping[str, Any] | None) -> ToolResult:
@@ -381,7 +383,9 @@ def format_report(ws: Workspace, exp_id: int, name: str, result: EvalResult,
             tb = result.traceback.strip().splitlines()[-15:]
             lines += ["Traceback (last lines):", *tb]
         lines.append(f"Files: {rel}/policy.py (snapshot), {rel}/sandbox_log.txt (output)")
-        return truncate_middle("\n".join(lines), 4000)
+        # Paths relative to the workspace: shorter, and what the Researcher's tools accept.
+        text = "\n".join(lines).replace(str(ws.path) + os.sep, "")
+        return truncate_middle(text, 4000)
     s = result.summary
     base, bsum = ws.baseline_score, ws.baseline_summary or {}
     ci = s.get("mean_e2e_ci90_s")

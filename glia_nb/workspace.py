@@ -138,10 +138,12 @@ class Workspace:
 
     @property
     def experiments_dir(self) -> Path:
+        """The folder holding one sub-folder per experiment."""
         return self.path / EXPERIMENTS_DIR
 
     @property
     def ledger_path(self) -> Path:
+        """``ledger.csv``: one row per experiment."""
         return self.path / LEDGER_FILE
 
     def resolve(self, path, *, must_exist: bool = False) -> Path:
@@ -173,11 +175,13 @@ class Workspace:
     # ------------------------------------------------------------------ baseline
     @property
     def baseline_score(self) -> float | None:
+        """The baseline's score, once measured (None before)."""
         b = self._meta.get("baseline") or {}
         return _num(b.get("score"))
 
     @property
     def baseline_summary(self) -> dict | None:
+        """The baseline's aggregate summary, if it was measured here."""
         return (self._meta.get("baseline") or {}).get("summary")
 
     def set_baseline(self, score: float, summary: dict | None = None,
