@@ -41,6 +41,9 @@ def run_simulations(scenario_name: str, router: str, seeds: int | list[int], *, 
         seed_list = list(scenario.seeds[:seeds]) if seeds <= len(scenario.seeds) else list(range(seeds))
     else:
         seed_list = list(seeds)
+    from sim_core.facade import warm_up
+
+    warm_up()  # cpu_s/wall_s then time the simulations, not the loading of compiled code
     results = []
     iterator = seed_list
     if progress:

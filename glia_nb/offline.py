@@ -32,7 +32,8 @@ class OfflineResearcher:
 
     model = "offline-rule-based"
 
-    def __init__(self, *, toolbox: Any, workspace: Any, task: Any = None, **_: Any):
+    def __init__(self, *, toolbox: Any, workspace: Any, task: Any = None, seed: int = 0, **_: Any):
+        self.seed = int(seed)
         self.toolbox = toolbox
         self.workspace = workspace
         self.task = task
@@ -207,7 +208,9 @@ class OfflineResearcher:
                               "the time lost to them.")
             elif not n.get("tuned_growth") and best.admission:
                 n["tuned_growth"] = True
-                for g in (0.3, 1.0, 1.5):
+                # Each context (seed) probes a shifted grid, so parallel contexts differ.
+                shift = 1.0 + 0.2 * (self.seed % 4)
+                for g in sorted({round(0.3 * shift, 2), round(1.0 * shift, 2), round(1.5 * shift, 2)}):
                     self._enqueue(best.but(growth=g), f"headroom-growth-{g:g}",
                                   f"Tuning the expected decode growth: {g:g} tokens per prompt "
                                   "token trades held-back queueing against restarts.",
@@ -301,8 +304,10 @@ def _hypothesis(p: Mapping) -> str:
 
 
 def _new_supervisor_messages(messages: Sequence[Message], seen: int) -> list[str]:
-    """Supervisor interventions and nudges (user messages after the task) not yet answered."""
-    users = [m.content for m in messages if m.role == "user"][1:]
+    """Supervisor interventions and a person's nudges not yet answered (the session's own
+    "continue" and "resumed" prompts are not questions to answer)."""
+    users = [m.content for m in messages
+             if m.role == "user" and getattr(m, "name", None) in ("supervisor", "person")]
     return users[seen:]
 
 

@@ -96,11 +96,11 @@ def breakdown_by_e2e(result, ax=None, *, bins: int = 50, title: str | None = Non
         ax.text(0.5, 0.5, "no completed requests", ha="center", transform=ax.transAxes)
         return fig
     order = np.argsort(req["e2e_s"].to_numpy(), kind="stable")
-    groups = np.array_split(order, min(bins, len(order)))
-    sizes = np.array([len(g) for g in groups], float)
-    left = 100.0 * np.concatenate([[0.0], np.cumsum(sizes)[:-1]]) / len(order)
-    parts = {p: np.array([req[p].to_numpy(float)[g].mean() for g in groups]) for p in TIME_PARTS}
-    _stack(ax, left, parts, 100.0 * sizes / len(order))
+    n = len(order)
+    starts = np.unique(np.linspace(0, n, min(bins, n) + 1).astype(int))[:-1]
+    sizes = np.diff(np.append(starts, n)).astype(float)
+    parts = {p: np.add.reduceat(req[p].to_numpy(float)[order], starts) / sizes for p in TIME_PARTS}
+    _stack(ax, 100.0 * starts / n, parts, 100.0 * sizes / n)
     ax.set_xlim(0, 100)
     ax.set_xlabel("requests sorted by e2e latency (percentile)")
     ax.set_ylabel("mean time per request (s)")
@@ -123,6 +123,9 @@ def breakdown_by_prompt(result, ax=None, *, edges: Sequence[int] = PROMPT_EDGES,
     for p in TIME_PARTS:
         sums = np.bincount(which, weights=req[p].to_numpy(float), minlength=len(x))
         parts[p] = np.divide(sums, counts, out=np.zeros(len(x)), where=counts > 0)
+    keep = len(x) - int(np.argmax(counts[::-1] > 0)) if counts.any() else len(x)  # drop empty top bins
+    x, counts = x[:keep], counts[:keep]
+    parts = {p: v[:keep] for p, v in parts.items()}
     _stack(ax, x - 0.4, parts, 0.8)
     totals = sum(parts.values())
     for xi, n, t in zip(x, counts, totals):
@@ -161,7 +164,8 @@ def restart_counts(result, axes=None, *, title: str | None = None):
     for mask, label, color in ((r == 0, "never restarted", "#1f77b4"), (r > 0, "restarted", "#d62728")):
         v = np.sort(e2e[mask])
         if len(v):
-            ax.step(v, np.arange(1, len(v) + 1) / len(v), where="post", color=color,
+            q = np.linspace(0.0, 1.0, min(len(v), 400))  # the ECDF at up to 400 quantiles
+            ax.plot(np.quantile(v, q), q, color=color, drawstyle="steps-post",
                     label=f"{label} (n={len(v):,}, mean {v.mean():.1f} s)")
     ax.set_xscale("log")
     ax.set_xlabel("e2e latency (s)")
@@ -171,41 +175,37 @@ def restart_counts(result, axes=None, *, title: str | None = None):
     return fig
 
 
-def memory_timelines(result, axes=None, *, points: int = 600, title: str | None = None):
-    """KV-cache memory use over time, one row per replica (the maximum in each of
-    ``points`` time bins, so that peaks survive downsampling), with the number of waiting
-    requests on a second axis."""
+def memory_timelines(result, axes=None, *, points: int = 400, title: str | None = None):
+    """KV-cache memory use over time, one row per replica: the maximum in each of
+    ``points`` time bins (so that peaks survive downsampling), and the mean as a line."""
     tl = _timeline(result)
     replicas = sorted(int(r) for r in tl["replica"].unique())
     if axes is None:
-        fig, grid = _figure(len(replicas), 1, figsize=(7.5, 1.2 + 0.9 * len(replicas)), sharex=True)
+        fig, grid = _figure(len(replicas), 1, figsize=(7.5, 1.0 + 0.8 * len(replicas)), sharex=True)
         axes = grid[:, 0]
     fig = axes[0].figure
     t_all = tl["time"].to_numpy(float)
     t0, t1 = (float(t_all.min()), float(t_all.max())) if len(t_all) else (0.0, 1.0)
     edges = np.linspace(t0, t1 if t1 > t0 else t0 + 1.0, points + 1)
+    mids = 0.5 * (edges[:-1] + edges[1:])
     for ax, rep in zip(axes, replicas):
         sub = tl[tl["replica"] == rep]
-        t = sub["time"].to_numpy(float)
-        idx = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, points - 1)
-        mem = np.full(points, np.nan)
-        wait = np.full(points, np.nan)
-        np.fmax.at(mem, idx, sub["memory_usage_percent"].to_numpy(float))
-        np.fmax.at(wait, idx, sub["num_waiting"].to_numpy(float))
-        mids = 0.5 * (edges[:-1] + edges[1:])
-        ok = ~np.isnan(mem)
-        ax.fill_between(mids[ok], mem[ok], step="mid", color="#1f77b4", alpha=0.35, linewidth=0)
-        ax.plot(mids[ok], mem[ok], drawstyle="steps-mid", color="#1f77b4", linewidth=0.8)
+        idx = np.clip(np.searchsorted(edges, sub["time"].to_numpy(float), side="right") - 1, 0, points - 1)
+        mem = sub["memory_usage_percent"].to_numpy(float)
+        peak = np.full(points, np.nan)
+        np.fmax.at(peak, idx, mem)
+        n = np.bincount(idx, minlength=points)
+        mean = np.divide(np.bincount(idx, weights=mem, minlength=points), n,
+                         out=np.full(points, np.nan), where=n > 0)
+        ok = ~np.isnan(peak)
+        ax.fill_between(mids[ok], peak[ok], step="mid", color="#1f77b4", alpha=0.3, linewidth=0)
+        ax.plot(mids[ok], mean[ok], drawstyle="steps-mid", color="#1f77b4", linewidth=0.8)
+        ax.axhline(100, color="#d62728", linewidth=0.6, linestyle=":")
         ax.set_ylim(0, 105)
-        ax.set_ylabel(f"r{rep} mem %", fontsize=8)
+        ax.set_ylabel(f"replica {rep}\nmem %", fontsize=8)
         ax.tick_params(labelsize=7)
-        tw = ax.twinx()
-        tw.plot(mids[ok], wait[ok], drawstyle="steps-mid", color="#ff7f0e", linewidth=0.7)
-        tw.set_ylabel("waiting", fontsize=7, color="#ff7f0e")
-        tw.tick_params(labelsize=6, colors="#ff7f0e")
     axes[-1].set_xlabel("simulated time (s)")
-    axes[0].set_title(title or "KV-cache memory use per replica (blue) and waiting requests (orange)",
-                      fontsize=10)
+    axes[0].set_title(title or "KV-cache memory use per replica (shaded: peak, line: mean)", fontsize=10)
     return fig
 
 
@@ -230,9 +230,9 @@ def side_by_side(view: str, results: Sequence[Any], labels: Sequence[str] | None
     draw = VIEWS[view][1]
     if view == "memory":
         n = max(len(_timeline(r)["replica"].unique()) for r in results)
-        fig, grid = _figure(n, k, figsize=(5.2 * k, 1.2 + 0.9 * n), sharex=True, sharey=True)
+        fig, grid = _figure(n, k, figsize=(5.2 * k, 1.0 + 0.8 * n), sharex=True, sharey=True)
         for j, (res, lab) in enumerate(zip(results, labels)):
-            draw(res, axes=grid[:, j], title=f"{lab}: memory % (blue), waiting (orange)")
+            draw(res, axes=grid[:, j], title=f"{lab}: KV-cache memory use per replica")
         return fig
     if view == "restarts":
         fig, grid = _figure(2, k, figsize=(5.2 * k, 6.0), sharey="row")

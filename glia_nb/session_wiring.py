@@ -23,10 +23,10 @@ from glia_nb.session_replay import Replay, best_of, replay_records
 from glia_nb.supervisor import Supervisor, SupervisorConfig
 
 __all__ = [
-    "GuardedToolBox", "ToolResult", "call_fields", "call_step",
-    "build_researcher", "build_supervisor", "build_toolbox", "client_from_header", "create_workspace",
-    "ledger_summary", "lower_is_better", "open_workspace", "resolve_task", "task_from_header", "task_text",
-    "workspace_dir",
+    "Built", "GuardedToolBox", "Parts", "ToolResult", "assemble", "best_experiment", "build_new", "build_researcher",
+    "build_resumed", "build_supervisor", "build_toolbox", "call_fields", "call_step", "client_from_header",
+    "create_workspace", "journal_header", "ledger_summary", "lower_is_better", "open_workspace", "resolve_task",
+    "run_baseline", "task_from_header", "task_text", "workspace_dir",
 ]
 
 
@@ -377,9 +377,11 @@ class GuardedToolBox:
         self.on_experiment: Callable[[Mapping[str, Any], Any], None] | None = None  # set by the session
 
     def specs(self) -> list[Any]:
+        """The wrapped toolbox's tool specs."""
         return list(self.inner.specs())
 
     def call(self, name: str, arguments: Mapping[str, Any]) -> Any:
+        """Run a tool through the wrapped toolbox; report experiments to the session."""
         if name == RUN_EXPERIMENT and self.tracker.exhausted() == "simulations":
             return ToolResult("The simulation budget is spent; no experiment was run. Call finish(summary).", True)
         result = self.inner.call(name, arguments)
@@ -393,13 +395,16 @@ class GuardedToolBox:
 
 @dataclass(frozen=True)
 class ToolResult:
+    """A result made up by the guard itself (same shape as ``glia_nb.tools.ToolResult``)."""
+
     text: str
     is_error: bool = False
     data: Any = None
 
 
 def call_step(researcher: Any, messages: list[Message], on_event: Callable[..., None]) -> StepResult:
-    # Rule-based researchers may implement plain step(messages); pass the hook only if taken.
+    """``researcher.step(messages)``, with ``on_event`` only if its signature takes it (a
+    rule-based researcher may implement the plain one-argument protocol)."""
     try:
         params = inspect.signature(researcher.step).parameters
     except (TypeError, ValueError):
