@@ -50,12 +50,12 @@ class CustomRouter:
         decisions = []
         for request, prompt in zip(queue.tolist(), prompts.tolist()):
             need = math.ceil(prompt * growth / bs)
-            allowed = np.ones(len(load), dtype=bool)
+            allowed = view.accepting  # only active replicas take requests (a new array)
             if ADMISSION:
                 # An empty replica always admits, so no request waits forever.
-                allowed = (capacity - projected - need >= min_free) | ((projected == 0) & (load == 0))
-                if not allowed.any():
-                    break  # the rest wait for memory instead of causing pre-emptions
+                allowed &= (capacity - projected - need >= min_free) | ((projected == 0) & (load == 0))
+            if not allowed.any():
+                break  # the rest wait for memory (or a replica) instead of pre-empting
             candidates = np.flatnonzero(allowed)
             if BALANCE == "two_choices" and len(candidates) > 2:
                 candidates = np.sort(self.rng.choice(candidates, size=2, replace=False))

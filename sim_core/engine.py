@@ -18,7 +18,10 @@ from numba import njit
 
 from sim_core.latency import iteration_ms, prefill_attn_ms
 from sim_core.state import (
-    EV_ARRIVAL, EV_COMPLETION, EV_END, ERR_BAD_REPLICA, ERR_DUPLICATE, ERR_NOT_QUEUED,
+    EV_ARRIVAL, EV_COMPLETION, EV_END, EV_READY, EV_TICK, ERR_BAD_REPLICA, ERR_DUPLICATE,
+    ERR_NOT_ACCEPTING, ERR_NOT_QUEUED, P_GEN_TOKENS, P_STATE, PF_READY_AT, PF_UP_SINCE,
+    PF_UP_TIME, R_ACTIVE, R_DRAINING, R_STARTING, R_STOPPED, S_NUM_ACCEPTING, SF_NEXT_READY,
+    SF_NEXT_TICK, TL_STATE,
     F_ARRIVAL, F_ATTEMPT_PREFILL, F_ATTEMPT_START, F_COMPLETED, F_ENTER, F_FIRST_SCHED,
     F_FIRST_TOKEN, F_LOST, F_QKEY, F_REPLICA_QUEUE, F_ROUTED,
     H_GENERATED, H_TOTAL,
@@ -402,11 +405,13 @@ def _finish_batch(rv, rh, rf, pi, pf, si, sf, run_ids, batch_ids, batch_tok, don
         if decoding:
             rh[H_GENERATED, q] += 1
             si[S_GENERATED_TOKENS] += 1
+            pi[P_GEN_TOKENS, r] += 1
         elif rv[V_PROCESSED, q] == rv[V_PROMPT, q]:
             # The iteration that finishes a prefill also yields the first new token.
             rv[V_PROCESSED, q] += 1
             rh[H_GENERATED, q] += 1
             si[S_GENERATED_TOKENS] += 1
+            pi[P_GEN_TOKENS, r] += 1
             rf[F_ATTEMPT_PREFILL, q] = now
             if np.isnan(rf[F_FIRST_TOKEN, q]):
                 rf[F_FIRST_TOKEN, q] = now
@@ -425,7 +430,17 @@ def _finish_batch(rv, rh, rf, pi, pf, si, sf, run_ids, batch_ids, batch_tok, don
     pf[PF_BUSY_UNTIL, r] = np.inf
     if n_done > 0:
         _compact_running(rv, run_ids, pi, r, pi[P_RUNNING, r])
+    if pi[P_STATE, r] == R_DRAINING and pi[P_RUNNING, r] == 0 and pi[P_WAITING, r] == 0:
+        stop_replica(pi, pf, r, now)
     return n_done
+
+
+@njit(cache=True, error_model="numpy")
+def stop_replica(pi, pf, r, now):
+    """A drained (or never started) replica stops; its up-time is accounted."""
+    pi[P_STATE, r] = R_STOPPED
+    pf[PF_UP_TIME, r] += now - pf[PF_UP_SINCE, r]
+    pf[PF_READY_AT, r] = np.inf
 
 
 @njit(cache=True, error_model="numpy")
@@ -436,6 +451,21 @@ def _generate_closed_loop_arrival(rf, si, sf, now):
     if j < si[S_NUM_REQ] and t <= sf[SF_ARRIVAL_LIMIT]:
         rf[F_ARRIVAL, j] = t
         si[S_NUM_GENERATED] = j + 1
+
+
+@njit(cache=True, error_model="numpy")
+def _activate_ready(pi, pf, si, sf, now):
+    """Starting replicas whose cold start is over become active."""
+    nxt = np.inf
+    for r in range(pi.shape[1]):
+        if pi[P_STATE, r] == R_STARTING:
+            if pf[PF_READY_AT, r] <= now:
+                pi[P_STATE, r] = R_ACTIVE
+                pf[PF_READY_AT, r] = np.inf
+                si[S_NUM_ACCEPTING] += 1
+            elif pf[PF_READY_AT, r] < nxt:
+                nxt = pf[PF_READY_AT, r]
+    sf[SF_NEXT_READY] = nxt
 
 
 @njit(cache=True, error_model="numpy")
@@ -451,6 +481,7 @@ def _record_timeline(pi, si, tl, now):
         tl[TL_RUNNING, k + r] = pi[P_RUNNING, r]
         tl[TL_ALLOC, k + r] = pi[P_ALLOC, r]
         tl[TL_NUM_BLOCKS, k + r] = pi[P_NUM_BLOCKS, r]
+        tl[TL_STATE, k + r] = pi[P_STATE, r]
     si[S_TL_LEN] = k + R
 
 
@@ -467,6 +498,8 @@ def _apply_decisions(rv, rh, rf, pi, gq, dirty, si, dec_req, dec_rep, n_dec, now
         r = dec_rep[k]
         if r < 0 or r >= R:
             err = ERR_BAD_REPLICA
+        elif pi[P_STATE, r] != R_ACTIVE:
+            err = ERR_NOT_ACCEPTING
         elif q < 0 or q >= n_req:
             err = ERR_NOT_QUEUED
         elif rv[V_STATE, q] == ST_MARK:
@@ -527,9 +560,25 @@ def advance(rv, rh, rf, pi, pf, slots, qbuf, heap_t, heap_r, si, sf, tl, blob, n
         i = si[S_NEXT_ARRIVAL]
         ta = rf[F_ARRIVAL, i] if i < si[S_NUM_GENERATED] else np.inf
         tb = heap_t[0] if si[S_HEAP_LEN] > 0 else np.inf
-        if tb == np.inf and ta == np.inf:
+        tr = sf[SF_NEXT_READY]
+        if tb == np.inf and ta == np.inf and tr == np.inf:
             sf[SF_NOW] = now
             return EV_END
+        # Same-time order: iteration ends, then replicas becoming ready, then autoscaler
+        # ticks, then arrivals.
+        tt = sf[SF_NEXT_TICK]
+        if tr < tb and tr <= tt and tr <= ta:
+            now = tr
+            _activate_ready(pi, pf, si, sf, now)
+            sf[SF_NOW] = now
+            si[S_N_EVENT_DONE] = 0
+            _record_timeline(pi, si, tl, now)
+            return EV_READY
+        if tt < tb and tt <= ta:
+            now = tt
+            sf[SF_NOW] = now
+            si[S_N_EVENT_DONE] = 0
+            return EV_TICK
         if tb <= ta:
             r = heap_r[0]
             _heap_pop(heap_t, heap_r, si)

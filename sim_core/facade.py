@@ -15,6 +15,9 @@ from sim_core.routers import make_router, router_name
 from sim_core.view import ClusterInfo, ClusterView
 
 
+_EVENTS = {S.EV_ARRIVAL: "arrival", S.EV_COMPLETION: "completion", S.EV_READY: "ready"}
+
+
 class RoutingError(RuntimeError):
     """The router returned an invalid decision or raised."""
 
@@ -24,6 +27,8 @@ _ERRORS = {
     S.ERR_NOT_QUEUED: "routed request {q}, which is not in the global queue (not arrived, "
                       "already routed or unknown)",
     S.ERR_DUPLICATE: "routed request {q} twice in one decision",
+    S.ERR_NOT_ACCEPTING: "routed request {q} to replica {r}, which does not accept requests "
+                         "(stopped, starting or draining; see view.accepting)",
 }
 
 
@@ -61,7 +66,8 @@ def _check_trace(cluster: ClusterConfig, trace) -> tuple:
 
 
 def simulate(cluster: ClusterConfig, trace, router="llq", *, latency: LatencyTable | None = None,
-             seed: int = 0, record_timeline: bool = True, queue_key=None) -> SimResult:
+             seed: int = 0, record_timeline: bool = True, queue_key=None, autoscaler=None,
+             autoscale=None) -> SimResult:
     """Simulate ``trace`` on ``cluster`` with ``router`` and return a :class:`SimResult`.
 
     ``trace`` is a :class:`workloads.Trace` (or anything with ``arrived_at``,
@@ -71,6 +77,9 @@ def simulate(cluster: ClusterConfig, trace, router="llq", *, latency: LatencyTab
     table for the replica's (gpu, model, tp).  ``queue_key``, if given, orders each
     replica's waiting queue: a function ``(prompt_tokens, arrived_at) -> key`` evaluated
     when a request is routed (smaller first); pre-empted requests still go to the front.
+    ``autoscaler`` (a name such as ``"proportional"``, a ``file.py:Class`` spec or an
+    instance) resizes the cluster every ``autoscale.interval_s``; ``cluster.num_replicas``
+    is then the largest size (see :mod:`sim_core.autoscale`).
     """
     arrived, prompt, decode, users = _check_trace(cluster, trace)
     rc = cluster.replica
@@ -88,6 +97,13 @@ def simulate(cluster: ClusterConfig, trace, router="llq", *, latency: LatencyTab
         arrival_limit_s=float(duration) if duration is not None else np.inf,
         record_timeline=record_timeline,
         queue_policy=S.QUEUE_BY_KEY if queue_key is not None else S.QUEUE_FIFO)
+    scaler = None
+    if autoscaler is not None:
+        from sim_core.autoscale import AutoscaleConfig, Scaler, make_autoscaler
+
+        autoscaler = make_autoscaler(autoscaler)
+        autoscaler.reset(info, np.random.default_rng([seed, 1]))
+        scaler = Scaler(st, autoscaler, autoscale or AutoscaleConfig())
     view = ClusterView(st, info)
     args = st.engine_args()
     dec_req, dec_rep = st.dec_req, st.dec_rep
@@ -106,7 +122,11 @@ def simulate(cluster: ClusterConfig, trace, router="llq", *, latency: LatencyTab
                 + f" at t={sf[S.SF_NOW]:.3f}s")
         if ev == S.EV_END:
             break
-        view.event = "arrival" if ev == S.EV_ARRIVAL else "completion"
+        if ev == S.EV_TICK:
+            scaler.tick(float(sf[S.SF_NOW]))
+            n = 0
+            continue
+        view.event = _EVENTS[ev]
         calls += 1
         try:
             decisions = route(view)
@@ -142,7 +162,8 @@ def simulate(cluster: ClusterConfig, trace, router="llq", *, latency: LatencyTab
                            "arrived requests completed")
     return SimResult(cluster=cluster, state=st, router=router_name(router), seed=seed,
                      latency_name=f"{table.gpu}/{table.model}/tp{table.tp}", cpu_s=cpu_s,
-                     wall_s=wall_s, router_calls=calls)
+                     wall_s=wall_s, router_calls=calls, latency=table,
+                     autoscaler=router_name(autoscaler) if autoscaler is not None else None)
 
 
 def warm_up() -> None:

@@ -28,6 +28,8 @@ class SimResult:
     cpu_s: float
     wall_s: float
     router_calls: int
+    latency: object = field(default=None, repr=False)
+    autoscaler: str | None = None
 
     @cached_property
     def requests(self):
@@ -79,7 +81,8 @@ class SimResult:
             "num_waiting": tl[S.TL_WAITING].astype(np.int64),
             "num_running": tl[S.TL_RUNNING].astype(np.int64),
             "allocated_blocks": tl[S.TL_ALLOC].astype(np.int64),
-            "num_blocks": tl[S.TL_NUM_BLOCKS].astype(np.int64)})
+            "num_blocks": tl[S.TL_NUM_BLOCKS].astype(np.int64),
+            "state": tl[S.TL_STATE].astype(np.int64)})
         df["memory_usage_percent"] = 100.0 * df["allocated_blocks"] / df["num_blocks"]
         return df
 
@@ -111,9 +114,43 @@ class SimResult:
         out["preemptions"] = int(st.pi[S.P_PREEMPTIONS].sum())
         out["busy_fraction"] = _f(st.pf[S.PF_BUSY_TIME].sum() / (span * self.cluster.num_replicas)) \
             if span > 0 else 0.0
+        out["gpu_hours"] = self.gpu_hours
+        end = float(st.sf[S.SF_NOW])
+        out["mean_replicas"] = (self.gpu_hours * 3600 / (self.cluster.replica.tp * end)) \
+            if end > 0 else 0.0
+        if self.autoscaler is not None and len(df):
+            sd = self.slowdown.to_numpy()
+            out["autoscaler"] = self.autoscaler
+            out["mean_slowdown"] = _f(sd.mean())
+            out["p95_slowdown"] = _f(np.percentile(sd, 95))
         out["cpu_s"] = self.cpu_s
         out["wall_s"] = self.wall_s
         return out
+
+    @cached_property
+    def gpu_hours(self) -> float:
+        """GPU-hours used: every replica-second of life (cold starts included) times TP,
+        up to the last event of the simulation."""
+        st = self.state
+        end = float(st.sf[S.SF_NOW])
+        alive = st.pi[S.P_STATE] != S.R_STOPPED
+        up = st.pf[S.PF_UP_TIME].sum() + (end - st.pf[S.PF_UP_SINCE][alive]).sum()
+        return float(up * self.cluster.replica.tp / 3600.0)
+
+    @cached_property
+    def slowdown(self):
+        """Per request: e2e time divided by its e2e time alone on an idle replica."""
+        import pandas as pd
+
+        from sim_core.latency import load_latency_table
+        from sim_core.ideal import ideal_e2e
+
+        rc = self.cluster.replica
+        table = self.latency or load_latency_table(rc.gpu, rc.model, rc.tp)
+        df = self.requests
+        ideal = ideal_e2e(table.pack(), df["prompt_tokens"].to_numpy(np.int64),
+                          df["decode_tokens"].to_numpy(np.int64), rc.chunk_size)
+        return pd.Series(df["e2e_s"].to_numpy() / ideal, index=df.index, name="slowdown")
 
     def vidur_request_metrics(self):
         """Per-request metrics under Vidur's ``request_metrics.csv`` column names."""

@@ -45,10 +45,17 @@ class BaseRouter:
         raise NotImplementedError
 
 
-def _greedy(queue: np.ndarray, load: np.ndarray, weight: np.ndarray | None = None):
+def _greedy(queue: np.ndarray, load: np.ndarray, weight: np.ndarray | None = None, view=None):
     """Place each queued request on the least-loaded replica, counting earlier placements.
 
-    Ties go to the lowest replica id.  ``weight`` is what each placement adds (1 if None)."""
+    Ties go to the lowest replica id.  ``weight`` is what each placement adds (1 if None).
+    Replicas that do not accept requests (autoscaling) are skipped; with none, nothing is
+    routed and the requests wait in the global queue."""
+    if view is not None and not view.all_accepting:
+        acc = view.accepting
+        if not acc.any():
+            return ()
+        load = np.where(acc, load, np.inf)
     if len(queue) == 1:
         return ((int(queue[0]), int(load.argmin())),)
     load = load.astype(np.float64)
@@ -71,9 +78,15 @@ class RoundRobin(BaseRouter):
 
     def route(self, view):
         out = []
+        acc = view.accepting
+        if not acc.any():
+            return out
+        R = self.info.num_replicas
         for q in view.queue:
+            while not acc[self._next]:
+                self._next = (self._next + 1) % R
             out.append((int(q), self._next))
-            self._next = (self._next + 1) % self.info.num_replicas
+            self._next = (self._next + 1) % R
         return out
 
 
@@ -86,7 +99,10 @@ class RandomRouter(BaseRouter):
         q = view.queue
         if len(q) == 0:
             return ()
-        picks = self.rng.integers(0, self.info.num_replicas, size=len(q))
+        ids = np.flatnonzero(view.accepting)
+        if len(ids) == 0:
+            return ()
+        picks = ids[self.rng.integers(0, len(ids), size=len(q))]
         return list(zip(q.tolist(), picks.tolist()))
 
 
@@ -97,7 +113,7 @@ class LeastOutstandingRequests(BaseRouter):
 
     def route(self, view):
         q = view.queue
-        return _greedy(q, view.num_waiting) if len(q) else ()
+        return _greedy(q, view.num_waiting, view=view) if len(q) else ()
 
 
 class LeastLoadedQueue(BaseRouter):
@@ -107,7 +123,7 @@ class LeastLoadedQueue(BaseRouter):
 
     def route(self, view):
         q = view.queue
-        return _greedy(q, view.num_waiting + view.num_running) if len(q) else ()
+        return _greedy(q, view.num_waiting + view.num_running, view=view) if len(q) else ()
 
 
 class LeastOutstandingBlocks(BaseRouter):
@@ -122,7 +138,7 @@ class LeastOutstandingBlocks(BaseRouter):
         bs = view.block_size
         load = view.allocated_blocks + -(-view.waiting_prompt_tokens // bs)
         need = -(-view.prompt_tokens[q] // bs)
-        return _greedy(q, load, need.astype(np.float64))
+        return _greedy(q, load, need.astype(np.float64), view=view)
 
 
 class HeadRoomAdmission(BaseRouter):
@@ -169,6 +185,8 @@ class HeadRoomAdmission(BaseRouter):
             # An idle, empty replica always admits: a request expected to outgrow the
             # whole pool would otherwise wait forever.
             ok = (cap - projected - need[k] >= min_free) | ((projected == 0) & (queue_len == 0))
+            if not view.all_accepting:
+                ok &= view.accepting
             if not ok.any():
                 break
             # Lexicographic (projected use, queue length, id) among admissible replicas.

@@ -44,10 +44,13 @@ class ClusterView:
     ``replica_of`` (-1 until routed), ``state`` (codes in :mod:`sim_core.state`).
 
     Per replica: ``num_waiting``, ``num_running``, ``allocated_blocks``, ``num_blocks``,
-    ``free_blocks``, ``waiting_prompt_tokens`` (sum over the waiting queue).
+    ``free_blocks``, ``waiting_prompt_tokens`` (sum over the waiting queue), ``accepting``
+    (with an autoscaler, only active replicas may be routed to; ``all_accepting`` is True
+    when every replica is active).
 
     The global queue: ``queue`` holds the ids of requests not yet routed, in arrival order.
-    ``now`` is the simulated time and ``event`` is ``"arrival"`` or ``"completion"``;
+    ``now`` is the simulated time and ``event`` is ``"arrival"``, ``"completion"`` or
+    ``"ready"`` (a replica finished its cold start);
     ``completed`` holds the ids finished by the event that triggered this call.
     """
 
@@ -105,6 +108,16 @@ class ClusterView:
     def completed(self) -> np.ndarray:
         """Ids of the requests completed by the event that triggered this call."""
         return self._done[: self._si[S.S_N_EVENT_DONE]]
+
+    @property
+    def accepting(self) -> np.ndarray:
+        """Replicas that accept requests (active; not stopped, starting or draining)."""
+        return self._pi[S.P_STATE] == S.R_ACTIVE
+
+    @property
+    def all_accepting(self) -> bool:
+        """True when every replica accepts (always, without an autoscaler)."""
+        return int(self._si[S.S_NUM_ACCEPTING]) == self.info.num_replicas
 
     @property
     def free_blocks(self) -> np.ndarray:

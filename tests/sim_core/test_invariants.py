@@ -5,6 +5,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from sim_core import simulate
+from sim_core.autoscale import AutoscaleConfig
 from sim_core import state as S
 from sim_core.config import ClusterConfig, ReplicaConfig
 from tests.conftest import linear_table, make_trace
@@ -34,14 +35,36 @@ def scenarios(draw):
                        batch_cap=draw(st.integers(1, 6)))
     cluster = ClusterConfig(num_replicas=draw(st.integers(1, 3)), replica=rc)
     trace = make_trace(np.cumsum(gaps), prompts, decodes)
-    return cluster, trace, draw(st.sampled_from(ROUTERS)), draw(st.integers(0, 3))
+    scaling = None
+    if draw(st.booleans()):
+        scaling = (AutoscaleConfig(interval_s=draw(st.sampled_from([0.01, 0.05, 0.3])),
+                                   cold_start_s=draw(st.sampled_from([0.0, 0.02, 0.5])),
+                                   initial_replicas=draw(st.integers(1, cluster.num_replicas))),
+                   draw(st.integers(0, 100)))
+    return cluster, trace, draw(st.sampled_from(ROUTERS)), draw(st.integers(0, 3)), scaling
+
+
+class RandomScaler:
+    """Asks for a random replica count at every tick: a stress test of the lifecycle."""
+
+    def __init__(self, seed):
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self, info, rng):
+        self.n = info.num_replicas
+
+    def decide(self, stats):
+        return int(self.rng.integers(0, self.n + 2))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_engine_invariants(case):
-    cluster, trace, router, seed = case
-    res = simulate(cluster, trace, router, latency=TABLE, seed=seed)
+    cluster, trace, router, seed, scaling = case
+    kw = {}
+    if scaling is not None:
+        kw = dict(autoscaler=RandomScaler(scaling[1]), autoscale=scaling[0])
+    res = simulate(cluster, trace, router, latency=TABLE, seed=seed, **kw)
     st_, df = res.state, res.requests
     n = len(trace.prompt_tokens)
     # Every request completes, exactly once.
@@ -70,5 +93,10 @@ def test_engine_invariants(case):
     np.testing.assert_allclose(parts, df.e2e_s, rtol=1e-9, atol=1e-9)
     assert ((df[["global_queue_s", "replica_queue_s", "prefill_s", "decode_s"]]) >= -1e-12).all().all()
     # Determinism: the same inputs and seed give the same table.
-    again = simulate(cluster, trace, router, latency=TABLE, seed=seed).requests
+    if scaling is not None:
+        kw = dict(autoscaler=RandomScaler(scaling[1]), autoscale=scaling[0])
+        # Only active replicas received requests; GPU time never exceeds the whole pool's.
+        assert res.gpu_hours <= cluster.num_replicas * float(st_.sf[S.SF_NOW]) / 3600 + 1e-12
+        assert res.gpu_hours > 0
+    again = simulate(cluster, trace, router, latency=TABLE, seed=seed, **kw).requests
     assert again.equals(df)
