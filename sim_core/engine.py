@@ -17,225 +17,22 @@ import numpy as np
 from numba import njit
 
 from sim_core.latency import iteration_ms, prefill_attn_ms
+from sim_core.queues import (admit, compact_running, grow_or_preempt, heap_pop, heap_push,
+                             mark_dirty, wq_insert, wq_unlink)
 from sim_core.state import (
-    EV_ARRIVAL, EV_COMPLETION, EV_END, EV_READY, EV_TICK, ERR_BAD_REPLICA, ERR_DUPLICATE,
-    ERR_NOT_ACCEPTING, ERR_NOT_QUEUED, P_GEN_TOKENS, P_STATE, PF_READY_AT, PF_UP_SINCE,
-    PF_UP_TIME, R_ACTIVE, R_DRAINING, R_STARTING, R_STOPPED, S_NUM_ACCEPTING, SF_NEXT_READY,
-    SF_NEXT_TICK, TL_STATE,
-    F_ARRIVAL, F_ATTEMPT_PREFILL, F_ATTEMPT_START, F_COMPLETED, F_ENTER, F_FIRST_SCHED,
-    F_FIRST_TOKEN, F_LOST, F_QKEY, F_REPLICA_QUEUE, F_ROUTED,
-    H_GENERATED, H_TOTAL,
-    P_ALLOC, P_BATCH_LEN, P_BUSY, P_DIRTY, P_ITERATIONS, P_NUM_BLOCKS, P_PREEMPTIONS,
-    P_RUNNING, P_WAIT_PROMPT, Q_DEC_REP, Q_DEC_REQ, Q_DIRTY, Q_DONE, Q_GQ, SL_BATCH, SL_RUN,
-    SL_TOK, P_WAITING, P_WQ_HEAD, P_WQ_TAIL, PF_BUSY_TIME, PF_BUSY_UNTIL,
-    QUEUE_BY_KEY, S_BATCH_CAP, S_BLOCK_SIZE, S_CHUNK, S_CLOSED_LOOP, S_DIRTY_LEN, S_ERROR,
-    S_EVENT_REPLICA, S_GENERATED_TOKENS, S_GQ_LEN, S_HEAP_LEN, S_N_EVENT_DONE, S_NEXT_ARRIVAL,
-    S_NUM_DONE, S_NUM_GENERATED, S_NUM_REQ, S_QUEUE_POLICY, S_SCHEDULER, S_TL_CAP, S_TL_LEN,
-    S_WATERMARK, SF_ARRIVAL_LIMIT, SF_NOW, SF_THINK,
-    ST_DONE, ST_GLOBAL, ST_MARK, ST_RUNNING, ST_WAITING,
-    TL_ALLOC, TL_NUM_BLOCKS, TL_REPLICA, TL_RUNNING, TL_TIME, TL_WAITING,
-    V_BLOCKS, V_NEXT, V_PREV, V_PROCESSED, V_PROMPT, V_RECOMPUTED, V_REPLICA, V_RESTARTS,
-    V_STATE,
+    ERR_BAD_REPLICA, ERR_DUPLICATE, ERR_NOT_ACCEPTING, ERR_NOT_QUEUED, EV_ARRIVAL,
+    EV_COMPLETION, EV_END, EV_READY, EV_TICK, F_ARRIVAL, F_ATTEMPT_PREFILL, F_COMPLETED,
+    F_ENTER, F_FIRST_TOKEN, F_ROUTED, H_GENERATED, H_TOTAL, PF_BUSY_TIME, PF_BUSY_UNTIL,
+    PF_READY_AT, PF_UP_SINCE, PF_UP_TIME, P_ALLOC, P_BATCH_LEN, P_BUSY, P_DIRTY, P_GEN_TOKENS,
+    P_ITERATIONS, P_NUM_BLOCKS, P_RUNNING, P_STATE, P_WAITING, P_WQ_HEAD, Q_DEC_REP,
+    Q_DEC_REQ, Q_DIRTY, Q_DONE, Q_GQ, R_ACTIVE, R_DRAINING, R_STARTING, R_STOPPED,
+    SF_ARRIVAL_LIMIT, SF_NEXT_READY, SF_NEXT_TICK, SF_NOW, SF_THINK, SL_BATCH, SL_RUN, SL_TOK,
+    ST_DONE, ST_GLOBAL, ST_MARK, S_BATCH_CAP, S_BLOCK_SIZE, S_CHUNK, S_CLOSED_LOOP,
+    S_DIRTY_LEN, S_ERROR, S_EVENT_REPLICA, S_GENERATED_TOKENS, S_GQ_LEN, S_HEAP_LEN,
+    S_NEXT_ARRIVAL, S_NUM_ACCEPTING, S_NUM_DONE, S_NUM_GENERATED, S_NUM_REQ, S_N_EVENT_DONE,
+    S_SCHEDULER, S_TL_CAP, S_TL_LEN, S_WATERMARK, TL_ALLOC, TL_NUM_BLOCKS, TL_REPLICA,
+    TL_RUNNING, TL_STATE, TL_TIME, TL_WAITING, V_BLOCKS, V_PROCESSED, V_PROMPT, V_STATE,
 )
-
-
-# ----------------------------------------------------------------------------- heap
-@njit(cache=True, error_model="numpy")
-def _heap_less(ht, hr, a, b):
-    return ht[a] < ht[b] or (ht[a] == ht[b] and hr[a] < hr[b])
-
-
-@njit(cache=True, error_model="numpy")
-def _heap_push(ht, hr, si, t, r):
-    i = si[S_HEAP_LEN]
-    si[S_HEAP_LEN] = i + 1
-    ht[i] = t
-    hr[i] = r
-    while i > 0:
-        p = (i - 1) // 2
-        if _heap_less(ht, hr, i, p):
-            ht[i], ht[p] = ht[p], ht[i]
-            hr[i], hr[p] = hr[p], hr[i]
-            i = p
-        else:
-            break
-
-
-@njit(cache=True, error_model="numpy")
-def _heap_pop(ht, hr, si):
-    n = si[S_HEAP_LEN] - 1
-    si[S_HEAP_LEN] = n
-    ht[0] = ht[n]
-    hr[0] = hr[n]
-    i = 0
-    while True:
-        left = 2 * i + 1
-        if left >= n:
-            break
-        c = left
-        if left + 1 < n and _heap_less(ht, hr, left + 1, left):
-            c = left + 1
-        if _heap_less(ht, hr, c, i):
-            ht[i], ht[c] = ht[c], ht[i]
-            hr[i], hr[c] = hr[c], hr[i]
-            i = c
-        else:
-            break
-
-
-# -------------------------------------------------------------------- waiting queue
-@njit(cache=True, error_model="numpy")
-def _wq_unlink(rv, pi, r, q):
-    p = rv[V_PREV, q]
-    nx = rv[V_NEXT, q]
-    if p >= 0:
-        rv[V_NEXT, p] = nx
-    else:
-        pi[P_WQ_HEAD, r] = nx
-    if nx >= 0:
-        rv[V_PREV, nx] = p
-    else:
-        pi[P_WQ_TAIL, r] = p
-    rv[V_NEXT, q] = -1
-    rv[V_PREV, q] = -1
-
-
-@njit(cache=True, error_model="numpy")
-def _wq_insert(rv, rh, rf, pi, si, r, q, front, now):
-    """Put q into replica r's waiting queue: at the front (a pre-empted request), at the
-    back (arrival order) or by its priority key when a queue policy is set."""
-    head = pi[P_WQ_HEAD, r]
-    if si[S_QUEUE_POLICY] == QUEUE_BY_KEY and not front:
-        # Walk from the back: new requests usually sort late.  Ties keep arrival order.
-        after = pi[P_WQ_TAIL, r]
-        while after >= 0 and rf[F_QKEY, after] > rf[F_QKEY, q]:
-            after = rv[V_PREV, after]
-        if after < 0:
-            front = True
-        else:
-            nx = rv[V_NEXT, after]
-            rv[V_PREV, q] = after
-            rv[V_NEXT, q] = nx
-            rv[V_NEXT, after] = q
-            if nx >= 0:
-                rv[V_PREV, nx] = q
-            else:
-                pi[P_WQ_TAIL, r] = q
-    if front:
-        rv[V_PREV, q] = -1
-        rv[V_NEXT, q] = head
-        if head >= 0:
-            rv[V_PREV, head] = q
-        else:
-            pi[P_WQ_TAIL, r] = q
-        pi[P_WQ_HEAD, r] = q
-    elif si[S_QUEUE_POLICY] != QUEUE_BY_KEY:
-        tail = pi[P_WQ_TAIL, r]
-        rv[V_NEXT, q] = -1
-        rv[V_PREV, q] = tail
-        if tail >= 0:
-            rv[V_NEXT, tail] = q
-        else:
-            pi[P_WQ_HEAD, r] = q
-        pi[P_WQ_TAIL, r] = q
-    rv[V_STATE, q] = ST_WAITING
-    rv[V_REPLICA, q] = r
-    rf[F_ENTER, q] = now
-    pi[P_WAITING, r] += 1
-    pi[P_WAIT_PROMPT, r] += rv[V_PROMPT, q]
-
-
-@njit(cache=True, error_model="numpy")
-def _mark_dirty(pi, dirty, si, r):
-    if pi[P_DIRTY, r] == 0:
-        pi[P_DIRTY, r] = 1
-        dirty[si[S_DIRTY_LEN]] = r
-        si[S_DIRTY_LEN] += 1
-
-
-# ------------------------------------------------------------------ running set
-@njit(cache=True, error_model="numpy")
-def _run_insert(rf, run_ids, pi, r, q):
-    """Insert q into the running list kept sorted by (arrival time, id)."""
-    n = pi[P_RUNNING, r]
-    i = n
-    while i > 0:
-        o = run_ids[r, i - 1]
-        if rf[F_ARRIVAL, o] > rf[F_ARRIVAL, q] or (rf[F_ARRIVAL, o] == rf[F_ARRIVAL, q] and o > q):
-            run_ids[r, i] = o
-            i -= 1
-        else:
-            break
-    run_ids[r, i] = q
-    pi[P_RUNNING, r] = n + 1
-
-
-@njit(cache=True, error_model="numpy")
-def _admit(rv, rf, pi, run_ids, r, q, blocks, now):
-    """Move the head of the waiting queue into the running set with ``blocks`` blocks."""
-    pi[P_WAITING, r] -= 1
-    pi[P_WAIT_PROMPT, r] -= rv[V_PROMPT, q]
-    rf[F_REPLICA_QUEUE, q] += now - rf[F_ENTER, q]
-    rv[V_STATE, q] = ST_RUNNING
-    rv[V_BLOCKS, q] = blocks
-    pi[P_ALLOC, r] += blocks
-    rf[F_ENTER, q] = now
-    rf[F_ATTEMPT_START, q] = now
-    if np.isnan(rf[F_FIRST_SCHED, q]):
-        rf[F_FIRST_SCHED, q] = now
-    _run_insert(rf, run_ids, pi, r, q)
-
-
-@njit(cache=True, error_model="numpy")
-def _evict(rv, rh, rf, pi, si, r, q, now):
-    """Recompute pre-emption: free q's blocks and put it at the front of the waiting queue.
-
-    Its prompt becomes every token processed so far when it was decoding (the generated
-    tokens are kept and re-prefilled); its first-token time is left untouched."""
-    pi[P_ALLOC, r] -= rv[V_BLOCKS, q]
-    rv[V_BLOCKS, q] = 0
-    done = rv[V_PROCESSED, q]
-    rv[V_RECOMPUTED, q] += done
-    if done > rv[V_PROMPT, q]:
-        rv[V_PROMPT, q] = done
-    rv[V_PROCESSED, q] = 0
-    rv[V_RESTARTS, q] += 1
-    rf[F_LOST, q] += now - rf[F_ATTEMPT_START, q]
-    pi[P_PREEMPTIONS, r] += 1
-    _wq_insert(rv, rh, rf, pi, si, r, q, True, now)
-
-
-@njit(cache=True, error_model="numpy")
-def _grow_or_preempt(rv, rh, rf, pi, si, run_ids, r, q, lo, hi, now):
-    """Give decoding request q a block if it needs one, pre-empting the latest-arrived
-    running request not yet placed in this batch (run_ids[r, lo:hi]) when none is free.
-
-    Returns the new ``hi``; ``-1`` means q itself was pre-empted."""
-    bs = si[S_BLOCK_SIZE]
-    if rv[V_PROCESSED, q] <= rv[V_BLOCKS, q] * bs:
-        return hi
-    while pi[P_NUM_BLOCKS, r] - pi[P_ALLOC, r] < 1:
-        if lo < hi:
-            hi -= 1
-            _evict(rv, rh, rf, pi, si, r, run_ids[r, hi], now)
-        else:
-            _evict(rv, rh, rf, pi, si, r, q, now)
-            return -1
-    rv[V_BLOCKS, q] += 1
-    pi[P_ALLOC, r] += 1
-    return hi
-
-
-@njit(cache=True, error_model="numpy")
-def _compact_running(rv, run_ids, pi, r, n):
-    """Keep the first n running entries that are still running (drops the evicted)."""
-    k = 0
-    for i in range(n):
-        q = run_ids[r, i]
-        if rv[V_STATE, q] == ST_RUNNING:
-            run_ids[r, k] = q
-            k += 1
-    pi[P_RUNNING, r] = k
 
 
 @njit(cache=True, error_model="numpy")
@@ -271,7 +68,7 @@ def _form_sarathi(rv, rh, rf, pi, si, run_ids, batch_ids, batch_tok, blob, r, no
                 pi[P_ALLOC, r] += 1
             else:
                 evicted = True
-                hi = _grow_or_preempt(rv, rh, rf, pi, si, run_ids, r, q, lo, hi, now)
+                hi = grow_or_preempt(rv, rh, rf, pi, si, run_ids, r, q, lo, hi, now)
                 if hi < 0:
                     break
         batch_ids[r, nb] = q
@@ -281,7 +78,7 @@ def _form_sarathi(rv, rh, rf, pi, si, run_ids, batch_ids, batch_tok, blob, r, no
         kv_sum += done
     n_dec = nb
     if evicted:
-        _compact_running(rv, run_ids, pi, r, pi[P_RUNNING, r])
+        compact_running(rv, run_ids, pi, r, pi[P_RUNNING, r])
     attn = 0.0
     # Pass 2: partially prefilled requests, oldest first, within the chunk budget.
     if n_partial > 0:
@@ -310,8 +107,8 @@ def _form_sarathi(rv, rh, rf, pi, si, run_ids, batch_ids, batch_tok, blob, r, no
         n = min(rv[V_PROMPT, q], chunk - tokens)
         if n <= 0:
             break
-        _wq_unlink(rv, pi, r, q)
-        _admit(rv, rf, pi, run_ids, r, q, need, now)
+        wq_unlink(rv, pi, r, q)
+        admit(rv, rf, pi, run_ids, r, q, need, now)
         batch_ids[r, nb] = q
         batch_tok[r, nb] = n
         nb += 1
@@ -344,8 +141,8 @@ def _form_vllm(rv, rh, rf, pi, si, run_ids, batch_ids, batch_tok, blob, r, now):
         if pi[P_RUNNING, r] >= cap or nb >= cap:
             break
         longest = m
-        _wq_unlink(rv, pi, r, q)
-        _admit(rv, rf, pi, run_ids, r, q, need, now)
+        wq_unlink(rv, pi, r, q)
+        admit(rv, rf, pi, run_ids, r, q, need, now)
         n = rv[V_PROMPT, q]
         batch_ids[r, nb] = q
         batch_tok[r, nb] = n
@@ -363,14 +160,14 @@ def _form_vllm(rv, rh, rf, pi, si, run_ids, batch_ids, batch_tok, blob, r, now):
             break
         q = run_ids[r, lo]
         lo += 1
-        hi = _grow_or_preempt(rv, rh, rf, pi, si, run_ids, r, q, lo, hi, now)
+        hi = grow_or_preempt(rv, rh, rf, pi, si, run_ids, r, q, lo, hi, now)
         if hi < 0:
             break
         batch_ids[r, nb] = q
         batch_tok[r, nb] = 1
         nb += 1
         kv_sum += rv[V_PROCESSED, q]
-    _compact_running(rv, run_ids, pi, r, pi[P_RUNNING, r])
+    compact_running(rv, run_ids, pi, r, pi[P_RUNNING, r])
     pi[P_BATCH_LEN, r] = nb
     return nb, nb, kv_sum, 0.0
 
@@ -391,7 +188,7 @@ def _start_batch(rv, rh, rf, pi, pf, si, run_ids, batch_ids, batch_tok, heap_t, 
     pi[P_ITERATIONS, r] += 1
     pf[PF_BUSY_UNTIL, r] = now + dt
     pf[PF_BUSY_TIME, r] += dt
-    _heap_push(heap_t, heap_r, si, now + dt, r)
+    heap_push(heap_t, heap_r, si, now + dt, r)
 
 
 @njit(cache=True, error_model="numpy")
@@ -429,7 +226,7 @@ def _finish_batch(rv, rh, rf, pi, pf, si, sf, run_ids, batch_ids, batch_tok, don
     pi[P_BUSY, r] = 0
     pf[PF_BUSY_UNTIL, r] = np.inf
     if n_done > 0:
-        _compact_running(rv, run_ids, pi, r, pi[P_RUNNING, r])
+        compact_running(rv, run_ids, pi, r, pi[P_RUNNING, r])
     if pi[P_STATE, r] == R_DRAINING and pi[P_RUNNING, r] == 0 and pi[P_WAITING, r] == 0:
         stop_replica(pi, pf, r, now)
     return n_done
@@ -520,8 +317,8 @@ def _apply_decisions(rv, rh, rf, pi, gq, dirty, si, dec_req, dec_rep, n_dec, now
         r = dec_rep[k]
         if np.isnan(rf[F_ROUTED, q]):
             rf[F_ROUTED, q] = now
-        _wq_insert(rv, rh, rf, pi, si, r, q, False, now)
-        _mark_dirty(pi, dirty, si, r)
+        wq_insert(rv, rh, rf, pi, si, r, q, False, now)
+        mark_dirty(pi, dirty, si, r)
     if n_dec > 0:
         # Keep the global queue in arrival order without the routed requests.
         k = 0
@@ -581,11 +378,11 @@ def advance(rv, rh, rf, pi, pf, slots, qbuf, heap_t, heap_r, si, sf, tl, blob, n
             return EV_TICK
         if tb <= ta:
             r = heap_r[0]
-            _heap_pop(heap_t, heap_r, si)
+            heap_pop(heap_t, heap_r, si)
             now = tb
             n_done = _finish_batch(rv, rh, rf, pi, pf, si, sf, run_ids, batch_ids, batch_tok,
                                    done_buf, r, now)
-            _mark_dirty(pi, dirty, si, r)
+            mark_dirty(pi, dirty, si, r)
             if n_done > 0:
                 si[S_N_EVENT_DONE] = n_done
                 si[S_EVENT_REPLICA] = r
