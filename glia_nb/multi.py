@@ -10,7 +10,6 @@ local process pool by default, or a Dask cluster's executor
 """
 from __future__ import annotations
 
-import threading
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,13 +104,11 @@ class ParallelGlia(_Runner):
         """Run the ``n`` sessions to the end (each in a background thread) and return them."""
         with self:
             sessions = [self._session(i) for i in range(self.n)]
-            done = threading.Semaphore(0)
             for i, s in enumerate(sessions):
                 s.subscribe(lambda ev, i=i: progress(i, ev) if progress else None)
                 s.start()
             for s in sessions:
                 s.wait()
-                done.release()
         best_s, best = _pick_best(sessions)
         return MultiResult(sessions=sessions, best_session=best_s, best=best)
 
