@@ -28,8 +28,10 @@ def _print_table(rows: list[dict], cols: list[tuple[str, str, str]]) -> None:
 
 # ------------------------------------------------------------------------ simulate
 def run_simulations(scenario_name: str, router: str, seeds: int | list[int], *, out=None,
-                    trace_csv=None, duration_s=None, progress: bool = False) -> dict:
-    """Run a router on a scenario over seeds and return the CLI's JSON document."""
+                    trace_csv=None, duration_s=None, progress: bool = False,
+                    batch_policy=None, autoscaler=None) -> dict:
+    """Run a router (with an optional batch policy and autoscaler) on a scenario over seeds
+    and return the CLI's JSON document."""
     from sim_core import simulate
     from sim_core.results import summarize_seeds
     from workloads import Trace, get_scenario
@@ -53,19 +55,31 @@ def run_simulations(scenario_name: str, router: str, seeds: int | list[int], *, 
         if trace_csv:
             trace = Trace.from_csv(trace_csv)
         elif duration_s:
-            trace = scenario.workload.trace(duration_s, seed)
+            from glia_nb.stack import get_scenario as _with_duration
+
+            trace = _with_duration(scenario, duration_s=duration_s).trace(seed)
         else:
             trace = scenario.trace(seed)
-        res = simulate(scenario.cluster, trace, router, seed=seed)
+        res = simulate(scenario.cluster, trace, router, seed=seed, batch_policy=batch_policy,
+                       autoscaler=autoscaler,
+                       autoscale=getattr(scenario, "autoscale", None) if autoscaler else None)
         if out:
             res.write_artifacts(Path(out) / f"seed{seed}")
         results.append(res)
     agg = summarize_seeds(results)
     keys = ("num_requests", "mean_e2e_s", "p50_e2e_s", "p90_e2e_s", "p99_e2e_s", "mean_ttft_s",
             "p90_ttft_s", "restart_fraction", "throughput_qps", "cpu_s", "wall_s")
+    extra = ("gpu_hours", "mean_replicas", "p95_slowdown", "mean_slowdown")
+    keys = keys + tuple(k for k in extra if autoscaler and k in agg["seeds"][0])
+    doc_extra = {"batch_policy": batch_policy or "fifo"}
+    if autoscaler:
+        doc_extra["autoscaler"] = autoscaler
+        for k in extra:
+            doc_extra[k] = sum(s[k] for s in agg["seeds"]) / len(agg["seeds"])
     return {
         "scenario": scenario_name,
         "router": router,
+        **doc_extra,
         "seeds": [{"seed": s["seed"], **{k: s[k] for k in keys}} for s in agg["seeds"]],
         "mean_e2e_s": agg["mean_e2e_s"],
         "mean_e2e_ci90_s": agg["mean_e2e_ci90_s"],
@@ -74,9 +88,13 @@ def run_simulations(scenario_name: str, router: str, seeds: int | list[int], *, 
 
 
 def _cmd_simulate(args) -> int:
+    if args.sweep_users:
+        from glia_nb.cli_stack import cmd_sweep_one
+        return cmd_sweep_one(args)
     doc = run_simulations(args.scenario, args.router, args.seeds, out=args.out,
                           trace_csv=args.trace, duration_s=args.duration,
-                          progress=not args.json and sys.stderr.isatty())
+                          progress=not args.json and sys.stderr.isatty(),
+                          batch_policy=args.batch_policy, autoscaler=args.autoscaler)
     if args.json:
         print(json.dumps(doc))
         return 0
@@ -88,6 +106,10 @@ def _cmd_simulate(args) -> int:
     lo, hi = doc["mean_e2e_ci90_s"]
     print(f"mean e2e {doc['mean_e2e_s']:.2f} s  (90% CI {lo:.2f} .. {hi:.2f})  "
           f"restarted {doc['restart_fraction']:.1%}")
+    if doc.get("autoscaler"):
+        print(f"autoscaler {doc['autoscaler']}: {doc['gpu_hours']:.2f} GPU-hours, "
+              f"{doc['mean_replicas']:.2f} replicas on average, p95 slowdown "
+              f"{doc['p95_slowdown']:.2f}x")
     if args.out:
         print(f"artifacts in {args.out}")
     return 0
@@ -116,13 +138,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--duration", type=float, help="override the scenario's duration (s)")
     s.add_argument("--out", help="write per-seed artifacts (request_metrics.csv, gs_log.csv, ...)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--batch-policy", help="replica waiting-queue order: fifo (default), "
+                   "shortest_prefill_first, aged_spf:seconds_per_token=X or file.py:Name")
+    s.add_argument("--autoscaler", help="throughput, proportional, fixed (parameters as "
+                   "proportional:target=30) or file.py:Class; the scenario's pool is the maximum")
+    s.add_argument("--sweep-users", help="closed-loop scenarios: comma-separated user counts; "
+                   "prints the P90-TTFT-vs-throughput curve instead")
     s.set_defaults(func=_cmd_simulate)
 
     sc = sub.add_parser("scenarios", help="list the scenario presets")
     sc.set_defaults(func=_cmd_scenarios)
 
     _register_research_commands(sub)
+    _register_stack_commands(sub)
     return p
+
+
+def _register_stack_commands(sub) -> None:
+    """``glia sweep`` and ``glia stack`` live in cli_stack."""
+    from glia_nb.cli_stack import register
+    register(sub)
 
 
 def _register_research_commands(sub) -> None:

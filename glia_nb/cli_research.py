@@ -33,6 +33,9 @@ def register(sub) -> None:
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=cmd_report)
 
+    from glia_nb.baselines.compare import register_compare  # glia compare (search baselines)
+    register_compare(sub)
+
 
 def _budget(task, budget_sims, budget_usd):
     from glia_nb.budget import Budget
@@ -78,12 +81,22 @@ def run_study(task_name: str = "routing-a10", researcher: str = "offline", *, bu
         "mode": f"MCG-Par{parallel}" if parallel else (f"MCG-Seq{sequential}" if sequential else "SCG"),
         "baseline_score": base,
         "best_score": best,
-        "improvement": (base / best) if base and best else None,
+        "improvement": _ratio(task, base, best),
         "best_experiment": (result.best or {}).get("name"),
         "num_experiments": n_exp,
         "session_dir": str(best_s.path),
         "cost_usd": cost,
     }
+
+
+def _ratio(task, base, best):
+    """How many times better the best score is than the baseline's (direction-aware; None
+    when either is missing or not finite, e.g. a violated constraint)."""
+    import math
+
+    if not base or not best or not (math.isfinite(base) and math.isfinite(best)):
+        return None
+    return base / best if task.objective.direction == "min" else best / base
 
 
 def cmd_study(args) -> int:
@@ -102,8 +115,9 @@ def cmd_study(args) -> int:
         print(json.dumps(doc))
         return 0
     print(f"task {doc['task']}  researcher {doc['researcher']}  mode {doc['mode']}")
-    print(f"baseline score {doc['baseline_score']:.2f}  best score {doc['best_score']:.2f}  "
-          f"({doc['improvement']:.2f}x better) after {doc['num_experiments']} experiments")
+    ratio = f"{doc['improvement']:.2f}x better" if doc["improvement"] else "no finite ratio"
+    print(f"baseline score {doc['baseline_score']:.3f}  best score {doc['best_score']:.3f}  "
+          f"({ratio}) after {doc['num_experiments']} experiments")
     print(f"best design: {doc['best_experiment']}  (session {doc['session_dir']}, "
           f"${doc['cost_usd']:.2f})")
     return 0

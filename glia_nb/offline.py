@@ -40,6 +40,9 @@ class OfflineResearcher:
         self._ids = itertools.count(1)
         self._path = Path(getattr(workspace, "path", workspace)) / NOTES
         self.notes = self._load()
+        # Tasks other than A10 routing follow a per-layer plan (glia_nb/offline_layers.py).
+        from glia_nb.offline_layers import plan_for
+        self._layer_plan = plan_for(task) if task is not None else None
 
     # ----------------------------------------------------------------- state
     def _load(self) -> dict:
@@ -76,6 +79,8 @@ class OfflineResearcher:
 
     # ----------------------------------------------------------------- policy
     def _decide(self, supervisor: list[str]) -> tuple[str, str, dict]:
+        if self._layer_plan is not None:
+            return self._layer_plan.decide(self, supervisor)
         n = self.notes
         pre = ""
         if supervisor:
@@ -131,6 +136,8 @@ class OfflineResearcher:
         return getattr(self.task, "policy_file", None) or "policy.py"
 
     def _observe(self, tool: str, args: Mapping, result: Any) -> None:
+        if self._layer_plan is not None:
+            return self._layer_plan.observe(self, tool, args, result)
         n = self.notes
         data = getattr(result, "data", None) or {}
         if tool == "write_file" and n["stage"] == "setup":

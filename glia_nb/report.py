@@ -40,8 +40,12 @@ def summarize_session(path) -> dict:
         by_type.setdefault(r.get("type", "?"), []).append(r)
     exps = by_type.get("experiment", [])
     ok = [e for e in exps if e.get("score") is not None]
-    lower = True
-    best = min(ok, key=lambda e: e["score"]) if (ok and lower) else None
+    # Direction from the recorded task; a constrained task's violations are journalled with
+    # no score (non-finite) but ok=True: "infeasible", not failed.
+    lower = ((header.get("task") or {}).get("objective") or {}).get("direction", "min") != "max"
+    infeasible = [e for e in exps if e.get("score") is None and e.get("ok")]
+    pick = min if lower else max
+    best = pick(ok, key=lambda e: e["score"]) if ok else None
     calls = by_type.get("llm_call", [])
     cost = sum(float(c.get("cost_usd") or 0.0) for c in calls)
     tokens_in = sum(int(c.get("input_tokens") or 0) for c in calls)
@@ -61,7 +65,8 @@ def summarize_session(path) -> dict:
         "created": header.get("created"),
         "num_records": len(records),
         "num_experiments": len(exps),
-        "num_failed_experiments": len(exps) - len(ok),
+        "num_failed_experiments": len(exps) - len(ok) - len(infeasible),
+        "num_infeasible_experiments": len(infeasible),
         "best": {k: best.get(k) for k in ("id", "name", "score", "hypothesis")} if best else None,
         "llm_calls": len(calls),
         "input_tokens": tokens_in,
@@ -81,13 +86,14 @@ def summarize_session(path) -> dict:
     for e in exps:
         score = e.get("score")
         lines.append(f"  {str(e.get('id', '')):>4} {str(e.get('name', ''))[:34]:34s} "
-                     + (f"{score:8.2f}" if score is not None else "   error")
+                     + (f"{score:8.2f}" if score is not None
+                        else ("infeasible" if e.get("ok") else "   error"))
                      + (f"  restarted {e['restart_fraction']:.1%}"
                         if e.get("restart_fraction") is not None else ""))
     if best:
         lines.append(f"best: {best.get('name')} score {best['score']:.2f}"
-                     + (f" ({baseline / best['score']:.2f}x better than the baseline)"
-                        if baseline else ""))
+                     + (f" ({(baseline / best['score']) if lower else (best['score'] / baseline):.2f}x "
+                        "better than the baseline)" if baseline and best["score"] else ""))
     for iv in doc["interventions"]:
         lines.append(f"supervisor ({iv['kind']}, on {iv['trigger']}): {iv['text']}")
     for n in doc["nudges"]:

@@ -1,4 +1,7 @@
-"""The child side of :mod:`glia_nb.sandbox`: run a candidate router over seeds, report JSON.
+"""The child side of :mod:`glia_nb.sandbox`: run a candidate policy over seeds, report JSON.
+
+The candidate belongs to the task's layer (a router, a batch policy or an autoscaler); the
+rest of the stack is the task's fixed part (:meth:`glia_nb.task.Task.stack_for`).
 
 Run as ``python -m glia_nb.sandbox_worker REQUEST.json``.  The request names the policy
 (a file + class, or a built-in spec), the task, the seeds, the limits and where to write the
@@ -183,7 +186,8 @@ def classify(exc: BaseException) -> str:
         return "timeout"
     if isinstance(exc, RouterLoadError):
         msg = str(exc)
-        return "missing_class" if ("has no class" in msg or "has no route" in msg) else "import"
+        missing = ("has no class", "has no route", "has no key", "has no decide")
+        return "missing_class" if any(m in msg for m in missing) else "import"
     if isinstance(exc, RoutingError):
         cause = exc.__cause__
         if cause is None:
@@ -233,17 +237,35 @@ def describe_error(exc: BaseException) -> dict:
 
 
 # ---------------------------------------------------------------------- evaluation core
-def _load_factory(req: dict):
-    """A zero-argument function building a fresh router (one per seed)."""
-    from sim_core.routers import RouterLoadError, load_router_class, make_router
+# The method a candidate of each layer must have, and how a registry spec is built.
+_LAYER_METHOD = {"router": "route(view)", "batch_policy": "key(prompt_tokens, arrived_at)",
+                 "autoscaler": "decide(stats)"}
+
+
+def _layer_maker(layer: str):
+    if layer == "batch_policy":
+        from sim_core.batch_policies import make_batch_policy
+        return make_batch_policy
+    if layer == "autoscaler":
+        from sim_core.autoscale import make_autoscaler
+        return make_autoscaler
+    from sim_core.routers import make_router
+    return make_router
+
+
+def _load_factory(req: dict, layer: str = "router"):
+    """A zero-argument function building a fresh policy of ``layer`` (one per seed)."""
+    from sim_core.routers import RouterLoadError, load_router_class
 
     if req.get("spec"):
         spec = req["spec"]
-        make_router(spec)  # fail early on a bad spec
-        return lambda: make_router(spec)
+        make = _layer_maker(layer)
+        make(spec)  # fail early on a bad spec
+        return lambda: make(spec)
     cls = load_router_class(req["policy_path"], req["class_name"])
-    if not callable(getattr(cls, "route", None)):
-        raise RouterLoadError(f"class {req['class_name']} has no route(view) method")
+    method = _LAYER_METHOD.get(layer, "route(view)")
+    if not callable(getattr(cls, method.split("(")[0], None)):
+        raise RouterLoadError(f"class {req['class_name']} has no {method} method")
 
     def build():
         try:
@@ -268,10 +290,13 @@ def run_seeds(req: dict, progress=None) -> dict:
 
         task = Task.from_dict(req["task"])
         scenario = task.load_scenario()
-        factory = _load_factory(req)
+        factory = _load_factory(req, task.layer)
         for seed in req["seeds"]:
             out["simulations"] += 1
-            res = simulate(scenario.cluster, scenario.trace(seed), factory(), seed=seed)
+            stack = task.stack_for(factory())
+            res = simulate(scenario.cluster, scenario.trace(seed), stack["router"], seed=seed,
+                           batch_policy=stack["batch_policy"], autoscaler=stack["autoscaler"],
+                           autoscale=scenario.autoscale if stack["autoscaler"] else None)
             summary = dict(res.summary)
             out["per_seed"].append(summary)
             if seed == req.get("artifacts_seed"):

@@ -1,7 +1,8 @@
 """Research tasks: what the Researcher is asked to improve, how it is scored, and its rules.
 
 A :class:`Task` binds a scenario preset (:mod:`workloads.scenarios`) to a layer of the
-serving stack (``"router"`` for now), an :class:`Objective`, the evaluation seeds, the
+serving stack (``"router"``, ``"batch_policy"`` or ``"autoscaler"``), an :class:`Objective`
+(optionally with a constraint), the evaluation seeds, the
 baseline policy, the file and class the Researcher edits, the rules and a :class:`Budget`.
 :meth:`Task.render_text` turns all of that into the Researcher's task text; the parts that
 describe code (the router's view, the telemetry columns) are generated from the code so that
@@ -35,7 +36,7 @@ REQUESTS_COLUMNS = (
     "restarts", "tokens_recomputed", "e2e_s", "ttft_s", "tpot_s", "global_queue_s",
     "replica_queue_s", "prefill_s", "decode_s", "lost_to_restarts_s")
 GS_LOG_COLUMNS = ("time", "replica_id", "num_pending_requests", "num_active_requests",
-                  "num_allocated_blocks", "num_blocks", "memory_usage_percent")
+                  "num_allocated_blocks", "num_blocks", "state", "memory_usage_percent")
 REQS_LOG_COLUMNS = ("time", "replica_id", "request_id", "num_prefill_tokens",
                     "num_decode_tokens")
 
@@ -66,19 +67,47 @@ class Objective:
     description: str = ("mean end-to-end latency (arrival to last output token), averaged over "
                         "requests within a seed and then over the evaluation seeds")
     unit: str = "s"
+    constraint: str | None = None          # a summary metric that must stay <= constraint_max
+    constraint_max: float | None = None
+    constraint_description: str = ""
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
             raise ValueError(f"objective direction must be one of {DIRECTIONS}, got {self.direction!r}")
         if not self.name:
             raise ValueError("objective needs a metric name")
+        if (self.constraint is None) != (self.constraint_max is None):
+            raise ValueError("a constraint needs both a metric name and constraint_max")
+
+    def feasible(self, summary_over_seeds: Mapping[str, Any]) -> bool:
+        """True when there is no constraint or its metric is within ``constraint_max``."""
+        if self.constraint is None:
+            return True
+        value = float(summary_over_seeds.get(self.constraint, float("nan")))
+        return math.isfinite(value) and value <= self.constraint_max
 
     def score(self, summary_over_seeds: Mapping[str, Any]) -> float:
-        """The objective's value in ``summary_over_seeds`` (NaN stays NaN)."""
+        """The objective's value in ``summary_over_seeds`` (NaN stays NaN).  With a
+        constraint, a design that violates it scores the worst value there is (``inf`` when
+        minimising, ``-inf`` when maximising), so it is never better than a feasible one."""
         if self.name not in summary_over_seeds:
             raise KeyError(f"objective {self.name!r} is not in the summary; available: "
                            f"{', '.join(sorted(summary_over_seeds))}")
+        if not self.feasible(summary_over_seeds):
+            return math.inf if self.direction == "min" else -math.inf
         return float(summary_over_seeds[self.name])
+
+    def text(self) -> str:
+        """One sentence: what is optimised, and subject to what."""
+        direction = "lower" if self.direction == "min" else "higher"
+        out = (("Minimise" if self.direction == "min" else "Maximise")
+               + f" **{self.name}**: the {self.description} ({self.unit}; {direction} is better).")
+        if self.constraint:
+            out += (f" Subject to **{self.constraint} <= {self.constraint_max:g}**"
+                    + (f" ({self.constraint_description})" if self.constraint_description else "")
+                    + ": a design that violates it scores "
+                    + ("+inf" if self.direction == "min" else "-inf") + ".")
+        return out
 
     def is_better(self, a: float, b: float) -> bool:
         """True when score ``a`` is strictly better than ``b`` (NaN is never better)."""
@@ -136,6 +165,12 @@ class Task:
     budget: Budget = field(default_factory=Budget)
     target_improvement: float = 0.25
     title: str = ""
+    # The rest of the stack while one layer is under design (registry specs; None: the
+    # simulator's default — LLQ routing, arrival order, no autoscaler).
+    fixed_router: str | None = None
+    fixed_batch_policy: str | None = None
+    fixed_autoscaler: str | None = None
+    notes: str = ""
 
     def __post_init__(self) -> None:
         if self.layer not in LAYERS:
@@ -179,12 +214,23 @@ class Task:
         """Shorthand for ``self.objective.score(summary_over_seeds)``."""
         return self.objective.score(summary_over_seeds)
 
+    def stack_for(self, policy) -> dict:
+        """``simulate`` keyword arguments with ``policy`` in this task's layer and the fixed
+        parts of the stack elsewhere: ``{"router", "batch_policy", "autoscaler"}``."""
+        stack = {"router": self.fixed_router or "llq", "batch_policy": self.fixed_batch_policy,
+                 "autoscaler": self.fixed_autoscaler}
+        stack[self.layer] = policy
+        return stack
+
     def benchmark_command(self, out_dir: str = "experiments/NNN") -> str:
         """The ``glia simulate`` command equivalent to one evaluation.
 
         The CLI takes a seed *count* (the scenario's first N seeds); with custom
         ``eval_seeds`` that are not such a prefix the command is only an approximation."""
-        cmd = (f"glia simulate --scenario {self.scenario} --router {self.policy_spec} "
+        flags = {"router": "--router", "batch_policy": "--batch-policy",
+                 "autoscaler": "--autoscaler"}
+        parts = [f"{flags[k]} {v}" for k, v in self.stack_for(self.policy_spec).items() if v]
+        cmd = (f"glia simulate --scenario {self.scenario} {' '.join(parts)} "
                f"--seeds {len(self.seeds)} --json")
         if self.duration_s:
             cmd += f" --duration {self.duration_s:g}"
@@ -224,13 +270,14 @@ class Task:
     def render_text(self, baseline_score: float | None = None) -> str:
         """The Researcher's task text (Markdown), with the baseline's score if known."""
         if self.layer != "router":
-            raise NotImplementedError(f"no task text for layer {self.layer!r} yet")
+            from glia_nb.task_layers import render_layer_text
+
+            return render_layer_text(self, baseline_score)
         sc = self.load_scenario()
         rc = sc.cluster.replica
         seeds = self.seeds
         info = _info_values(sc.cluster)
         obj = self.objective
-        direction = "lower" if obj.direction == "min" else "higher"
         if baseline_score is not None and math.isfinite(baseline_score):
             baseline_text = (f"The baseline router `{self.baseline}` scores **{baseline_score:.2f} "
                              f"{obj.unit}** ({obj.name}) on these seeds. Its telemetry, if it "
@@ -256,8 +303,7 @@ class Task:
                                     f"Workload: {sc.workload.describe()}.",
             "duration_text": f"{sc.duration_s:g} s",
             "seeds_text": ", ".join(str(s) for s in seeds), "num_seeds": len(seeds),
-            "objective_text": ("Minimise" if obj.direction == "min" else "Maximise")
-            + f" **{obj.name}**: the {obj.description} ({obj.unit}; {direction} is better).",
+            "objective_text": obj.text(),
             "policy_file": self.policy_file, "class_name": self.class_name,
             "info_fields": "\n".join(f"* `{k}` = {v!r}" for k, v in info.items()),
             "view_doc": _view_docstring(), "view_fields": describe_view(),
@@ -277,9 +323,12 @@ class Task:
         return load_prompt("router_task.md").substitute(values)
 
     def render_policy_template(self) -> str:
-        """The starting policy file: a small readable LLQ router named ``class_name``."""
+        """The starting policy file: a small readable LLQ router named ``class_name`` (for
+        the other layers: arrival order, or the threshold autoscaler)."""
         if self.layer != "router":
-            raise NotImplementedError(f"no policy template for layer {self.layer!r} yet")
+            from glia_nb.task_layers import render_layer_template
+
+            return render_layer_template(self)
         return load_prompt("router_policy.py.tmpl").substitute(
             class_name=self.class_name, task_name=self.name)
 
@@ -385,6 +434,13 @@ def _time_parts() -> str:
 
 
 # ---------------------------------------------------------------------- registry
+def _stack_tasks() -> dict:
+    """batch-a10, autoscale-a10 and routing-h100-prefill (defined in task_layers)."""
+    from glia_nb.task_layers import stack_tasks
+
+    return stack_tasks()
+
+
 TASKS: Mapping[str, Task] = MappingProxyType({
     "routing-a10": Task(
         name="routing-a10", scenario="routing-a10", layer="router",
@@ -393,6 +449,7 @@ TASKS: Mapping[str, Task] = MappingProxyType({
         # seeds differ by 4x, so fewer seeds rank designs unreliably.
         num_eval_seeds=10, budget=Budget(max_simulations=300),
         target_improvement=0.25),
+    **_stack_tasks(),
 })
 
 

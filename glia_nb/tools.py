@@ -349,7 +349,7 @@ class ToolBox:
         exp_id, folder = ws.new_experiment(f"baseline-{task.baseline}", exp_id=0, snapshot=False)
         result = evaluate(task.baseline, task, folder, executor=self.executor, limits=self.limits)
         ws.record_experiment(exp_id, f"baseline-{task.baseline}",
-                             f"the baseline router {task.baseline}", result, folder)
+                             f"the baseline {task.layer.replace('_', ' ')} {task.baseline}", result, folder)
         if result.ok:
             ws.set_baseline(result.score, result.summary, experiment=exp_id)
         return result
@@ -401,6 +401,12 @@ def format_report(ws: Workspace, exp_id: int, name: str, result: EvalResult,
         score += (f"; new best (previous {prev_best['score']:.3f}, exp {prev_best['id']:03d})"
                   if is_best else f"; best so far {prev_best['score']:.3f} (exp "
                   f"{prev_best['id']:03d})")
+    if getattr(obj, "constraint", None):
+        c_val = s.get(obj.constraint, float("nan"))
+        met = obj.feasible(s)
+        score += (f"\nConstraint {obj.constraint} = {c_val:.3f} (limit {obj.constraint_max:g}): "
+                  + ("met" if met else f"VIOLATED, so the score counts as {result.score}; "
+                     f"{obj.name} itself was {s.get(obj.name, float('nan')):.3f}"))
     per_seed = " | ".join(f"{p.get('seed')}: {p.get(obj.name, float('nan')):.2f}"
                           for p in result.per_seed)
     rf = s.get("restart_fraction", float("nan"))

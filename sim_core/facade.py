@@ -67,7 +67,7 @@ def _check_trace(cluster: ClusterConfig, trace) -> tuple:
 
 def simulate(cluster: ClusterConfig, trace, router="llq", *, latency: LatencyTable | None = None,
              seed: int = 0, record_timeline: bool = True, queue_key=None, autoscaler=None,
-             autoscale=None) -> SimResult:
+             autoscale=None, batch_policy=None) -> SimResult:
     """Simulate ``trace`` on ``cluster`` with ``router`` and return a :class:`SimResult`.
 
     ``trace`` is a :class:`workloads.Trace` (or anything with ``arrived_at``,
@@ -80,7 +80,14 @@ def simulate(cluster: ClusterConfig, trace, router="llq", *, latency: LatencyTab
     ``autoscaler`` (a name such as ``"proportional"``, a ``file.py:Class`` spec or an
     instance) resizes the cluster every ``autoscale.interval_s``; ``cluster.num_replicas``
     is then the largest size (see :mod:`sim_core.autoscale`).
+    ``batch_policy`` (a name such as ``"shortest_prefill_first"``, a ``file.py:Name``
+    spec, an instance or a key function; see :mod:`sim_core.batch_policies`) sets
+    ``queue_key`` from the batch-scheduler layer.
     """
+    if batch_policy is not None:
+        from sim_core.batch_policies import queue_key_of
+
+        queue_key = queue_key_of(batch_policy)
     arrived, prompt, decode, users = _check_trace(cluster, trace)
     rc = cluster.replica
     router = make_router(router)

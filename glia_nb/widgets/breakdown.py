@@ -24,8 +24,8 @@ VIEW_NOTES = {
            "to restarts (work redone after a pre-emption).",
     "prompt": "The same split, binned by prompt length: long prompts need many KV blocks, so they are the "
               "ones that wait for memory or get pre-empted.",
-    "memory": "KV-cache memory use per replica over time (blue) and the requests waiting there (orange): "
-              "a replica pinned at 100% is pre-empting its youngest requests.",
+    "memory": "KV-cache memory use per replica over time (shaded: the peak in each time bin, line: the mean): "
+              "a replica pinned near 100% pre-empts its youngest request whenever a running one needs a block.",
     "restarts": "How many times requests were restarted, and the e2e latency of restarted requests against "
                 "those never restarted.",
 }
@@ -67,7 +67,9 @@ class RequestBreakdown(W.VBox):
         header = ("<tr><th></th><th>requests</th><th>mean e2e s</th><th>p90 e2e s</th><th>restarted</th>"
                   "<th>mean lost to restarts s</th></tr>")
         rows = "".join(_summary_row(lab, r) for lab, r in zip(self.labels, self.results))
-        self.summary_html = W.HTML(f"<table style='font-size:12px'>{header}{rows}</table>")
+        self.summary_html = W.HTML("<style>.glia-bd-summary td,.glia-bd-summary th{padding:1px 10px;text-align:right}"
+                                   "</style><table class='glia-bd-summary' style='font-size:12px'>"
+                                   f"{header}{rows}</table>")
         self.summary_html.add_class("glia-breakdown-summary")
         self.view_dropdown.observe(self._on_view, names="value")
         self.children = [W.HTML("<h4 style='margin:4px 0'>Where the time went</h4>"), self.summary_html,

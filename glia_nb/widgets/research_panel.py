@@ -23,7 +23,7 @@ from glia_nb.widgets.transcript import Transcript
 __all__ = ["ResearchPanel"]
 
 ENDED = ("stopped", "finished", "failed")
-_LEDGER_COLUMNS = ("#", "name", "score", "vs baseline", "restarted", "p90 TTFT s", "sims", "note")
+_LEDGER_COLUMNS = ("#", "name", "score", "gain vs baseline", "restarted", "p90 TTFT s", "sims", "note")
 _TRANSCRIPT_TYPES = frozenset({
     "user_message", "assistant", "tool_result", "baseline", "experiment", "supervisor_review",
     "intervention_queued", "intervention_approved", "intervention_edited", "intervention_rejected",
@@ -98,10 +98,11 @@ class ResearchPanel(W.VBox):
         self.budget_bar.add_class("glia-budget-bar")
 
         self.nudge_text = W.Textarea(placeholder="Nudge the Researcher, e.g. 'look at who waits longest'…",
-                                     layout=W.Layout(width="100%", height="60px"))
+                                     layout=W.Layout(flex="1 1 auto", width="auto", height="60px"))
         self.nudge_text.add_class("glia-nudge-text")
         self.send_button = _button("Send", "glia-nudge-send", "primary", "paper-plane",
                                    "deliver this message to the Researcher before its next turn")
+        self.send_button.layout.min_width = "90px"
         self.send_button.disabled = True
         self.send_button.on_click(self._on_send)
         self.nudge_text.observe(self._on_nudge_typed, names="value")
@@ -110,7 +111,7 @@ class ResearchPanel(W.VBox):
                            W.HTML("&nbsp;status:&nbsp;"), self.status_label],
                           layout=W.Layout(align_items="center", flex_flow="row wrap"))
         left = W.VBox([W.HTML("<b>Transcript</b>"), self.transcript_html,
-                       W.HBox([self.nudge_text, self.send_button], layout=W.Layout(align_items="flex-end"))],
+                       W.HBox([self.nudge_text, self.send_button], layout=W.Layout(align_items="flex-end", width="100%"))],
                       layout=W.Layout(width="56%", padding="0 8px 0 0"))
         right = W.VBox([W.HTML("<b>Best so far</b>"), self.best_text, self.best_image,
                         W.HTML("<b>Budget used</b>"), self.budget_bar, self.budget_html],
@@ -243,28 +244,32 @@ class ResearchPanel(W.VBox):
     def _ledger_html(self) -> str:
         import pandas as pd
 
+        def f(v: float | None, spec: str) -> str:
+            return "" if v is None else format(v, spec)
+
         rows = []
         base = _num((self._baseline or {}).get("score"))
         best = self._best()
         if self._baseline is not None:
             m = self._baseline.get("metrics") or {}
-            rows.append(["0", "baseline", base, None, _num(m.get("restart_fraction")), _num(m.get("p90_ttft_s")),
-                         self._baseline.get("simulations"), ""])
+            rows.append(["0", "baseline", f(base, ".4g"), "", f(_num(m.get("restart_fraction")), ".1%"),
+                         f(_num(m.get("p90_ttft_s")), ".3g"), str(self._baseline.get("simulations", "")), ""])
         for e in self._experiments:
             s, m = _num(e.get("score")), e.get("metrics") or {}
             vs = None if (s is None or not base) else ((base - s) / abs(base) if self._lower else (s - base) / abs(base))
-            note = "failed: " + str(e.get("error") or "")[:60] if s is None else ("★ best" if best and e.get("id") == best.get("id") else "")
-            rows.append([str(e.get("id", "")), str(e.get("name", "")), s, vs, _num(m.get("restart_fraction")),
-                         _num(m.get("p90_ttft_s")), e.get("simulations"), note])
+            note = ("failed: " + str(e.get("error") or "")[:60] if s is None
+                    else "★ best" if best and e.get("id") == best.get("id") else "")
+            rows.append([str(e.get("id", "")), str(e.get("name", "")), f(s, ".4g") or "—", f(vs, "+.1%"),
+                         f(_num(m.get("restart_fraction")), ".1%"), f(_num(m.get("p90_ttft_s")), ".3g"),
+                         str(e.get("simulations", "")), note])
         if not rows:
             return "<i>No experiments yet.</i>"
-        df = pd.DataFrame(rows, columns=list(_LEDGER_COLUMNS))
-        fmt = {"score": lambda v: "—" if v is None or pd.isna(v) else f"{v:.4g}",
-               "vs baseline": lambda v: "" if v is None or pd.isna(v) else f"{v:+.1%}",
-               "restarted": lambda v: "" if v is None or pd.isna(v) else f"{v:.1%}",
-               "p90 TTFT s": lambda v: "" if v is None or pd.isna(v) else f"{v:.3g}"}
-        table = df.to_html(index=False, formatters=fmt, escape=True, border=0, classes="glia-ledger-table")
-        return (f"<div style='max-height:260px;overflow-y:auto;font-size:12px'>{table}</div>")
+        table = pd.DataFrame(rows, columns=list(_LEDGER_COLUMNS)).to_html(
+            index=False, escape=True, border=0, classes="glia-ledger-table")
+        css = ("<style>.glia-ledger-table td,.glia-ledger-table th{padding:1px 8px;text-align:right}"
+               ".glia-ledger-table td:nth-child(2),.glia-ledger-table th:nth-child(2),"
+               ".glia-ledger-table td:last-child{text-align:left}</style>")
+        return f"{css}<div style='max-height:260px;overflow-y:auto;font-size:12px'>{table}</div>"
 
     def _render_plot(self) -> None:
         from glia_nb import plots

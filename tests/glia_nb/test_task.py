@@ -160,7 +160,8 @@ def test_prompts_are_package_data():
     assert "$objective_text" in load_prompt("router_task.md").template
 
 
-def test_other_layers_are_not_rendered_yet():
-    t = Task(name="bp", scenario="routing-a10", layer="batch_policy")
-    with pytest.raises(NotImplementedError):
-        t.render_text()
+def test_other_layers_render_their_own_text():
+    t = Task(name="bp", scenario="routing-a10", layer="batch_policy",
+             class_name="CustomBatchPolicy", baseline="fifo")
+    assert "def key(self, prompt_tokens, arrived_at)" in t.render_text()
+    assert "class CustomBatchPolicy" in t.render_policy_template()

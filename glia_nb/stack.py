@@ -1,0 +1,276 @@
+"""Experiments across the serving stack: concurrency sweeps, stack comparisons, tuning.
+
+* :func:`evaluate_config` — one configuration (router + batch policy + autoscaler) on a
+  scenario over seeds, aggregated like a research evaluation.
+* :func:`concurrency_sweep` — a closed-loop scenario at several user counts: the P90-TTFT
+  versus throughput trade-off curve of the paper's Fig. 6, and the highest throughput that
+  keeps P90 TTFT within a bound (:func:`slo_throughput`).
+* :func:`tune_autoscaler` — the cheapest setting of an autoscaler (fewest GPU-hours) on a
+  grid that meets a p95-slowdown bound: how every stack is compared "at equal constraint".
+* :func:`compare_stacks` — the paper's Fig. 4 ladder on ``autoscale-a10``: the standard stack
+  (LLQ + arrival order + throughput autoscaler), then Glia's router, batch scheduler and
+  autoscaler added one at a time, plus the autoscaler swapped alone.
+
+Everything here is what ``glia simulate --sweep-users``, ``glia sweep`` and ``glia stack``
+print; the notebooks call the same functions.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from concurrent.futures import Executor
+from dataclasses import dataclass, replace
+from typing import Iterable, Sequence
+
+TTFT_LIMIT_S = 1.5          # routing-h100-prefill: P90 TTFT <= 1,500 ms (paper section 5.5)
+SLOWDOWN_LIMIT = 5.0        # autoscale-a10: p95 slowdown <= 5x (paper section 5.3)
+DEFAULT_SWEEP_USERS = (25, 50, 100, 200, 300, 400)
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """One serving stack: a router, a batch policy and an autoscaler (registry specs)."""
+
+    label: str
+    router: str = "llq"
+    batch_policy: str = "fifo"
+    autoscaler: str | None = None
+
+    def with_autoscaler(self, spec: str) -> "StackConfig":
+        return replace(self, autoscaler=spec)
+
+
+# The autoscaler settings below were chosen by `glia stack --tune` (the grids in
+# AUTOSCALER_GRIDS, seeds 0-2, cheapest setting meeting p95 slowdown <= 5x); re-run it after
+# changing the scenario or the simulator.
+STACKS: dict[str, StackConfig] = {
+    "standard": StackConfig("LLQ + arrival order + throughput autoscaler", "llq", "fifo",
+                            "throughput"),
+    "glia-autoscaler": StackConfig("LLQ + arrival order + proportional autoscaler", "llq",
+                                   "fifo", "proportional"),
+    "glia-router": StackConfig("HRA+SPF + arrival order + throughput autoscaler", "hra",
+                               "fifo", "throughput"),
+    "glia-router-batch": StackConfig("HRA+SPF + shortest-prefill-first + throughput "
+                                     "autoscaler", "hra", "shortest_prefill_first",
+                                     "throughput"),
+    "glia-stack": StackConfig("HRA+SPF + shortest-prefill-first + proportional autoscaler",
+                              "hra", "shortest_prefill_first", "proportional"),
+}
+
+AUTOSCALER_GRIDS: dict[str, dict[str, Sequence]] = {
+    "throughput": {"high": (300, 400, 500, 600, 700, 800), "low_ratio": (0.4, 0.6),
+                   "cooldown_s": (30, 60)},
+    "proportional": {"target": (10, 15, 20, 25, 30, 40, 50), "down_delay_s": (30, 60, 120)},
+}
+
+
+# ----------------------------------------------------------------------------- basics
+def get_scenario(name_or_scenario, *, duration_s: float | None = None, users: int | None = None):
+    """A scenario preset (or a Scenario as is), optionally with another duration or, for a
+    closed loop, another number of users (the request pool grows with the users)."""
+    from workloads import get_scenario as _get
+
+    sc = _get(name_or_scenario) if isinstance(name_or_scenario, str) else name_or_scenario
+    if duration_s:
+        wl = sc.workload
+        if wl.closed_loop_users and wl.pool_size is not None:
+            rate = (wl.pool_size - wl.closed_loop_users) / sc.duration_s
+            wl = replace(wl, pool_size=wl.closed_loop_users + math.ceil(rate * duration_s))
+        sc = sc.replace(duration_s=float(duration_s), workload=wl)
+    if users is not None:
+        wl = sc.workload
+        if not wl.closed_loop_users:
+            raise ValueError(f"scenario {sc.name} is not a closed loop; it has no users to vary")
+        pool = None if wl.pool_size is None else wl.pool_size - wl.closed_loop_users + int(users)
+        sc = sc.replace(workload=replace(wl, closed_loop_users=int(users), pool_size=pool))
+    return sc
+
+
+def _seed_list(scenario, seeds) -> list[int]:
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ValueError("seeds must be >= 1")
+        return list(scenario.seeds[:seeds]) if seeds <= len(scenario.seeds) else list(range(seeds))
+    return [int(s) for s in seeds]
+
+
+def run_seed(args: tuple) -> dict:
+    """One simulation's summary (picklable job: scenario, seed, router, batch, autoscaler)."""
+    from sim_core import simulate
+
+    scenario, seed, router, batch_policy, autoscaler = args
+    res = simulate(scenario.cluster, scenario.trace(seed), router, seed=seed,
+                   batch_policy=batch_policy, autoscaler=autoscaler,
+                   autoscale=scenario.autoscale if autoscaler is not None else None,
+                   record_timeline=False)
+    return dict(res.summary)
+
+
+def _map(jobs: list, executor: Executor | None) -> list:
+    if executor is None:
+        return [run_seed(j) for j in jobs]
+    return list(executor.map(run_seed, jobs))
+
+
+def evaluate_config(scenario, *, router="llq", batch_policy=None, autoscaler=None, seeds=3,
+                    duration_s=None, executor: Executor | None = None) -> dict:
+    """Aggregate summary (mean over seeds of each metric) of one configuration."""
+    from glia_nb.sandbox import aggregate
+
+    sc = get_scenario(scenario, duration_s=duration_s)
+    if autoscaler is not None and sc.autoscale is None:
+        from sim_core.autoscale import AutoscaleConfig
+
+        sc = sc.replace(autoscale=AutoscaleConfig())
+    seed_list = _seed_list(sc, seeds)
+    per_seed = _map([(sc, s, router, batch_policy, autoscaler) for s in seed_list], executor)
+    out = aggregate(per_seed)
+    out["per_seed"] = per_seed
+    return out
+
+
+# ----------------------------------------------------------------------------- sweep
+def slo_throughput(points: Sequence[dict], limit: float = TTFT_LIMIT_S,
+                   metric: str = "p90_ttft_s") -> dict:
+    """The highest throughput on a curve (points in increasing load) whose ``metric`` stays
+    within ``limit``: the best compliant point, and the throughput where the curve crosses
+    the limit (linear interpolation between the last compliant and the next point)."""
+    best = None
+    crossing = None
+    for i, p in enumerate(points):
+        if p[metric] <= limit:
+            if best is None or p["throughput_qps"] > best["throughput_qps"]:
+                best = p
+            nxt = points[i + 1] if i + 1 < len(points) else None
+            if nxt is not None and nxt[metric] > limit:
+                f = (limit - p[metric]) / (nxt[metric] - p[metric])
+                crossing = p["throughput_qps"] + f * (nxt["throughput_qps"] - p["throughput_qps"])
+    if best is not None and crossing is None:
+        crossing = best["throughput_qps"]  # compliant to the end of the sweep (or never after)
+    return {"max_compliant_qps": best["throughput_qps"] if best else None,
+            "max_compliant_users": best.get("users") if best else None,
+            "slo_qps": crossing}
+
+
+def concurrency_sweep(scenario="routing-h100-prefill", router="llq", users=DEFAULT_SWEEP_USERS,
+                      *, seeds=3, duration_s=None, batch_policy=None, limit=TTFT_LIMIT_S,
+                      executor: Executor | None = None) -> dict:
+    """Run a closed-loop scenario at each user count; one point per count (means over seeds)."""
+    keys = ("throughput_qps", "p90_ttft_s", "mean_ttft_s", "mean_e2e_s", "p90_e2e_s",
+            "restart_fraction", "num_requests")
+    points = []
+    for u in users:
+        agg = evaluate_config(get_scenario(scenario, duration_s=duration_s, users=int(u)),
+                              router=router, batch_policy=batch_policy, seeds=seeds,
+                              executor=executor)
+        points.append({"users": int(u), **{k: agg.get(k) for k in keys},
+                       "p90_ttft_per_seed": [s["p90_ttft_s"] for s in agg["per_seed"]]})
+    name = scenario if isinstance(scenario, str) else scenario.name
+    return {"scenario": name, "router": str(router), "ttft_limit_s": limit,
+            "seeds": len(_seed_list(get_scenario(scenario), seeds)),
+            "points": points, **slo_throughput(points, limit)}
+
+
+def sweep_bar(curves: dict[str, dict], limit: float = TTFT_LIMIT_S,
+              qps_tolerance: float = 0.01) -> list[dict]:
+    """Points where one router meets the TTFT bound at a throughput at least that of a point
+    where another violates it (within ``qps_tolerance``, relative: closed-loop throughput
+    saturates, so two routers at the same load serve the same QPS up to noise):
+    ``{"meets": A, "violates": B, "users_meets", "users_violates", "qps_meets",
+    "qps_violates", "ttft_meets", "ttft_violates"}`` per pair (the paper's Fig. 6)."""
+    out = []
+    for a, b in itertools.permutations(curves, 2):
+        for pa in curves[a]["points"]:
+            if pa["p90_ttft_s"] > limit:
+                continue
+            for pb in curves[b]["points"]:
+                if pb["p90_ttft_s"] > limit and \
+                        pb["throughput_qps"] <= pa["throughput_qps"] * (1 + qps_tolerance):
+                    out.append({"meets": a, "violates": b, "users_meets": pa["users"],
+                                "users_violates": pb["users"],
+                                "qps_meets": pa["throughput_qps"],
+                                "qps_violates": pb["throughput_qps"],
+                                "ttft_meets": pa["p90_ttft_s"], "ttft_violates": pb["p90_ttft_s"]})
+    return out
+
+
+# ----------------------------------------------------------------------------- autoscaling
+def grid_specs(name: str, grid: dict[str, Sequence] | None = None) -> list[str]:
+    """Autoscaler specs (``"throughput:high=500,low=300,cooldown_s=60"``) over a grid;
+    ``low_ratio`` sets ``low = low_ratio * high``."""
+    grid = dict(grid or AUTOSCALER_GRIDS[name])
+    names = list(grid)
+    specs = []
+    for values in itertools.product(*(grid[k] for k in names)):
+        params = dict(zip(names, values))
+        if "low_ratio" in params:
+            params["low"] = round(params.pop("low_ratio") * params["high"], 3)
+        specs.append(name + ":" + ",".join(f"{k}={v:g}" for k, v in params.items()))
+    return specs
+
+
+def tune_autoscaler(scenario="autoscale-a10", stack: StackConfig = STACKS["standard"], *,
+                    family: str | None = None, grid=None, seeds=3, duration_s=None,
+                    limit: float = SLOWDOWN_LIMIT, executor: Executor | None = None) -> dict:
+    """Evaluate every grid setting of the stack's autoscaler family and return the cheapest
+    one (fewest mean GPU-hours) whose mean p95 slowdown is within ``limit``."""
+    family = family or (stack.autoscaler or "throughput").split(":")[0]
+    rows = []
+    for spec in grid_specs(family, grid):
+        agg = evaluate_config(scenario, router=stack.router, batch_policy=stack.batch_policy,
+                              autoscaler=spec, seeds=seeds, duration_s=duration_s,
+                              executor=executor)
+        rows.append({"autoscaler": spec, "gpu_hours": agg["gpu_hours"],
+                     "p95_slowdown": agg["p95_slowdown"], "mean_e2e_s": agg["mean_e2e_s"],
+                     "feasible": agg["p95_slowdown"] <= limit})
+    feasible = [r for r in rows if r["feasible"]]
+    best = min(feasible, key=lambda r: r["gpu_hours"]) if feasible else None
+    return {"stack": stack.label, "family": family, "limit": limit, "best": best, "grid": rows}
+
+
+def compare_stacks(scenario="autoscale-a10", *, seeds=3, duration_s=None, tune: bool = False,
+                   stacks: Iterable[str] = tuple(STACKS), limit: float = SLOWDOWN_LIMIT,
+                   executor: Executor | None = None) -> dict:
+    """GPU-hours of each stack at equal constraint (p95 slowdown <= ``limit``).
+
+    Without ``tune`` each stack uses its autoscaler as listed in :data:`STACKS`; with
+    ``tune`` each stack's autoscaler is first tuned on :data:`AUTOSCALER_GRIDS`."""
+    rows = {}
+    for key in stacks:
+        st = STACKS[key]
+        tuning = None
+        if tune:
+            tuning = tune_autoscaler(scenario, st, seeds=seeds, duration_s=duration_s,
+                                     limit=limit, executor=executor)
+            if tuning["best"] is not None:
+                st = st.with_autoscaler(tuning["best"]["autoscaler"])
+        agg = evaluate_config(scenario, router=st.router, batch_policy=st.batch_policy,
+                              autoscaler=st.autoscaler, seeds=seeds, duration_s=duration_s,
+                              executor=executor)
+        rows[key] = {"label": st.label, "router": st.router, "batch_policy": st.batch_policy,
+                     "autoscaler": st.autoscaler, "gpu_hours": agg["gpu_hours"],
+                     "mean_replicas": agg["mean_replicas"], "p95_slowdown": agg["p95_slowdown"],
+                     "mean_slowdown": agg["mean_slowdown"], "mean_e2e_s": agg["mean_e2e_s"],
+                     "meets_constraint": agg["p95_slowdown"] <= limit,
+                     "per_seed_gpu_hours": [s["gpu_hours"] for s in agg["per_seed"]],
+                     "per_seed_p95_slowdown": [s["p95_slowdown"] for s in agg["per_seed"]]}
+        if tuning is not None:
+            rows[key]["tuning"] = tuning
+    base = rows.get("standard", {}).get("gpu_hours")
+    for r in rows.values():
+        r["gpu_hours_vs_standard"] = (r["gpu_hours"] / base - 1.0) if base else None
+    name = scenario if isinstance(scenario, str) else scenario.name
+    sc = get_scenario(scenario)
+    doc = {"scenario": name, "seeds": _seed_list(sc, seeds), "slowdown_limit": limit,
+           "tuned": tune, "stacks": rows}
+    if "standard" in rows and "glia-autoscaler" in rows:
+        doc["autoscaler_alone_reduction"] = -rows["glia-autoscaler"]["gpu_hours_vs_standard"]
+    if "standard" in rows and "glia-stack" in rows:
+        doc["whole_stack_reduction"] = -rows["glia-stack"]["gpu_hours_vs_standard"]
+    return doc
+
+
+__all__ = ["StackConfig", "STACKS", "AUTOSCALER_GRIDS", "TTFT_LIMIT_S", "SLOWDOWN_LIMIT",
+           "DEFAULT_SWEEP_USERS", "get_scenario", "evaluate_config", "concurrency_sweep",
+           "slo_throughput", "sweep_bar", "grid_specs", "tune_autoscaler", "compare_stacks",
+           "run_seed"]

@@ -1,0 +1,156 @@
+"""Batch-scheduler policies: the order of each replica's waiting queue.
+
+A replica admits new requests from the head of its waiting queue (Sarathi: within the chunk
+and batch caps, the head blocks the rest).  A *batch policy* decides that order with a
+priority key computed from what a real scheduler knows about a request when it reaches the
+replica — its prompt length and its arrival time, never its decode length::
+
+    class BatchPolicy(Protocol):
+        def key(self, prompt_tokens: int, arrived_at: float) -> float | None: ...
+
+Smaller keys are admitted first; ties keep the order in which requests were routed.  A
+policy whose ``key`` is ``None`` (``fifo``) leaves the engine's plain arrival-order queue in
+place.  Pre-empted requests always return to the front of the queue, whatever the policy.
+
+:data:`BATCH_POLICIES` is the registry (flat ``name -> class``); :func:`make_batch_policy`
+accepts a registry name with parameters (``"aged_spf:seconds_per_token=0.01"``), a
+``path/to/file.py:Name`` spec (a class or a plain function ``(prompt_tokens, arrived_at) ->
+key``), a class, an instance or a function.  :func:`queue_key_of` turns any of them into the
+``queue_key`` callable that :func:`sim_core.simulate` hands to the engine.
+"""
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Callable, Optional, Protocol, runtime_checkable
+
+from sim_core.routers import RouterLoadError, _parse_params, load_router_class
+
+QueueKey = Callable[[int, float], float]
+
+
+class BatchPolicyLoadError(RouterLoadError):
+    """A batch-policy spec could not be turned into a policy."""
+
+
+@runtime_checkable
+class BatchPolicy(Protocol):
+    """The batch-scheduler layer's extension point: a priority key per request."""
+
+    def key(self, prompt_tokens: int, arrived_at: float) -> Optional[float]:
+        """Priority of a request entering a replica's waiting queue (smaller = earlier)."""
+
+
+class ArrivalOrder:
+    """``fifo``: arrival (routing) order — vLLM's and Sarathi's default."""
+
+    name = "fifo"
+    key = None  # the engine's native FIFO queue, no key evaluated
+
+
+class ShortestPrefillFirst:
+    """``shortest_prefill_first``: fewest prompt tokens first (approximates shortest job
+    first for the prefill phase); ties in arrival order."""
+
+    name = "shortest_prefill_first"
+
+    def key(self, prompt_tokens: int, arrived_at: float) -> float:
+        return float(prompt_tokens)
+
+
+class AgedShortestPrefillFirst:
+    """``aged_spf``: shortest prefill first with ageing, so no prompt waits forever.
+
+    The key is a virtual deadline ``arrived_at + seconds_per_token * prompt_tokens``:
+    ``seconds_per_token = 0`` is arrival order, a large value is shortest-prefill-first."""
+
+    name = "aged_spf"
+
+    def __init__(self, seconds_per_token: float = 0.01):
+        if not seconds_per_token >= 0:
+            raise ValueError("seconds_per_token must be >= 0")
+        self.seconds_per_token = float(seconds_per_token)
+
+    def key(self, prompt_tokens: int, arrived_at: float) -> float:
+        return float(arrived_at) + self.seconds_per_token * float(prompt_tokens)
+
+
+class _FunctionPolicy:
+    """Wraps a plain function ``(prompt_tokens, arrived_at) -> key`` as a policy."""
+
+    def __init__(self, fn: QueueKey):
+        self.key = fn
+        self.name = getattr(fn, "__name__", "custom")
+
+
+BATCH_POLICIES: dict[str, type] = {
+    "fifo": ArrivalOrder,
+    "arrival": ArrivalOrder,
+    "shortest_prefill_first": ShortestPrefillFirst,
+    "spf": ShortestPrefillFirst,
+    "aged_spf": AgedShortestPrefillFirst,
+}
+
+
+def _load_from_file(path: str, name: str):
+    """A class or function ``name`` from a policy file (the router loader's guarded import:
+    a fresh module per load, no change to ``sys.path``)."""
+    try:
+        obj = load_router_class(path, name)
+    except RouterLoadError as exc:
+        raise BatchPolicyLoadError(str(exc)) from exc
+    if not callable(obj):
+        raise BatchPolicyLoadError(f"{name!r} in policy file {path} is not a class or function")
+    return obj
+
+
+def make_batch_policy(spec=None, **params):
+    """Build a batch policy from a registry name (``"fifo"``, ``"spf"``,
+    ``"aged_spf:seconds_per_token=0.02"``), a ``path/to/file.py:Name`` spec, a class, an
+    instance or a function ``(prompt_tokens, arrived_at) -> key``.  ``None`` is ``fifo``."""
+    if spec is None:
+        return ArrivalOrder()
+    if isinstance(spec, (str, Path)):
+        spec = str(spec)
+        head, sep, tail = spec.rpartition(":")
+        if sep and head.endswith(".py"):
+            obj = _load_from_file(head, tail)
+        else:
+            name, _, ptxt = spec.partition(":")
+            if name not in BATCH_POLICIES:
+                raise BatchPolicyLoadError(f"unknown batch policy {name!r}; known: "
+                                           f"{', '.join(BATCH_POLICIES)} or path/to/file.py:Name")
+            try:
+                return BATCH_POLICIES[name](**{**_parse_params(ptxt), **params})
+            except (TypeError, ValueError) as exc:
+                raise BatchPolicyLoadError(f"bad parameters for batch policy {name!r}: {exc}") from exc
+    else:
+        obj = spec
+    if inspect.isclass(obj):
+        try:
+            obj = obj(**params)
+        except (TypeError, ValueError) as exc:
+            raise BatchPolicyLoadError(f"{obj.__name__}() failed: {exc}") from exc
+    elif callable(obj) and not hasattr(obj, "key"):
+        return _FunctionPolicy(obj)
+    if not hasattr(obj, "key") or (obj.key is not None and not callable(obj.key)):
+        raise BatchPolicyLoadError(f"{type(obj).__name__} has no key(prompt_tokens, arrived_at) "
+                                   "method")
+    return obj
+
+
+def queue_key_of(policy) -> Optional[QueueKey]:
+    """The engine's ``queue_key`` for ``policy`` (anything :func:`make_batch_policy` takes):
+    ``None`` for arrival order, else a function ``(prompt_tokens, arrived_at) -> float``."""
+    p = make_batch_policy(policy)
+    return p.key if p.key is not None else None
+
+
+def batch_policy_name(policy) -> str:
+    """A short display name."""
+    return getattr(policy, "name", None) or type(policy).__name__
+
+
+__all__ = ["BatchPolicy", "BATCH_POLICIES", "make_batch_policy", "queue_key_of",
+           "batch_policy_name", "ArrivalOrder", "ShortestPrefillFirst",
+           "AgedShortestPrefillFirst", "BatchPolicyLoadError"]

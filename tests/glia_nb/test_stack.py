@@ -1,0 +1,100 @@
+"""Stack experiments: SLO throughput, sweeps, autoscaler grids, stack comparison, CLI."""
+import json
+
+import pytest
+
+from glia_nb.cli import main
+from glia_nb.stack import (STACKS, concurrency_sweep, evaluate_config, get_scenario, grid_specs,
+                           slo_throughput, sweep_bar)
+
+
+def pts(*rows):
+    return [{"users": u, "throughput_qps": q, "p90_ttft_s": t} for u, q, t in rows]
+
+
+def test_slo_throughput_interpolates_the_crossing():
+    doc = slo_throughput(pts((25, 10.0, 0.5), (50, 20.0, 1.0), (100, 24.0, 2.0)), limit=1.5)
+    assert doc["max_compliant_qps"] == 20.0 and doc["max_compliant_users"] == 50
+    assert doc["slo_qps"] == pytest.approx(22.0)  # halfway from 1.0 s to 2.0 s
+    assert slo_throughput(pts((25, 10.0, 2.0)))["slo_qps"] is None
+    assert slo_throughput(pts((25, 10.0, 0.2), (50, 12.0, 0.3)))["slo_qps"] == 12.0
+
+
+def test_sweep_bar_finds_meets_where_other_violates():
+    curves = {"a": {"points": pts((1, 20.0, 1.2), (2, 24.0, 1.4))},
+              "b": {"points": pts((1, 20.0, 1.3), (2, 23.5, 1.9))}}
+    bar = sweep_bar(curves, 1.5)
+    assert [(b["meets"], b["violates"], b["users_meets"]) for b in bar] == [("a", "b", 2)]
+
+
+def test_get_scenario_varies_users_and_keeps_pool_rate():
+    base = get_scenario("routing-h100-prefill")
+    sc = get_scenario("routing-h100-prefill", users=50, duration_s=60)
+    assert sc.workload.closed_loop_users == 50 and sc.duration_s == 60
+    rate = (base.workload.pool_size - 200) / base.duration_s
+    assert sc.workload.pool_size == 50 + int(round(rate * 60))
+    with pytest.raises(ValueError, match="not a closed loop"):
+        get_scenario("routing-a10", users=10)
+
+
+def test_grid_specs():
+    specs = grid_specs("throughput", {"high": (400,), "low_ratio": (0.5,), "cooldown_s": (30,)})
+    assert specs == ["throughput:high=400,cooldown_s=30,low=200"]
+    assert len(grid_specs("proportional", {"target": (10, 20), "down_delay_s": (60,)})) == 2
+
+
+def test_concurrency_sweep_short():
+    doc = concurrency_sweep("routing-h100-prefill", "least_prefill", (10, 40), seeds=1,
+                            duration_s=30)
+    assert [p["users"] for p in doc["points"]] == [10, 40]
+    q = [p["throughput_qps"] for p in doc["points"]]
+    assert q[1] > q[0] > 0                      # more users, more throughput
+    assert doc["points"][1]["p90_ttft_s"] >= doc["points"][0]["p90_ttft_s"]
+
+
+def test_evaluate_config_with_autoscaler_reports_cost():
+    agg = evaluate_config("autoscale-a10", router="llq", autoscaler="proportional", seeds=1,
+                          duration_s=120)
+    assert agg["gpu_hours"] > 0 and agg["p95_slowdown"] >= 1.0
+    assert 1.0 <= agg["mean_replicas"] <= 12.0
+
+
+def test_h100_bar_hra_violates_where_ttft_aware_meets():
+    # The routing-h100-prefill bar on 3 seeds: at 300 users HRA (as tuned for routing-a10)
+    # exceeds P90 TTFT 1.5 s, while least_prefill stays within it at a throughput at least
+    # as high as HRA's.
+    curves = {r: concurrency_sweep("routing-h100-prefill", r, (300,), seeds=3)
+              for r in ("hra", "least_prefill")}
+    hra, lp = curves["hra"]["points"][0], curves["least_prefill"]["points"][0]
+    assert hra["p90_ttft_s"] > 1.5 >= lp["p90_ttft_s"]
+    assert lp["throughput_qps"] >= 0.99 * hra["throughput_qps"]
+    assert any(b["meets"] == "least_prefill" and b["violates"] == "hra"
+               for b in sweep_bar(curves))
+
+
+def test_cli_sweep_and_simulate_flags(capsys):
+    assert main(["simulate", "--scenario", "routing-h100-prefill", "--router", "llq",
+                 "--sweep-users", "10,20", "--seeds", "1", "--duration", "20", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [p["users"] for p in doc["points"]] == [10, 20] and "slo_qps" in doc
+    assert main(["simulate", "--scenario", "autoscale-a10", "--router", "llq",
+                 "--autoscaler", "proportional:target=20", "--batch-policy", "spf",
+                 "--seeds", "1", "--duration", "60", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["autoscaler"] == "proportional:target=20" and doc["batch_policy"] == "spf"
+    assert doc["gpu_hours"] > 0 and "p95_slowdown" in doc["seeds"][0]
+    assert main(["sweep", "--routers", "llq", "least_prefill", "--users", "10",
+                 "--seeds", "1", "--duration", "20", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert set(doc["curves"]) == {"llq", "least_prefill"}
+    assert main(["simulate", "--sweep-users", "a,b", "--scenario", "routing-h100-prefill"]) == 2
+
+
+def test_cli_stack_short(capsys):
+    assert main(["stack", "--stacks", "standard,glia-stack", "--seeds", "1",
+                 "--duration", "120", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert set(doc["stacks"]) == {"standard", "glia-stack"}
+    assert doc["stacks"]["glia-stack"]["autoscaler"] == STACKS["glia-stack"].autoscaler
+    assert "whole_stack_reduction" in doc
+    assert main(["stack", "--stacks", "nope"]) == 2
