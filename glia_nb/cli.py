@@ -29,7 +29,7 @@ def _print_table(rows: list[dict], cols: list[tuple[str, str, str]]) -> None:
 # ------------------------------------------------------------------------ simulate
 def run_simulations(scenario_name: str, router: str, seeds: int | list[int], *, out=None,
                     trace_csv=None, duration_s=None, progress: bool = False,
-                    batch_policy=None, autoscaler=None) -> dict:
+                    batch_policy=None, autoscaler=None, users=None) -> dict:
     """Run a router (with an optional batch policy and autoscaler) on a scenario over seeds
     and return the CLI's JSON document."""
     from sim_core import simulate
@@ -37,6 +37,10 @@ def run_simulations(scenario_name: str, router: str, seeds: int | list[int], *, 
     from workloads import Trace, get_scenario
 
     scenario = get_scenario(scenario_name)
+    if users:
+        from glia_nb.stack import get_scenario as _with_users
+
+        scenario = _with_users(scenario, users=users)
     if isinstance(seeds, int):
         if seeds < 1:
             raise CLIError("--seeds must be >= 1")
@@ -72,6 +76,8 @@ def run_simulations(scenario_name: str, router: str, seeds: int | list[int], *, 
     extra = ("gpu_hours", "mean_replicas", "p95_slowdown", "mean_slowdown")
     keys = keys + tuple(k for k in extra if autoscaler and k in agg["seeds"][0])
     doc_extra = {"batch_policy": batch_policy or "fifo"}
+    if users:
+        doc_extra["users"] = int(users)
     if autoscaler:
         doc_extra["autoscaler"] = autoscaler
         for k in extra:
@@ -94,7 +100,8 @@ def _cmd_simulate(args) -> int:
     doc = run_simulations(args.scenario, args.router, args.seeds, out=args.out,
                           trace_csv=args.trace, duration_s=args.duration,
                           progress=not args.json and sys.stderr.isatty(),
-                          batch_policy=args.batch_policy, autoscaler=args.autoscaler)
+                          batch_policy=args.batch_policy, autoscaler=args.autoscaler,
+                          users=args.users)
     if args.json:
         print(json.dumps(doc))
         return 0
@@ -142,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "shortest_prefill_first, aged_spf:seconds_per_token=X or file.py:Name")
     s.add_argument("--autoscaler", help="throughput, proportional, fixed (parameters as "
                    "proportional:target=30) or file.py:Class; the scenario's pool is the maximum")
+    s.add_argument("--users", type=int, help="closed-loop scenarios: number of users")
     s.add_argument("--sweep-users", help="closed-loop scenarios: comma-separated user counts; "
                    "prints the P90-TTFT-vs-throughput curve instead")
     s.set_defaults(func=_cmd_simulate)

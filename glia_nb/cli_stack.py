@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 
 def _users(text: str | None) -> list[int]:

@@ -203,11 +203,11 @@ def autoscaler_candidates(cls: str, best: Mapping | None = None) -> list[Candida
            "global queue) measure the backlog directly; a proportional controller sizes the "
            "pool to keep each instance at a set-point.")
     if best is None:
-        return [_prop(f"proportional-{t}", t, 60, why if t == 30 else
+        return [_prop(f"proportional-{t}", t, 30, why if t == 35 else
                       f"Set-point {t}: trades GPU-hours against queueing.",
                       "Sizing by in-flight requests meets the slowdown bound with fewer "
                       "GPU-hours than throughput thresholds.", cls)
-                for t in (30, 20, 40)]
+                for t in (35, 25, 45)]
     p = dict(best.get("params") or ())
     if p.get("kind") != "proportional":
         return []

@@ -225,8 +225,11 @@ def describe_error(exc: BaseException) -> dict:
     shown = cause if (cause is not None and kind != "invalid_decision") else exc
     if kind in ("exception", "network", "memory", "timeout") and cause is not None:
         where = _user_frame(cause)
-        msg = (f"the router raised {type(cause).__name__}: {cause}"
-               + (f" (at {where})" if where else ""))
+        if type(cause).__name__ == "BatchPolicyError":  # raised while routing, not by the router
+            msg = str(cause) + (f" (at {where})" if where else "")
+        else:
+            msg = (f"the router raised {type(cause).__name__}: {cause}"
+                   + (f" (at {where})" if where else ""))
     else:
         msg = str(exc) if kind in ("invalid_decision", "import", "missing_class") \
             else f"{type(exc).__name__}: {exc}"

@@ -45,22 +45,25 @@ class StackConfig:
 # changing the scenario or the simulator.
 STACKS: dict[str, StackConfig] = {
     "standard": StackConfig("LLQ + arrival order + throughput autoscaler", "llq", "fifo",
-                            "throughput"),
+                            "throughput:high=700,low=490,cooldown_s=30"),
     "glia-autoscaler": StackConfig("LLQ + arrival order + proportional autoscaler", "llq",
-                                   "fifo", "proportional"),
+                                   "fifo", "proportional:target=35,down_delay_s=30"),
     "glia-router": StackConfig("HRA+SPF + arrival order + throughput autoscaler", "hra",
-                               "fifo", "throughput"),
+                               "fifo", "throughput:high=850,low=595,cooldown_s=30"),
     "glia-router-batch": StackConfig("HRA+SPF + shortest-prefill-first + throughput "
                                      "autoscaler", "hra", "shortest_prefill_first",
-                                     "throughput"),
+                                     "throughput:high=850,low=595,cooldown_s=20"),
     "glia-stack": StackConfig("HRA+SPF + shortest-prefill-first + proportional autoscaler",
-                              "hra", "shortest_prefill_first", "proportional"),
+                              "hra", "shortest_prefill_first",
+                              "proportional:target=60,down_delay_s=30"),
 }
 
+# The grids `--tune` searches (the settings above came from these and a finer pass around
+# the optimum: high 650-1200 x low 0.6-0.7 x cooldown 20-30; target 35-70 x delay 30-120).
 AUTOSCALER_GRIDS: dict[str, dict[str, Sequence]] = {
-    "throughput": {"high": (300, 400, 500, 600, 700, 800), "low_ratio": (0.4, 0.6),
-                   "cooldown_s": (30, 60)},
-    "proportional": {"target": (10, 15, 20, 25, 30, 40, 50), "down_delay_s": (30, 60, 120)},
+    "throughput": {"high": (500, 600, 700, 850, 1000), "low_ratio": (0.6, 0.7),
+                   "cooldown_s": (20, 30)},
+    "proportional": {"target": (20, 30, 35, 45, 60, 70), "down_delay_s": (30, 120)},
 }
 
 
@@ -82,7 +85,10 @@ def get_scenario(name_or_scenario, *, duration_s: float | None = None, users: in
         if not wl.closed_loop_users:
             raise ValueError(f"scenario {sc.name} is not a closed loop; it has no users to vary")
         pool = None if wl.pool_size is None else wl.pool_size - wl.closed_loop_users + int(users)
-        sc = sc.replace(workload=replace(wl, closed_loop_users=int(users), pool_size=pool))
+        desc = sc.description.replace(f"closed loop of {wl.closed_loop_users} users",
+                                      f"closed loop of {int(users)} users")
+        sc = sc.replace(workload=replace(wl, closed_loop_users=int(users), pool_size=pool),
+                        description=desc)
     return sc
 
 

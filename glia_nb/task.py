@@ -170,6 +170,7 @@ class Task:
     fixed_router: str | None = None
     fixed_batch_policy: str | None = None
     fixed_autoscaler: str | None = None
+    users: int | None = None      # closed-loop scenarios: override the number of users
     notes: str = ""
 
     def __post_init__(self) -> None:
@@ -192,11 +193,11 @@ class Task:
 
     # ------------------------------------------------------------------ derived facts
     def load_scenario(self):
-        """The :class:`~workloads.scenarios.Scenario`, with ``duration_s`` applied."""
-        from workloads.scenarios import get_scenario
+        """The :class:`~workloads.scenarios.Scenario`, with ``duration_s`` and (closed loops)
+        ``users`` applied."""
+        from glia_nb.stack import get_scenario
 
-        sc = get_scenario(self.scenario)
-        return sc.replace(duration_s=self.duration_s) if self.duration_s else sc
+        return get_scenario(self.scenario, duration_s=self.duration_s, users=self.users)
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -232,6 +233,8 @@ class Task:
         parts = [f"{flags[k]} {v}" for k, v in self.stack_for(self.policy_spec).items() if v]
         cmd = (f"glia simulate --scenario {self.scenario} {' '.join(parts)} "
                f"--seeds {len(self.seeds)} --json")
+        if self.users:
+            cmd += f" --users {self.users}"
         if self.duration_s:
             cmd += f" --duration {self.duration_s:g}"
         return cmd + f" --out {out_dir}"
@@ -317,10 +320,21 @@ class Task:
             "baseline_text": baseline_text,
             "rules": "\n".join(f"{i}. {r}" for i, r in enumerate(self.rules, 1)),
             "budget_text": budget_text,
-            "target_pct": f"{self.target_improvement:.0%}",
+            "expect_text": self._target_text(),
             "task_name": self.name,
         }
         return load_prompt("router_task.md").substitute(values)
+
+    def _target_text(self) -> str:
+        """What the router text promises: a percentage, or (constrained tasks whose baseline
+        breaks the constraint) a design that meets it."""
+        o = self.objective
+        if o.constraint and self.target_improvement == 0:
+            return (f"The baseline breaks the constraint {o.constraint} <= {o.constraint_max:g}; "
+                    "designs that keep it exist. Among those, "
+                    f"{'lower' if o.direction == 'min' else 'higher'} {o.name} is better.")
+        return (f"It is possible to do much better than the baseline: a reduction of at least "
+                f"{self.target_improvement:.0%} in\nthe objective should be reachable.")
 
     def render_policy_template(self) -> str:
         """The starting policy file: a small readable LLQ router named ``class_name`` (for

@@ -7,8 +7,6 @@ and starting policy file for a non-router layer (the router layer keeps its own 
 """
 from __future__ import annotations
 
-import inspect
-from typing import Any
 
 LAYER_TITLES = {"batch_policy": "batch-scheduler policy (the order of each replica's waiting "
                                 "queue)",
@@ -123,7 +121,10 @@ def stack_tasks() -> dict:
                 constraint_description="90th-percentile time to first token, in seconds, "
                                        "averaged over seeds"),
             baseline="llq", num_eval_seeds=3, budget=Budget(max_simulations=90),
-            target_improvement=0.02),
+            # 300 users, not the preset's 200: in our simulator the paper's situation (the
+            # usual routers break the TTFT bound, a TTFT-aware one keeps it) starts between
+            # 250 and 300 users; at 200 every router but round robin already meets it.
+            users=300, target_improvement=0.0),
     }
 
 
@@ -212,14 +213,5 @@ def render_layer_template(task) -> str:
     raise NotImplementedError(f"no policy template for layer {task.layer!r}")
 
 
-def describe_stats() -> dict[str, Any]:
-    """ClusterStats' documented fields (kept next to the code they describe)."""
-    from sim_core.autoscale import ClusterStats
-
-    names = [n for n in ClusterStats.__dataclass_fields__]
-    props = [n for n, v in inspect.getmembers(ClusterStats) if isinstance(v, property)]
-    return {"fields": names, "properties": props}
-
-
 __all__ = ["stack_tasks", "render_layer_text", "render_layer_template", "LAYER_TITLES",
-           "BATCH_RULES", "AUTOSCALER_RULES", "describe_stats"]
+           "BATCH_RULES", "AUTOSCALER_RULES"]

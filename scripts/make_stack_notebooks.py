@@ -164,7 +164,10 @@ cheapest grid setting that meets the bound (`glia stack --tune`; the tuned setti
 SEEDS = 3
 """, "setup"),
     code("""
-doc = stack.compare_stacks("autoscale-a10", seeds=SEEDS)
+from concurrent.futures import ProcessPoolExecutor
+
+with ProcessPoolExecutor(2) as pool:  # one simulation per core
+    doc = stack.compare_stacks("autoscale-a10", seeds=SEEDS, executor=pool)
 rows = {k: {"stack": r["label"], "autoscaler": r["autoscaler"], "gpu_hours": r["gpu_hours"],
             "vs_standard": r["gpu_hours_vs_standard"], "mean_replicas": r["mean_replicas"],
             "p95_slowdown": r["p95_slowdown"], "meets_bound": r["meets_constraint"]}
@@ -222,10 +225,17 @@ sdoc = run_study(task=task, budget_sims=2, out=RUNS / "autoscale-a10", workers=1
 print({k: sdoc[k] for k in ("baseline_score", "best_score", "best_experiment", "num_experiments")})
 """, "study"),
     md("""
-**What it means.** Scaling on the backlog per instance reacts to what the slowdown depends on, so it
-can run the pool hotter without breaking the bound; the router and batch policy then make each
-replica cheaper to run hot (fewer pre-emptions, short requests first), which the autoscaler turns into
-fewer replicas. Print the same figures with `glia stack --scenario autoscale-a10 --json`.
+**What we saw, and what it means.** Scaling on the backlog per instance reacts to what the
+slowdown depends on, so the proportional controller runs the pool a little hotter than the tuned
+throughput thresholds at the same bound — a few percent here, 13% in the paper. Most of the saving
+comes from the router: head-room admission avoids the pre-emption storms that make LLQ replicas
+collapse near capacity (at a steady 15 QPS LLQ needs 9 replicas for p95 slowdown <= 5x, HRA with
+shortest-prefill-first 7), so *any* autoscaler can run fewer of them — the throughput autoscaler
+over HRA saves almost as much as the full stack. The whole stack stays short of the paper's 40%:
+both autoscalers lag the load by the 60 s cold start on every ramp, so both keep a margin there, and
+the steady-state capacity gap between the routers (~22%) bounds what any autoscaler can add. Print
+the same figures with `glia stack --scenario autoscale-a10 --json` (`--tune` re-derives the
+settings, `--seeds 10` checks them on seeds they were not tuned on).
 """),
     code("""
 print(f"notebook ran in {time.time() - T0:.0f} s")

@@ -139,11 +139,26 @@ def make_batch_policy(spec=None, **params):
     return obj
 
 
+class BatchPolicyError(RuntimeError):
+    """A batch policy's ``key`` raised or returned something that is not a number."""
+
+
 def queue_key_of(policy) -> Optional[QueueKey]:
     """The engine's ``queue_key`` for ``policy`` (anything :func:`make_batch_policy` takes):
-    ``None`` for arrival order, else a function ``(prompt_tokens, arrived_at) -> float``."""
+    ``None`` for arrival order, else a function ``(prompt_tokens, arrived_at) -> float``
+    whose errors name the batch policy (not the router that was routing at the time)."""
     p = make_batch_policy(policy)
-    return p.key if p.key is not None else None
+    if p.key is None:
+        return None
+    key, name = p.key, batch_policy_name(p)
+
+    def guarded(prompt_tokens: int, arrived_at: float) -> float:
+        try:
+            return float(key(prompt_tokens, arrived_at))
+        except Exception as exc:  # user code may raise anything
+            raise BatchPolicyError(f"batch policy {name}.key({prompt_tokens}, {arrived_at:.3f}) "
+                                   f"raised {type(exc).__name__}: {exc}") from exc
+    return guarded
 
 
 def batch_policy_name(policy) -> str:
@@ -153,4 +168,4 @@ def batch_policy_name(policy) -> str:
 
 __all__ = ["BatchPolicy", "BATCH_POLICIES", "make_batch_policy", "queue_key_of",
            "batch_policy_name", "ArrivalOrder", "ShortestPrefillFirst",
-           "AgedShortestPrefillFirst", "BatchPolicyLoadError"]
+           "AgedShortestPrefillFirst", "BatchPolicyLoadError", "BatchPolicyError"]

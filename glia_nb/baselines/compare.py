@@ -121,14 +121,21 @@ def _run_llm_method(method, task, evaluator, baseline, baseline_code, budget, ru
     return mr
 
 
+def _usable(run) -> bool:
+    """A run that searched: not unavailable, and not an error before its first simulation."""
+    return run.status != "unavailable" and not (run.status == "error" and run.sims_used == 0)
+
+
 def _summary_row(method: str, runs: list, budget: int, baseline, direction: str) -> dict:
     from sim_core.results import bootstrap_ci
 
-    live = [r for r in runs if r.status != "unavailable"]
+    live = [r for r in runs if _usable(r)]
     row = {"method": method, "kind": KINDS.get(method, "?"), "runs": len(live),
            "budget_sims": budget}
     if not live:
-        row.update(status="unavailable", reason=runs[0].reason if runs else "")
+        failed = [r for r in runs if r.status == "error"]
+        row.update(status="error" if failed else "unavailable",
+                   reason=(failed or runs)[0].reason if runs else "")
         return row
     finals = [r.curve(direction)[-1] for r in live]
     finals = [f for f in finals if f == f]
@@ -178,7 +185,7 @@ def _write_budget(out: Path, budget: int, task, rows, runs_by_method, fixed, bas
     ylabel = f"best {obj.name} ({obj.unit}; {'lower' if obj.direction == 'min' else 'higher'} is better)"
     bands = {}
     for m, runs in runs_by_method.items():
-        live = [r for r in runs if r.status != "unavailable"]
+        live = [r for r in runs if _usable(r)]
         if live:
             bands[m] = figures.curve_band([r.curve(obj.direction) for r in live],
                                           length=max(r.sims_used for r in live))
@@ -194,7 +201,7 @@ def _write_budget(out: Path, budget: int, task, rows, runs_by_method, fixed, bas
     }
     csv_p, md_p = figures.write_table(rows, out / f"table_b{budget}.csv", out / f"table_b{budget}.md")
     files.update(table_csv=str(csv_p), table_md=str(md_p))
-    as_is_runs = [r for r in runs_by_method.get("as-is", []) if r.status != "unavailable"]
+    as_is_runs = [r for r in runs_by_method.get("as-is", []) if _usable(r)]
     if as_is_runs:
         scores = [s for r in as_is_runs for s in (r.extra.get("distribution") or {}).get("scores", [])]
         files["as_is_distribution"] = str(figures.plot_distribution(

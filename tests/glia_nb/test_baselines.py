@@ -238,3 +238,13 @@ def test_glia_compare_cli_with_the_standin(standin, tmp_path, capsys):
     table = Path(files["table_md"]).read_text()
     assert "| glia-seq |" in table and "| HRA |" in table
     assert standin.counts.get("researcher", 0) > 0
+
+
+def test_a_method_that_fails_is_reported_not_plotted(fast_task, pool, tmp_path):
+    doc = run_compare(fast_task, ["glia-scg"], [2], 1, None, tmp_path, executor=pool,
+                      glia_researcher="no-such-researcher")
+    row = doc["results"]["2"]["rows"][0]
+    assert row["status"] == "error" and "no-such-researcher" in row["reason"]
+    assert row.get("best_score_mean") is None  # no bar, no curve for a run that never searched
+    res = json.loads(Path(doc["results"]["2"]["files"]["results"]).read_text())
+    assert res["bands"] == {} and "Traceback" in res["runs"]["glia-scg"][0]["extra"]["traceback"]

@@ -86,6 +86,11 @@ def test_sandbox_layer_errors(short, tmp_path):
     f.write_text("class CustomBatchPolicy:\n    pass\n")
     r = evaluate(f, short["batch"])
     assert not r.ok and r.error_kind == "missing_class"
+    f.write_text("class CustomBatchPolicy:\n    def key(self, prompt_tokens, arrived_at):\n"
+                 "        return {}[prompt_tokens]\n")
+    r = evaluate(f, short["batch"])
+    assert not r.ok and r.error_kind == "exception"
+    assert r.error.startswith("batch policy CustomBatchPolicy.key(") and "KeyError" in r.error
 
 
 @pytest.mark.parametrize("name,duration,sims", [("batch-a10", 300.0, 4),
