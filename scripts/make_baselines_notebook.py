@@ -8,27 +8,11 @@ outputs, cells tagged for tests/notebooks/.
 """
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbtools import code, main as build_main, md
 
-ROOT = Path(__file__).resolve().parents[1]
 NAME = "03_search_baselines"
-BINDER = ("https://mybinder.org/v2/gh/glia-nb/glia-nb/HEAD?urlpath=lab/tree/notebooks/{name}.ipynb")
-
-
-def md(text: str):
-    return new_markdown_cell(text.strip("\n"))
-
-
-def code(src: str, *tags: str):
-    cell = new_code_cell(src.strip("\n"))
-    if tags:
-        cell.metadata["tags"] = list(tags)
-    return cell
 
 
 CELLS = [
@@ -177,34 +161,8 @@ methods; `--budget-usd` caps the dollars per run; OpenEvolve needs `pip install 
 ]
 
 
-def build() -> nbformat.NotebookNode:
-    badge = (f"[![Binder](https://mybinder.org/badge_logo.svg)]({BINDER.format(name=NAME)}) "
-             "*(Binder link uses the placeholder organisation `glia-nb`.)*")
-    nb = new_notebook(cells=[md(badge)] + [c.copy() for c in CELLS])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python", "pygments_lexer": "ipython3"}
-    for i, cell in enumerate(nb.cells):  # stable ids keep the diffs of regenerated notebooks empty
-        cell["id"] = f"{NAME[:2]}-{i:02d}"
-    nbformat.validate(nb)
-    return nb
-
-
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--check", action="store_true", help="fail if the notebook differs from its source")
-    ap.add_argument("--out", type=Path, default=ROOT / "notebooks")
-    args = ap.parse_args(argv)
-    path = args.out / f"{NAME}.ipynb"
-    text = nbformat.writes(build()) + "\n"
-    if args.check:
-        if not path.exists() or path.read_text() != text:
-            print(f"out of date (run scripts/make_baselines_notebook.py): {path.name}", file=sys.stderr)
-            return 1
-        return 0
-    args.out.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
-    return 0
+    return build_main({NAME: CELLS}, "make_baselines_notebook.py", __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -10,26 +10,9 @@ The notebooks are committed without outputs; every figure in them is computed wh
 """
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ROOT / "notebooks"
-
-
-def md(text: str):
-    return new_markdown_cell(text.strip("\n"))
-
-
-def code(src: str, *tags: str):
-    cell = new_code_cell(src.strip("\n"))
-    if tags:
-        cell.metadata["tags"] = list(tags)
-    return cell
+from nbtools import code, main as build_main, md
 
 
 SETUP = """
@@ -311,37 +294,9 @@ NOTEBOOKS_SPEC = {"04_batch_scheduler": BATCH, "05_autoscaler": AUTOSCALER,
                   "06_h100_adaptation": H100}
 
 
-def build(name: str, cells) -> nbformat.NotebookNode:
-    nb = new_notebook(cells=[c.copy() for c in cells])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
-                                 "language": "python"}
-    nb.metadata["language_info"] = {"name": "python", "pygments_lexer": "ipython3"}
-    for i, cell in enumerate(nb.cells):  # stable ids keep regenerated notebooks' diffs empty
-        cell["id"] = f"{name[:2]}-{i:02d}"
-    nbformat.validate(nb)
-    return nb
-
-
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--check", action="store_true", help="fail if a notebook differs from its source")
-    ap.add_argument("--out", type=Path, default=NOTEBOOKS)
-    args = ap.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stale = []
-    for name, cells in NOTEBOOKS_SPEC.items():
-        path = args.out / f"{name}.ipynb"
-        text = nbformat.writes(build(name, cells)) + "\n"
-        if args.check:
-            if not path.exists() or path.read_text() != text:
-                stale.append(path.name)
-            continue
-        path.write_text(text)
-        print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
-    if stale:
-        print("out of date (run scripts/make_stack_notebooks.py):", ", ".join(stale), file=sys.stderr)
-        return 1
-    return 0
+    return build_main(NOTEBOOKS_SPEC, "make_stack_notebooks.py", __doc__.splitlines()[0], argv,
+                      badge=False)
 
 
 if __name__ == "__main__":

@@ -157,25 +157,9 @@ AUTOSCALERS: dict[str, type] = {
 def make_autoscaler(spec, **params):
     """An autoscaler from a registry name (``"proportional:target=30"``), a
     ``file.py:Class`` spec, a class or an instance."""
-    from sim_core.routers import RouterLoadError, _parse_params, load_router_class
+    from sim_core.routers import make_from_spec
 
-    if not isinstance(spec, str):
-        return spec(**params) if isinstance(spec, type) else spec
-    head, sep, tail = spec.rpartition(":")
-    if sep and head.endswith(".py"):
-        obj = load_router_class(head, tail)(**params)
-    else:
-        name, _, ptxt = spec.partition(":")
-        if name not in AUTOSCALERS:
-            raise RouterLoadError(f"unknown autoscaler {name!r}; known: {', '.join(AUTOSCALERS)}"
-                                  " or path/to/file.py:ClassName")
-        try:
-            obj = AUTOSCALERS[name](**{**_parse_params(ptxt), **params})
-        except TypeError as exc:
-            raise RouterLoadError(f"bad parameters for autoscaler {name!r}: {exc}") from exc
-    if not callable(getattr(obj, "decide", None)):
-        raise RouterLoadError(f"{type(obj).__name__} has no decide(stats) method")
-    return obj
+    return make_from_spec(spec, AUTOSCALERS, "autoscaler", "decide", **params)
 
 
 class Scaler:

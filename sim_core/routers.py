@@ -272,28 +272,35 @@ def load_router_class(path: str | Path, class_name: str) -> type:
     return cls
 
 
-def make_router(spec, **params) -> Router:
-    """Build a router from a registry name (``"llq"``, ``"hra:decode_growth=0.5"``), a
-    ``path/to/file.py:ClassName`` spec, a class, or an instance (returned as is)."""
+def make_from_spec(spec, registry: dict, kind: str, method: str, **params):
+    """A policy object from a registry name (``"name"`` or ``"name:k=v,k=v"``), a
+    ``path/to/file.py:ClassName`` spec, a class or an instance (returned as is); it must
+    have ``method``.  Shared by routers, batch policies and autoscalers."""
     if not isinstance(spec, (str, Path)):
-        router = spec(**params) if isinstance(spec, type) else spec
+        obj = spec(**params) if isinstance(spec, type) else spec
     else:
         spec = str(spec)
         head, sep, tail = spec.rpartition(":")
         if sep and head.endswith(".py"):
-            router = load_router_class(head, tail)(**params)
+            obj = load_router_class(head, tail)(**params)
         else:
             name, _, ptxt = spec.partition(":")
-            if name not in ROUTERS:
-                raise RouterLoadError(f"unknown router {name!r}; known: {', '.join(ROUTERS)}"
+            if name not in registry:
+                raise RouterLoadError(f"unknown {kind} {name!r}; known: {', '.join(registry)}"
                                       " or path/to/file.py:ClassName")
             try:
-                router = ROUTERS[name](**{**_parse_params(ptxt), **params})
+                obj = registry[name](**{**_parse_params(ptxt), **params})
             except TypeError as exc:
-                raise RouterLoadError(f"bad parameters for router {name!r}: {exc}") from exc
-    if not callable(getattr(router, "route", None)):
-        raise RouterLoadError(f"{type(router).__name__} has no route(view) method")
-    return router
+                raise RouterLoadError(f"bad parameters for {kind} {name!r}: {exc}") from exc
+    if not callable(getattr(obj, method, None)):
+        raise RouterLoadError(f"{type(obj).__name__} has no {method}() method")
+    return obj
+
+
+def make_router(spec, **params) -> Router:
+    """Build a router from a registry name (``"llq"``, ``"hra:decode_growth=0.5"``), a
+    ``path/to/file.py:ClassName`` spec, a class, or an instance (returned as is)."""
+    return make_from_spec(spec, ROUTERS, "router", "route", **params)
 
 
 def router_name(router) -> str:
