@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import math
 import secrets
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -19,7 +18,7 @@ from glia_nb.agent import Agent, AgentConfig, StepResult, load_prompt
 from glia_nb.budget import Budget, BudgetTracker
 from glia_nb.journal import read_journal, to_jsonable
 from glia_nb.llm.types import Completion, Message
-from glia_nb.session_replay import Replay, best_of, replay_records
+from glia_nb.session_replay import Replay, _num, best_of, replay_records
 from glia_nb.supervisor import Supervisor, SupervisorConfig
 
 __all__ = [
@@ -181,14 +180,6 @@ def best_experiment(workspace: Any, experiments: Sequence[Mapping[str, Any]], lo
         except Exception:  # an unreadable ledger: fall back to the journal's view
             pass
     return best_of(experiments, lower)
-
-
-def _num(value: Any) -> float | None:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
 
 
 def _call_flex(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
