@@ -17,6 +17,8 @@ from typing import Any, Mapping
 
 import ipywidgets as W
 
+from glia_nb.widgets._base import SessionBox
+
 __all__ = ["SupervisorInbox"]
 
 SLOTS = 3  # the session waits while an intervention is pending, so one is the usual case
@@ -69,7 +71,7 @@ class _Card:
         self.box.layout.display = ""
 
 
-class SupervisorInbox(W.VBox):
+class SupervisorInbox(SessionBox):
     """Pending interventions with approve / edit / reject, and the approval policy."""
 
     def __init__(self, session: Any, *, slots: int = SLOTS, **kw: Any) -> None:
@@ -217,11 +219,3 @@ class SupervisorInbox(W.VBox):
         """Ids of the interventions the inbox shows as pending."""
         with self._glia_lock:
             return list(self._pending)
-
-    def close(self) -> None:
-        """Unsubscribe from the session and close the widgets."""
-        unsub = getattr(self, "_unsubscribe", None)
-        if unsub is not None:
-            unsub()
-            self._unsubscribe = None
-        super().close()

@@ -18,6 +18,8 @@ from typing import Any, Mapping
 
 import ipywidgets as W
 
+from glia_nb.widgets._base import SessionBox
+
 from glia_nb.widgets.transcript import Transcript
 
 __all__ = ["ResearchPanel"]
@@ -46,7 +48,7 @@ def _button(description: str, cls: str, style: str = "", icon: str = "", tooltip
     return b
 
 
-class ResearchPanel(W.VBox):
+class ResearchPanel(SessionBox):
     """Transcript, experiment ledger, best-so-far plot, budget, controls and a nudge box
     for one session. ``panel.close()`` unsubscribes it from the session."""
 
@@ -315,11 +317,3 @@ class ResearchPanel(W.VBox):
         """The transcript as plain text."""
         with self._glia_lock:
             return self._transcript.text()
-
-    def close(self) -> None:
-        """Unsubscribe from the session and close the widgets."""
-        unsub = getattr(self, "_unsubscribe", None)
-        if unsub is not None:
-            unsub()
-            self._unsubscribe = None
-        super().close()
