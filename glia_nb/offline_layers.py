@@ -203,11 +203,13 @@ def autoscaler_candidates(cls: str, best: Mapping | None = None) -> list[Candida
            "global queue) measure the backlog directly; a proportional controller sizes the "
            "pool to keep each instance at a set-point.")
     if best is None:
-        return [_prop(f"proportional-{t}", t, 30, why if t == 35 else
+        # A 60 s scale-down delay (one cold start) keeps the pool from shedding a replica
+        # it will need again within the ramp; the bound must hold in every seed.
+        return [_prop(f"proportional-{t}-{d}", t, d, why if t == 35 else
                       f"Set-point {t}: trades GPU-hours against queueing.",
                       "Sizing by in-flight requests meets the slowdown bound with fewer "
                       "GPU-hours than throughput thresholds.", cls)
-                for t in (35, 25, 45)]
+                for t, d in ((35, 60), (30, 30), (45, 60))]
     p = dict(best.get("params") or ())
     if p.get("kind") != "proportional":
         return []

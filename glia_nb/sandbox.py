@@ -104,9 +104,15 @@ class EvalResult:
 
 
 # ---------------------------------------------------------------------- aggregation
+# Tail metrics that bounds are checked against run by run: the summary also carries their
+# worst seed (``<metric>_worst_seed``), since a mean over seeds can hide a run that breaks them.
+WORST_SEED_METRICS = ("p95_slowdown", "p90_ttft_s")
+
+
 def aggregate(per_seed: list[dict], confidence: float = 0.90) -> dict:
-    """Summary over seeds: the mean of every numeric per-seed metric, plus a bootstrap CI of
-    ``mean_e2e_s`` (as :func:`sim_core.results.summarize_seeds` computes it)."""
+    """Summary over seeds: the mean of every numeric per-seed metric, the worst seed of each
+    of :data:`WORST_SEED_METRICS` present, and a bootstrap CI of ``mean_e2e_s`` (as
+    :func:`sim_core.results.summarize_seeds` computes it)."""
     from sim_core.results import bootstrap_ci
 
     if not per_seed:
@@ -117,6 +123,8 @@ def aggregate(per_seed: list[dict], confidence: float = 0.90) -> dict:
     for k in keys:
         vals = [float(s[k]) for s in per_seed if k in s]
         out[k] = math.fsum(vals) / len(vals) if vals else float("nan")
+        if k in WORST_SEED_METRICS and vals:
+            out[f"{k}_worst_seed"] = max(vals)
     if "mean_e2e_s" in out:
         lo, hi = bootstrap_ci([s["mean_e2e_s"] for s in per_seed], confidence)
         out["mean_e2e_ci90_s"] = [lo, hi]

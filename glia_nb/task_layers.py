@@ -104,10 +104,13 @@ def stack_tasks() -> dict:
                 name="gpu_hours", direction="min", unit="GPU-h",
                 description=("GPU-hours used: every replica-second of life, cold starts "
                              "included, up to the last completion, averaged over seeds"),
-                constraint="p95_slowdown", constraint_max=5.0,
+                constraint="p95_slowdown_worst_seed", constraint_max=5.0,
                 constraint_description=("the 95th percentile over requests of e2e time "
                                         "divided by the request's e2e time alone on an idle "
-                                        "replica, averaged over seeds")),
+                                        "replica, in every evaluation seed (the worst seed "
+                                        "counts: a pool sized at the edge of its bound breaks "
+                                        "it on some runs even when the mean over runs is "
+                                        "within it)")),
             baseline="throughput", class_name="CustomAutoscaler", fixed_router="llq",
             fixed_batch_policy="fifo", num_eval_seeds=3, budget=Budget(max_simulations=90),
             target_improvement=0.1, rules=AUTOSCALER_RULES),

@@ -95,8 +95,8 @@ class ThroughputAutoscaler:
     name = "throughput"
 
     # Defaults tuned on autoscale-a10 (LLQ, arrival order): the cheapest grid setting with
-    # mean p95 slowdown <= 5x over seeds 0-2 (`glia stack --tune`; see docs/stack.md).
-    def __init__(self, high: float = 700.0, low: float = 490.0, cooldown_s: float = 30.0):
+    # p95 slowdown <= 5x in each of seeds 0-9 (`glia stack --tune --seeds 10`; docs/stack.md).
+    def __init__(self, high: float = 680.0, low: float = 476.0, cooldown_s: float = 30.0):
         if not 0 <= low < high:
             raise ValueError("need 0 <= low < high")
         self.high, self.low, self.cooldown_s = float(high), float(low), float(cooldown_s)
@@ -127,7 +127,7 @@ class ProportionalAutoscaler:
     name = "proportional"
 
     # Defaults tuned on autoscale-a10 like ThroughputAutoscaler's (see docs/stack.md).
-    def __init__(self, target: float = 35.0, down_delay_s: float = 30.0):
+    def __init__(self, target: float = 35.0, down_delay_s: float = 60.0):
         if target <= 0:
             raise ValueError("target must be > 0")
         self.target, self.down_delay_s = float(target), float(down_delay_s)

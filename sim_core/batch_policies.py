@@ -10,7 +10,8 @@ replica — its prompt length and its arrival time, never its decode length::
 
 Smaller keys are admitted first; ties keep the order in which requests were routed.  A
 policy whose ``key`` is ``None`` (``fifo``) leaves the engine's plain arrival-order queue in
-place.  Pre-empted requests always return to the front of the queue, whatever the policy.
+place.  Pre-empted requests always return to the front of the queue, whatever the policy, and
+no request routed later is ordered ahead of them.
 
 :data:`BATCH_POLICIES` is the registry (flat ``name -> class``); :func:`make_batch_policy`
 accepts a registry name with parameters (``"aged_spf:seconds_per_token=0.01"``), a

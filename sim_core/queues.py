@@ -178,6 +178,9 @@ def evict(rv, rh, rf, pi, si, r, q, now):
     rv[V_RESTARTS, q] += 1
     rf[F_LOST, q] += now - rf[F_ATTEMPT_START, q]
     pi[P_PREEMPTIONS, r] += 1
+    # A pre-empted request keeps its place at the head under any queue policy: with its key
+    # at -inf no later request can be ordered before it (vLLM re-queues it at the front).
+    rf[F_QKEY, q] = -np.inf
     wq_insert(rv, rh, rf, pi, si, r, q, True, now)
 
 

@@ -115,6 +115,9 @@ class SimResult:
         out["busy_fraction"] = _f(st.pf[S.PF_BUSY_TIME].sum() / (span * self.cluster.num_replicas)) \
             if span > 0 else 0.0
         out["gpu_hours"] = self.gpu_hours
+        # The part of the GPU-hours spent running iterations; the rest is idle, cold-start
+        # or draining time that only the autoscaler can save.
+        out["busy_gpu_hours"] = float(st.pf[S.PF_BUSY_TIME].sum() * self.cluster.replica.tp / 3600)
         end = float(st.sf[S.SF_NOW])
         out["mean_replicas"] = (self.gpu_hours * 3600 / (self.cluster.replica.tp * end)) \
             if end > 0 else 0.0

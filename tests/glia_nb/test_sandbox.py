@@ -222,7 +222,17 @@ def test_aggregate():
     assert agg["seeds"] == [0, 1] and "router" not in agg
     lo, hi = agg["mean_e2e_ci90_s"]
     assert 10.0 <= lo <= hi <= 20.0
+    assert "p95_slowdown_worst_seed" not in agg
     assert aggregate([]) == {}
+
+
+def test_aggregate_keeps_the_worst_seed_of_tail_bounds():
+    # A mean of 4.5 hides a seed at 6.0: bounds on tail metrics are checked run by run.
+    per = [{"seed": 0, "p95_slowdown": 3.0, "p90_ttft_s": 1.0},
+           {"seed": 1, "p95_slowdown": 6.0, "p90_ttft_s": 2.0}]
+    agg = aggregate(per)
+    assert agg["p95_slowdown"] == 4.5 and agg["p95_slowdown_worst_seed"] == 6.0
+    assert agg["p90_ttft_s_worst_seed"] == 2.0
 
 
 def test_executor_path(tmp_path, task, good_runs):

@@ -64,6 +64,9 @@ def test_draining_replica_completes_its_requests():
     end = float(res.state.sf[0])
     stop_1 = df.loc[1, "completed_at"]
     assert res.gpu_hours == A((end + stop_1) / 3600)
+    # Both replicas iterate without a gap from t=0 until their request completes.
+    assert stop_1 == A(0.110 + 49 * 0.011)
+    assert res.summary["busy_gpu_hours"] == A(2 * stop_1 / 3600)
 
 
 def test_routing_to_a_stopped_replica_is_an_error():

@@ -92,3 +92,17 @@ def test_spf_beats_fifo_on_routing_a10_under_llq():
                             batch_policy="spf").summary["mean_e2e_s"])
     assert np.mean(spf) < 0.9 * np.mean(fifo)
     assert all(s <= f for s, f in zip(spf, fifo))
+
+
+def test_preempted_request_is_not_overtaken_by_a_shorter_later_one(table):
+    # Pool of 3 blocks, no watermark: B is pre-empted at 0.053 (as in the engine's exact
+    # pre-emption case) and waits at the head for A's blocks.  C (5 tokens) arrives after
+    # that; shortest-prefill-first orders new arrivals, but never ahead of a pre-empted
+    # request, so C is first scheduled together with B's restart when A completes.
+    cl = ClusterConfig(num_replicas=1).with_replica(num_blocks=3, watermark_fraction=0.0)
+    trace = make_trace([0.0, 0.0, 0.06], [16, 16, 5], [20, 20, 1])
+    df = simulate(cl, trace, "llq", latency=table, batch_policy="shortest_prefill_first").requests
+    a, b, c = df.iloc[0], df.iloc[1], df.iloc[2]
+    assert a.restarts == 0 and b.restarts == 1 and c.restarts == 0
+    assert b.first_scheduled_at == A(0.026) and c.first_scheduled_at == A(a.completed_at)
+    assert c.completed_at <= b.completed_at
