@@ -21,7 +21,7 @@ from typing import Any, Callable
 from glia_nb import session_wiring as wiring
 from glia_nb.agent import AgentConfig, Researcher
 from glia_nb.budget import Budget
-from glia_nb.journal import Journal
+from glia_nb.journal import Journal, read_journal
 from glia_nb.llm.types import Message
 from glia_nb.session_loop import CONTINUE_TEXT, ENDED, SessionLoop, check_approval
 from glia_nb.session_replay import Intervention
@@ -273,17 +273,32 @@ class Session(SessionLoop):
             self._outbox.append(("person", f"nudge-{rec['seq']}", text))
             self._cond.notify_all()
 
-    def subscribe(self, callback: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+    def subscribe(self, callback: Callable[[dict[str, Any]], None], *,
+                  replay: bool = False) -> Callable[[], None]:
         """Call ``callback(event)`` for every journal record and status change. It runs on
         the thread that caused the event (usually the worker): widget code should only set
-        traits or use ``Output.append_*``. Returns a function that unsubscribes."""
+        traits or use ``Output.append_*``. Returns a function that unsubscribes.
+
+        With ``replay=True`` the callback first receives every record already in the
+        journal, in order, on the calling thread before ``subscribe`` returns, and then the
+        live events: each journal record exactly once, in ``seq`` order."""
+        target: Callable[[dict[str, Any]], None] = callback
+        records: list[dict[str, Any]] = []
+        if replay:
+            target = _ReplayGate(callback)
         with self._cond:
-            self._subscribers.append(callback)
+            self._subscribers.append(target)
+            if replay:
+                # Registered before reading: a record written meanwhile arrives both ways
+                # and the gate drops the second copy by its seq.
+                _, records = read_journal(self.journal.path)
+        if replay:
+            target.open(records)
 
         def unsubscribe() -> None:
             with self._cond:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
+                if target in self._subscribers:
+                    self._subscribers.remove(target)
 
         return unsubscribe
 
@@ -347,3 +362,36 @@ class Session(SessionLoop):
 
     def __repr__(self) -> str:
         return f"Session({str(self.path)!r}, status={self.status!r}, {self.tracker!r})"
+
+
+class _ReplayGate:
+    """A subscriber that holds live events until the journal has been replayed to its
+    callback, then passes each journal record on once (by ``seq``) and everything else."""
+
+    def __init__(self, callback: Callable[[dict[str, Any]], None]):
+        self._callback = callback
+        self._lock = threading.Lock()
+        self._held: list[dict[str, Any]] | None = []
+        self._last_seq = -1
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        with self._lock:
+            if self._held is not None:
+                self._held.append(event)
+            else:
+                self._pass(event)
+
+    def open(self, records: list[dict[str, Any]]) -> None:
+        """Deliver the journal's records, then the live events held meanwhile."""
+        with self._lock:
+            held, self._held = self._held or [], None
+            for event in [*records, *held]:
+                self._pass(event)
+
+    def _pass(self, event: dict[str, Any]) -> None:
+        seq = event.get("seq")
+        if seq is not None:
+            if int(seq) <= self._last_seq:
+                return
+            self._last_seq = int(seq)
+        self._callback(event)

@@ -57,8 +57,6 @@ class ResearchPanel(SessionBox):
         self.session = session
         self._glia_lock = threading.RLock()
         self._ready = False
-        self._buffer: list[dict[str, Any]] = []
-        self._seen_seq = 0
         self._transcript = Transcript(max_entries=max_entries)
         self._experiments: list[dict[str, Any]] = []
         self._baseline: dict[str, Any] | None = None
@@ -125,43 +123,25 @@ class ResearchPanel(SessionBox):
         self.layout.border = "1px solid #ddd"
         self.layout.padding = "6px"
 
-        # Subscribe first (events are buffered), then replay the journal, then go live.
-        self._unsubscribe = session.subscribe(self._on_event)
-        records: list[dict[str, Any]] = []
-        try:
-            from glia_nb.journal import read_journal
-
-            _, records = read_journal(self.session.path / "journal.jsonl")
-        except (OSError, ValueError):
-            pass
-        status = session.status
+        # The session replays its journal into _on_event before going live, each record once;
+        # nothing is drawn until the replay is folded in.
         with self._glia_lock:
-            self._status = status
-            for rec in records:
-                self._fold(rec)
-            for ev in self._buffer:
-                if ev.get("seq") is None or int(ev["seq"]) > self._seen_seq:
-                    self._fold(ev)
-            self._buffer.clear()
+            self._status = session.status
+        self._unsubscribe = session.subscribe(self._on_event, replay=True)
+        with self._glia_lock:
             self._ready = True
             self._render(transcript=True, ledger=True, plot=True)
 
     # ------------------------------------------------------------------ events (any thread)
     def _on_event(self, ev: Mapping[str, Any]) -> None:
         with self._glia_lock:
-            if not self._ready:
-                self._buffer.append(dict(ev))
-                return
-            if ev.get("seq") is not None and int(ev["seq"]) <= self._seen_seq:
-                return
             changed = self._fold(ev)
-            self._render(**changed)
+            if self._ready:
+                self._render(**changed)
 
     def _fold(self, ev: Mapping[str, Any]) -> dict[str, bool]:
         """Update the model of the view from one event; says which parts changed."""
         t = ev.get("type")
-        if ev.get("seq") is not None:
-            self._seen_seq = max(self._seen_seq, int(ev["seq"]))
         changed = {"transcript": False, "ledger": False, "plot": False}
         if t == "status":
             self._status = str(ev.get("status"))

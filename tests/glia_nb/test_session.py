@@ -232,6 +232,47 @@ def test_subscribers_get_every_record_and_a_failing_one_does_no_harm(tmp_path):
     assert [e["status"] for e in seen if e["type"] == "status"] == ["running", "finished"]
 
 
+def test_subscribe_with_replay_delivers_each_record_once_in_order(tmp_path):
+    # Joining mid-run: the records so far arrive on this thread, then the live ones.
+    gate = Gate(exp(1))
+    s = make(tmp_path, PricedClient([gate, exp(2), finish()]), [40, 35], **NO_SUPERVISOR)
+    s.start()
+    try:
+        assert gate.entered.wait(5)
+        seen: list[dict] = []
+        off = s.subscribe(seen.append, replay=True)
+        so_far = [e["seq"] for e in seen]
+        assert so_far and so_far == [r["seq"] for r in read_journal(s.journal.path)[1]][:len(so_far)]
+        gate.release.set()
+        assert s.wait(5) and s.status == "finished"
+    finally:
+        gate.release.set()
+        s.stop()
+    journal = [r["seq"] for r in read_journal(s.journal.path)[1]]
+    assert [e["seq"] for e in seen if "seq" in e] == journal
+    assert [e["status"] for e in seen if e["type"] == "status"][-1] == "finished"
+    off()
+    late: list[dict] = []
+    s.subscribe(late.append, replay=True)  # an ended session: the whole journal, once
+    assert [e["seq"] for e in late] == journal
+
+
+def test_replay_gate_holds_live_events_and_drops_second_copies():
+    # A record written between registering and reading the journal arrives both live and in
+    # the replay; events without a seq (status changes) always pass.
+    from glia_nb.session import _ReplayGate
+
+    got: list[dict] = []
+    gate = _ReplayGate(got.append)
+    gate({"seq": 3, "type": "b"})
+    gate({"type": "status", "status": "running"})
+    assert got == []                                   # held until the replay is delivered
+    gate.open([{"seq": 1, "type": "a"}, {"seq": 2, "type": "a"}, {"seq": 3, "type": "b"}])
+    gate({"seq": 3, "type": "b"})
+    gate({"seq": 4, "type": "c"})
+    assert [e.get("seq") for e in got] == [1, 2, 3, None, 4]
+
+
 # ---------------------------------------------------------------------- stopping conditions
 @pytest.mark.parametrize(
     "budget, client_kw, toolbox_kw, reason, calls",
