@@ -72,7 +72,8 @@ def run_simulations(scenario_name: str, router: str, seeds: int | list[int], *, 
         results.append(res)
     agg = summarize_seeds(results)
     keys = ("num_requests", "mean_e2e_s", "p50_e2e_s", "p90_e2e_s", "p99_e2e_s", "mean_ttft_s",
-            "p90_ttft_s", "restart_fraction", "throughput_qps", "cpu_s", "wall_s")
+            "p90_ttft_s", "restart_fraction", "preemptions", "tokens_recomputed", "iterations",
+            "busy_gpu_hours", "throughput_qps", "cpu_s", "wall_s")
     extra = ("gpu_hours", "mean_replicas", "p95_slowdown", "mean_slowdown")
     keys = keys + tuple(k for k in extra if autoscaler and k in agg["seeds"][0])
     doc_extra = {"batch_policy": batch_policy or "fifo"}
@@ -80,8 +81,9 @@ def run_simulations(scenario_name: str, router: str, seeds: int | list[int], *, 
         doc_extra["users"] = int(users)
     if autoscaler:
         doc_extra["autoscaler"] = autoscaler
-        for k in extra:
+        for k in (*extra, "busy_gpu_hours"):
             doc_extra[k] = sum(s[k] for s in agg["seeds"]) / len(agg["seeds"])
+        doc_extra["p95_slowdown_worst_seed"] = max(s["p95_slowdown"] for s in agg["seeds"])
     return {
         "scenario": scenario_name,
         "router": router,

@@ -217,9 +217,10 @@ slowdown depends on, so the proportional controller meets the bound with a few p
 GPU-hours than the tuned throughput thresholds — 13% in the paper. The whole stack stays far from the
 paper's 40%, and the dark bars say why: every stack spends about 95% of the GPU time it pays for
 running iterations, so cold starts, idle replicas and drains — all an autoscaler can trim — are only
-about 5%. What remains is the work itself, and that is what the router shrinks: holding requests
-until a replica has head-room keeps fewer replicas running fuller batches, so the same requests take
-less GPU time. Over HRA, a tuned
+about 5%. What remains is the work itself, and that is what the router shrinks: with head-room
+admission the same requests take fewer, larger iterations and less recomputation, so less GPU time.
+The KV pools are nearly full under either router (`python benchmarks/kv_pressure.py`), so a pool of
+a given size cannot hold many more requests. Over HRA, a tuned
 threshold autoscaler is about as cheap as the proportional one. Print the same figures with
 `glia stack --scenario autoscale-a10 --json` (`--seeds 10` for the tuning seeds, `--tune` to
 re-derive the settings).
