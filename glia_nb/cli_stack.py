@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 
 def _users(text: str | None) -> list[int]:
@@ -107,7 +108,8 @@ def cmd_stack(args) -> int:
     ex = _executor(args.workers)
     try:
         doc = compare_stacks(args.scenario, seeds=args.seeds, duration_s=args.duration,
-                             tune=args.tune, stacks=stacks, executor=ex)
+                             tune=args.tune, stacks=stacks, executor=ex,
+                             progress=not args.json and sys.stderr.isatty())
     finally:
         if ex:
             ex.shutdown()

@@ -216,12 +216,20 @@ def grid_specs(name: str, grid: dict[str, Sequence] | None = None) -> list[str]:
 
 def tune_autoscaler(scenario="autoscale-a10", stack: StackConfig = STACKS["standard"], *,
                     family: str | None = None, grid=None, seeds=3, duration_s=None,
-                    limit: float = SLOWDOWN_LIMIT, executor: Executor | None = None) -> dict:
+                    limit: float = SLOWDOWN_LIMIT, executor: Executor | None = None,
+                    progress: bool = False) -> dict:
     """Evaluate every grid setting of the stack's autoscaler family and return the cheapest
-    one (fewest mean GPU-hours) whose p95 slowdown is within ``limit`` in every seed."""
+    one (fewest mean GPU-hours) whose p95 slowdown is within ``limit`` in every seed.
+    ``progress`` shows a bar over the grid (stderr in a terminal, a widget in Jupyter)."""
     family = family or (stack.autoscaler or "throughput").split(":")[0]
     rows = []
-    for spec in grid_specs(family, grid):
+    specs = grid_specs(family, grid)
+    if progress:
+        from glia_nb.widgets.progress import progress as _bar
+
+        specs = _bar(specs, desc=f"tuning {family} for {stack.label}", unit="setting",
+                     leave=False)
+    for spec in specs:
         agg = evaluate_config(scenario, router=stack.router, batch_policy=stack.batch_policy,
                               autoscaler=spec, seeds=seeds, duration_s=duration_s,
                               executor=executor)
@@ -236,18 +244,24 @@ def tune_autoscaler(scenario="autoscale-a10", stack: StackConfig = STACKS["stand
 
 def compare_stacks(scenario="autoscale-a10", *, seeds=3, duration_s=None, tune: bool = False,
                    stacks: Iterable[str] = tuple(STACKS), limit: float = SLOWDOWN_LIMIT,
-                   executor: Executor | None = None) -> dict:
+                   executor: Executor | None = None, progress: bool = False) -> dict:
     """GPU-hours of each stack at equal constraint (p95 slowdown <= ``limit`` in every seed).
 
     Without ``tune`` each stack uses its autoscaler as listed in :data:`STACKS`; with
-    ``tune`` each stack's autoscaler is first tuned on :data:`AUTOSCALER_GRIDS`."""
+    ``tune`` each stack's autoscaler is first tuned on :data:`AUTOSCALER_GRIDS`.
+    ``progress`` shows a bar over the stacks (and over each tuning grid)."""
     rows = {}
-    for key in stacks:
+    keys = list(stacks)
+    if progress:
+        from glia_nb.widgets.progress import progress as _bar
+
+        keys = _bar(keys, desc="stacks", unit="stack")
+    for key in keys:
         st = STACKS[key]
         tuning = None
         if tune:
             tuning = tune_autoscaler(scenario, st, seeds=seeds, duration_s=duration_s,
-                                     limit=limit, executor=executor)
+                                     limit=limit, executor=executor, progress=progress)
             if tuning["best"] is not None:
                 st = st.with_autoscaler(tuning["best"]["autoscaler"])
         agg = evaluate_config(scenario, router=st.router, batch_policy=st.batch_policy,

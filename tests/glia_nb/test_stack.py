@@ -5,7 +5,7 @@ import pytest
 
 from glia_nb.cli import main
 from glia_nb.stack import (STACKS, concurrency_sweep, evaluate_config, get_scenario, grid_specs,
-                           slo_throughput, sweep_bar)
+                           slo_throughput, sweep_bar, tune_autoscaler)
 
 
 def pts(*rows):
@@ -41,6 +41,18 @@ def test_grid_specs():
     specs = grid_specs("throughput", {"high": (400,), "low_ratio": (0.5,), "cooldown_s": (30,)})
     assert specs == ["throughput:high=400,cooldown_s=30,low=200"]
     assert len(grid_specs("proportional", {"target": (10, 20), "down_delay_s": (60,)})) == 2
+
+
+def test_tuning_needs_every_seed_within_the_bound_and_shows_progress(capsys, monkeypatch):
+    monkeypatch.setenv("GLIA_PROGRESS", "1")
+    grid = {"high": (600, 900), "low_ratio": (0.7,), "cooldown_s": (30,)}
+    t = tune_autoscaler("autoscale-a10", STACKS["standard"], grid=grid, seeds=2,
+                        duration_s=120, progress=True)
+    assert len(t["grid"]) == 2
+    for r in t["grid"]:
+        assert r["p95_slowdown_worst_seed"] >= r["p95_slowdown"]
+        assert r["feasible"] == (r["p95_slowdown_worst_seed"] <= 5.0)
+    assert "tuning throughput" in capsys.readouterr().err
 
 
 def test_concurrency_sweep_short():
