@@ -204,7 +204,9 @@ def test_person_steers_the_case_study_in_jupyterlab(tmp_path):
                 timings["panel rendered"] = time.monotonic() - t0
                 dir_label = panel.locator(".glia-session-dir")
                 expect(dir_label).to_contain_text(str(lab.runs), timeout=60_000)  # rendered with its value
-                session_dir = Path(dir_label.inner_text().strip())
+                # textContent, as the expectation above checked: innerText depends on layout
+                # and came back empty once while the output area was being re-laid out.
+                session_dir = Path((dir_label.text_content() or "").strip())
                 assert session_dir.parent == lab.runs, session_dir
                 expect(panel.locator(".glia-status")).to_have_text(re.compile("running|waiting_approval"),
                                                                     timeout=120_000)
@@ -228,7 +230,7 @@ def test_person_steers_the_case_study_in_jupyterlab(tmp_path):
                 timings["intervention pending"] = time.monotonic() - t0
                 meta = card.locator(".glia-intervention-meta")
                 expect(meta).to_contain_text(re.compile(r"iv-\d+"), timeout=30_000)
-                iv_id = re.search(r"iv-\d+", meta.inner_text()).group(0)
+                iv_id = re.search(r"iv-\d+", meta.text_content() or "").group(0)
                 box = card.locator(".glia-intervention-text textarea")
                 expect(box).not_to_have_value("", timeout=30_000)
                 card.scroll_into_view_if_needed()
