@@ -80,10 +80,12 @@ def run_simulations(scenario_name: str, router: str, seeds: int | list[int], *, 
     if users:
         doc_extra["users"] = int(users)
     if autoscaler:
+        from glia_nb.sandbox import aggregate
+
+        over_seeds = aggregate(agg["seeds"])
         doc_extra["autoscaler"] = autoscaler
-        for k in (*extra, "busy_gpu_hours"):
-            doc_extra[k] = sum(s[k] for s in agg["seeds"]) / len(agg["seeds"])
-        doc_extra["p95_slowdown_worst_seed"] = max(s["p95_slowdown"] for s in agg["seeds"])
+        for k in (*extra, "busy_gpu_hours", "p95_slowdown_worst_seed"):
+            doc_extra[k] = over_seeds[k]
     return {
         "scenario": scenario_name,
         "router": router,

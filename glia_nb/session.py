@@ -282,18 +282,13 @@ class Session(SessionLoop):
         With ``replay=True`` the callback first receives every record already in the
         journal, in order, on the calling thread before ``subscribe`` returns, and then the
         live events: each journal record exactly once, in ``seq`` order."""
-        target: Callable[[dict[str, Any]], None] = callback
-        records: list[dict[str, Any]] = []
-        if replay:
-            target = _ReplayGate(callback)
+        target = _ReplayGate(callback) if replay else callback
         with self._cond:
             self._subscribers.append(target)
-            if replay:
-                # Registered before reading: a record written meanwhile arrives both ways
-                # and the gate drops the second copy by its seq.
-                _, records = read_journal(self.journal.path)
         if replay:
-            target.open(records)
+            # Read after registering, outside the lock: a record written meanwhile arrives
+            # both ways and the gate drops the second copy by its seq.
+            target.open(read_journal(self.journal.path)[1])
 
         def unsubscribe() -> None:
             with self._cond:

@@ -6,7 +6,7 @@
 
 The notebooks are committed without outputs; every figure in them is computed when they run
 (no key, under 3 minutes each on two cores).  Cells carry tags (``results-table``, ``bar``,
-...) that tests/glia_nb/test_stack_notebooks.py asserts on.
+...) that tests/notebooks/test_stack_notebooks.py asserts on.
 """
 from __future__ import annotations
 

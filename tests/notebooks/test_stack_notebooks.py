@@ -1,61 +1,23 @@
-"""The stack case-study notebooks (04-06) run top to bottom with no key and show their bars.
-
-Kept beside the other glia_nb tests (tests/notebooks/ belongs to the notebook suite, which
-executes 01-03); the helpers mirror tests/notebooks/test_notebooks.py.
-"""
+"""The stack case-study notebooks (04-06) run top to bottom with no key and show their bars."""
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 
 nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
-ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = ROOT / "notebooks"
-MAX_S = float(os.environ.get("GLIA_NOTEBOOK_MAX_S", "180"))
+from test_notebooks import MAX_S, NOTEBOOKS, ROOT, cell, execute, mimes, text_of  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 
-def execute(name: str, tmp_path: Path, monkeypatch):
-    monkeypatch.setenv("GLIA_RUNS", str(tmp_path / "runs"))
-    monkeypatch.delenv("GLIA_MODEL", raising=False)
-    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                                     resources={"metadata": {"path": str(NOTEBOOKS)}})
-    t0 = time.monotonic()
-    client.execute()
-    return nb, time.monotonic() - t0
-
-
-def cell(nb, tag: str):
-    found = [c for c in nb.cells if tag in c.get("metadata", {}).get("tags", [])]
-    assert found, f"no cell tagged {tag!r}"
-    return found[0]
-
-
-def text_of(c) -> str:
-    out = []
-    for o in c.get("outputs", []):
-        if o.get("output_type") == "stream":
-            out.append(o.get("text", ""))
-        for key in ("text/markdown", "text/plain"):
-            if key in o.get("data", {}):
-                out.append(o["data"][key])
-    return "\n".join(out)
-
-
 def has_png(c) -> bool:
-    return any("image/png" in o.get("data", {}) for o in c.get("outputs", []))
+    return "image/png" in mimes(c)
 
 
 def test_stack_notebooks_are_generated_and_clean():
