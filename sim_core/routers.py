@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterable, Protocol, runtime_checkable
 
 import numpy as np
+from numba import njit
 
 from sim_core.view import ClusterInfo, ClusterView
 
@@ -180,22 +181,39 @@ class HeadRoomAdmission(BaseRouter):
         projected = view.allocated_blocks + np.ceil(view.waiting_prompt_tokens * growth / bs)
         min_free = np.floor(self.safety_fraction * cap)
         queue_len = (view.num_waiting + view.num_running).astype(np.float64)
-        out = []
-        for k in range(len(q)):
-            # An idle, empty replica always admits: a request expected to outgrow the
-            # whole pool would otherwise wait forever.
-            ok = (cap - projected - need[k] >= min_free) | ((projected == 0) & (queue_len == 0))
-            if not view.all_accepting:
-                ok &= view.accepting
-            if not ok.any():
-                break
-            # Lexicographic (projected use, queue length, id) among admissible replicas.
-            score = np.where(ok, projected * 1e6 + queue_len, np.inf)
-            r = int(score.argmin())
-            out.append((int(q[k]), r))
-            projected[r] += need[k]
-            queue_len[r] += 1
-        return out
+        accepting = np.ones(len(cap), np.bool_) if view.all_accepting else view.accepting
+        picks = _admit_with_headroom(need, cap, projected, min_free, queue_len, accepting)
+        return list(zip(q[:len(picks)].tolist(), picks.tolist()))
+
+
+@njit(cache=True)
+def _admit_with_headroom(need, cap, projected, min_free, queue_len, accepting):
+    """HRA's pass over the (ordered) global queue: the replica for each request in turn,
+    stopping at the first that fits nowhere.  A replica is admissible if it accepts and
+    keeps ``min_free`` blocks after the request's ``need`` -- or is idle and empty, so a
+    request expected to outgrow the whole pool cannot wait forever.  Among admissible
+    replicas the lowest (projected use, queue length, id) wins; ``projected`` and
+    ``queue_len`` are updated in place as requests are placed.  Compiled: with hundreds of
+    requests held and a call after every arrival and completion, this loop was most of an
+    HRA simulation's CPU time in numpy."""
+    picks = np.empty(need.shape[0], np.int64)
+    for k in range(need.shape[0]):
+        best = -1
+        for r in range(cap.shape[0]):
+            if not accepting[r]:
+                continue
+            empty = projected[r] == 0 and queue_len[r] == 0
+            if cap[r] - projected[r] - need[k] < min_free[r] and not empty:
+                continue
+            if best < 0 or projected[r] < projected[best] or (
+                    projected[r] == projected[best] and queue_len[r] < queue_len[best]):
+                best = r
+        if best < 0:
+            return picks[:k]
+        picks[k] = best
+        projected[best] += need[k]
+        queue_len[best] += 1
+    return picks
 
 
 class LeastOutstandingPrefill(BaseRouter):

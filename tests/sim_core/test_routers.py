@@ -1,6 +1,7 @@
 """Built-in routers, the read-only view and decision validation."""
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from sim_core import simulate
 from sim_core.config import ClusterConfig
@@ -138,3 +139,38 @@ def test_make_router_specs(tmp_path):
 def test_trace_that_cannot_fit_is_rejected():
     with pytest.raises(ValueError, match="KV blocks"):
         run("llq", make_trace([0], [500], [500]), num_blocks=10)
+
+
+def _admit_reference(need, cap, projected, min_free, queue_len, accepting):
+    """HRA's admission pass written plainly with numpy (the compiled kernel must agree)."""
+    projected, queue_len, out = projected.copy(), queue_len.copy(), []
+    for k in range(len(need)):
+        ok = (cap - projected - need[k] >= min_free) | ((projected == 0) & (queue_len == 0))
+        ok &= accepting
+        if not ok.any():
+            break
+        r = min(np.flatnonzero(ok), key=lambda i: (projected[i], queue_len[i], i))
+        out.append(r)
+        projected[r] += need[k]
+        queue_len[r] += 1
+    return out
+
+
+@given(st.data())
+@settings(max_examples=200, deadline=None)
+def test_compiled_headroom_admission_matches_reference(data):
+    from sim_core.routers import _admit_with_headroom
+
+    R = data.draw(st.integers(1, 5))
+    n = data.draw(st.integers(0, 12))
+    small = st.integers(0, 40)
+    need = np.array(data.draw(st.lists(st.integers(1, 30), min_size=n, max_size=n)), float)
+    cap = np.array(data.draw(st.lists(st.integers(10, 60), min_size=R, max_size=R)), float)
+    projected = np.array(data.draw(st.lists(small, min_size=R, max_size=R)), float)
+    queue_len = np.array(data.draw(st.lists(st.integers(0, 3), min_size=R, max_size=R)), float)
+    accepting = np.array(data.draw(st.lists(st.booleans(), min_size=R, max_size=R)))
+    min_free = np.floor(0.05 * cap)
+    want = _admit_reference(need, cap, projected, min_free, queue_len, accepting)
+    got = _admit_with_headroom(need, cap, projected.copy(), min_free, queue_len.copy(),
+                               accepting)
+    assert got.tolist() == want
