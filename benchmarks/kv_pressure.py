@@ -8,6 +8,11 @@ requests stayed in the global queue, the mean KV-pool use across replicas at tho
 overall, and the busy GPU-hours.  If the pools are nearly full whenever requests are held, the
 router is not leaving memory unused: a fixed pool then serves only as many requests as fit,
 and what GPU-hours a stack can save comes from doing each request's work in less GPU time.
+
+Then, on autoscale-a10 itself (``--stack-seeds``, default 3), each stack's batch iterations
+against ``sim_core.ideal.min_iterations``: the fewest iterations any schedule could use given
+the KV pool's size.  An iteration costs at least the weight read (about 29 ms on the A10
+table), so iterations above the bound are GPU time no autoscaler can recover.
 """
 from __future__ import annotations
 
@@ -59,6 +64,23 @@ def measure(router: str, qps: float, replicas: int, duration: float, seed: int) 
             "restart_fraction": res.summary["restart_fraction"]}
 
 
+def stack_iterations(stack: str, seed: int, duration: float | None = None) -> dict:
+    """A stack of ``glia_nb.stack.STACKS`` on autoscale-a10: its iterations and the bound."""
+    from glia_nb.stack import STACKS, get_scenario
+    from sim_core.ideal import min_iterations
+
+    sc = get_scenario("autoscale-a10", duration_s=duration)
+    st = STACKS[stack]
+    tr = sc.trace(seed)
+    res = simulate(sc.cluster, tr, st.router, seed=seed, batch_policy=st.batch_policy,
+                   autoscaler=st.autoscaler, autoscale=sc.autoscale, record_timeline=False)
+    rc = sc.cluster.replica
+    return {"iterations": res.summary["iterations"],
+            "bound": min_iterations(tr.prompt_tokens, tr.decode_tokens, rc.num_blocks,
+                                    rc.block_size),
+            "busy_gpu_hours": res.summary["busy_gpu_hours"]}
+
+
 def _mean(values) -> float:
     vals = [v for v in values if not np.isnan(v)]
     return float(np.mean(vals)) if vals else float("nan")
@@ -70,6 +92,7 @@ def main() -> None:
     ap.add_argument("--replicas", type=int, default=7)
     ap.add_argument("--duration", type=float, default=600.0)
     ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--stack-seeds", type=int, default=3)
     args = ap.parse_args()
     print(f"{args.replicas} A10 replicas, Poisson {args.qps:g} QPS, {args.duration:g} s, "
           f"seeds 0-{args.seeds - 1}, shortest-prefill-first queues")
@@ -82,6 +105,15 @@ def main() -> None:
         when_held = "—" if np.isnan(m["kv_use_when_held"]) else f"{m['kv_use_when_held']:.1%}"
         print(f"| {router} | {m['held_share']:.0%} | {when_held} | "
               f"{m['kv_use']:.1%} | {m['busy_gpu_hours']:.3f} | {m['restart_fraction']:.1%} |")
+    print(f"\nautoscale-a10, seeds 0-{args.stack_seeds - 1} (means per seed): iterations against "
+          "the KV-capacity bound")
+    print("| stack | iterations | bound | above bound | busy GPU-h |")
+    print("|---|---|---|---|---|")
+    for stack in ("standard", "glia-stack"):
+        rows = [stack_iterations(stack, s) for s in range(args.stack_seeds)]
+        m = {k: _mean(r[k] for r in rows) for k in rows[0]}
+        print(f"| {stack} | {m['iterations']:,.0f} | {m['bound']:,.0f} | "
+              f"{m['iterations'] / m['bound'] - 1:+.0%} | {m['busy_gpu_hours']:.3f} |")
 
 
 if __name__ == "__main__":

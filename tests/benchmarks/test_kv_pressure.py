@@ -23,3 +23,9 @@ def test_hra_holds_requests_only_when_pools_are_full_and_llq_never_holds(kv):
     assert llq["held_share"] == 0.0 and llq["kv_use_when_held"] != llq["kv_use_when_held"]  # NaN
     for r in (hra, llq):
         assert 0.0 < r["kv_use"] <= 1.0 and r["busy_gpu_hours"] > 0
+
+
+def test_stacks_run_above_the_iteration_bound(kv):
+    for stack in ("standard", "glia-stack"):
+        r = kv.stack_iterations(stack, seed=0, duration=240.0)
+        assert r["bound"] > 0 and r["iterations"] >= r["bound"] and r["busy_gpu_hours"] > 0

@@ -8,6 +8,7 @@ from sim_core import simulate
 from sim_core.autoscale import AutoscaleConfig
 from sim_core import state as S
 from sim_core.config import ClusterConfig, ReplicaConfig
+from sim_core.ideal import min_iterations
 from tests.conftest import linear_table, make_trace
 
 TABLE = linear_table(overhead_ms=5.0, per_token_ms=0.5)
@@ -76,6 +77,10 @@ def test_engine_invariants(case):
     assert (st_.pi[S.P_ALLOC] == 0).all() and (st_.rv[S.V_BLOCKS] == 0).all()
     tl = res.timeline
     assert (tl.allocated_blocks <= tl.num_blocks).all() and (tl.allocated_blocks >= 0).all()
+    # No schedule beats the KV-capacity bound on iterations.
+    rc = cluster.replica
+    assert res.summary["iterations"] >= min_iterations(
+        trace.prompt_tokens, trace.decode_tokens, rc.num_blocks, rc.block_size) - 1e-9
     # Restart bookkeeping.
     restarted = df.restarts > 0
     assert ((df.tokens_recomputed > 0) == restarted).all()
