@@ -170,20 +170,32 @@ class HeadRoomAdmission(BaseRouter):
         q = view.queue
         if len(q) == 0:
             return ()
-        bs = view.block_size
-        growth = 1.0 + self.decode_growth
-        prompts = view.prompt_tokens[q]
-        if self.shortest_first:
-            order = np.lexsort((q, prompts))
-            q, prompts = q[order], prompts[order]
-        need = np.ceil(prompts * growth / bs)
-        cap = view.num_blocks.astype(np.float64)
-        projected = view.allocated_blocks + np.ceil(view.waiting_prompt_tokens * growth / bs)
-        min_free = np.floor(self.safety_fraction * cap)
-        queue_len = (view.num_waiting + view.num_running).astype(np.float64)
-        accepting = np.ones(len(cap), np.bool_) if view.all_accepting else view.accepting
-        picks = _admit_with_headroom(need, cap, projected, min_free, queue_len, accepting)
-        return list(zip(q[:len(picks)].tolist(), picks.tolist()))
+        accepting = view.accepting if not view.all_accepting else \
+            np.ones(len(view.num_blocks), np.bool_)
+        ids, picks = _headroom_route(
+            q, view.prompt_tokens, 1.0 + self.decode_growth, self.shortest_first,
+            view.block_size, self.safety_fraction, view.num_blocks, view.allocated_blocks,
+            view.waiting_prompt_tokens, view.num_waiting, view.num_running, accepting)
+        return list(zip(ids.tolist(), picks.tolist()))
+
+
+@njit(cache=True)
+def _headroom_route(q, prompt_tokens, growth, shortest_first, block_size, safety_fraction,
+                    num_blocks, allocated, waiting_prompt, num_waiting, num_running,
+                    accepting):
+    """HRA's decision as arrays: (request ids, replicas) to dispatch now.  Compiled: it
+    runs after every arrival and completion, often with hundreds of requests held."""
+    prompts = prompt_tokens[q]
+    if shortest_first:  # shortest prompt first, ties by request id
+        order = np.argsort(prompts * (q.max() + 1) + q)
+        q, prompts = q[order], prompts[order]
+    need = np.ceil(prompts * growth / block_size)
+    cap = num_blocks.astype(np.float64)
+    projected = allocated + np.ceil(waiting_prompt * growth / block_size)
+    min_free = np.floor(safety_fraction * cap)
+    queue_len = (num_waiting + num_running).astype(np.float64)
+    picks = _admit_with_headroom(need, cap, projected, min_free, queue_len, accepting)
+    return q[:len(picks)], picks
 
 
 @njit(cache=True)
