@@ -133,7 +133,21 @@ def cmd_stack(args) -> int:
                      ("whole_stack_reduction", "whole stack")):
         if doc.get(k) is not None:
             print(f"{label}: {doc[k]:.1%} fewer GPU-hours than the standard stack")
+    for key, r in doc["stacks"].items():
+        if "tuning" in r:
+            _print_tuning(key, r["tuning"])
     return 0
+
+
+def _print_tuning(key: str, tuning: dict) -> None:
+    """Every grid setting a stack's tuning tried, cheapest first; * marks the one chosen."""
+    best = (tuning["best"] or {}).get("autoscaler")
+    print(f"\ntuning {key} ({tuning['family']}; worst-seed p95 slowdown <= {tuning['limit']:g}x)")
+    for row in sorted(tuning["grid"], key=lambda r: r["gpu_hours"]):
+        mark = "*" if row["autoscaler"] == best else " "
+        flag = "" if row["feasible"] else "  violates"
+        print(f" {mark} {row['autoscaler']:<48} {row['gpu_hours']:>6.2f} GPU-h  worst p95 "
+              f"{row['p95_slowdown_worst_seed']:>6.2f}{flag}")
 
 
 def register(sub) -> None:

@@ -45,7 +45,7 @@ class StackConfig:
 # re-run it after changing the scenario or the simulator.
 STACKS: dict[str, StackConfig] = {
     "standard": StackConfig("LLQ + arrival order + throughput autoscaler", "llq", "fifo",
-                            "throughput:high=680,low=476,cooldown_s=30"),
+                            "throughput:high=680,low=544,cooldown_s=20"),
     "glia-autoscaler": StackConfig("LLQ + arrival order + proportional autoscaler", "llq",
                                    "fifo", "proportional:target=35,down_delay_s=60"),
     "glia-router": StackConfig("HRA+SPF + arrival order + throughput autoscaler", "hra",
@@ -55,14 +55,14 @@ STACKS: dict[str, StackConfig] = {
                                      "throughput:high=900,low=630,cooldown_s=20"),
     "glia-stack": StackConfig("HRA+SPF + shortest-prefill-first + proportional autoscaler",
                               "hra", "shortest_prefill_first",
-                              "proportional:target=60,down_delay_s=30"),
+                              "proportional:target=60,down_delay_s=0"),
 }
 
 # The grids `--tune` searches; every setting in STACKS is a point of them.
 AUTOSCALER_GRIDS: dict[str, dict[str, Sequence]] = {
     "throughput": {"high": (600, 650, 680, 700, 850, 900, 950), "low_ratio": (0.7, 0.8),
                    "cooldown_s": (20, 30)},
-    "proportional": {"target": (30, 35, 40, 50, 60, 70), "down_delay_s": (30, 60)},
+    "proportional": {"target": (30, 35, 40, 50, 55, 60, 65, 70), "down_delay_s": (0, 30, 60)},
 }
 
 

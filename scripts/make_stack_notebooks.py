@@ -213,15 +213,17 @@ print({k: sdoc[k] for k in ("baseline_score", "best_score", "best_experiment", "
 """, "study"),
     md("""
 **What we saw, and what it means.** Scaling on the backlog per instance reacts to what the
-slowdown depends on, so the proportional controller meets the bound with a few percent fewer
-GPU-hours than the tuned throughput thresholds — 13% in the paper. The whole stack stays far from the
+slowdown depends on, so the proportional controller meets the bound with slightly fewer GPU-hours
+than the tuned throughput thresholds (2% over ten seeds; 13% in the paper). The whole stack stays far from the
 paper's 40%, and the dark bars say why: every stack spends about 95% of the GPU time it pays for
 running iterations, so cold starts, idle replicas and drains — all an autoscaler can trim — are only
 about 5%. What remains is the work itself, and that is what the router shrinks: with head-room
 admission the same requests take fewer, larger iterations and less recomputation, so less GPU time.
-The KV pools are nearly full under either router (`python benchmarks/kv_pressure.py`), so a pool of
-a given size cannot hold many more requests. Over HRA, a tuned
-threshold autoscaler is about as cheap as the proportional one. Print the same figures with
+The KV pools are nearly full under either router, so a pool of a given size cannot hold many more
+requests: `python benchmarks/kv_pressure.py` counts the iterations each stack runs against the
+fewest any schedule could (`sim_core.ideal.min_iterations`): about 50% above that bound under LLQ,
+about 20% under HRA. Over HRA, a tuned threshold autoscaler is about as cheap as the proportional
+one, and raising the proportional set-point only lengthens the queue (see `glia stack --tune`). Print the same figures with
 `glia stack --scenario autoscale-a10 --json` (`--seeds 10` for the tuning seeds, `--tune` to
 re-derive the settings).
 """),

@@ -110,3 +110,22 @@ def test_cli_stack_short(capsys):
     assert doc["stacks"]["glia-stack"]["autoscaler"] == STACKS["glia-stack"].autoscaler
     assert "whole_stack_reduction" in doc
     assert main(["stack", "--stacks", "nope"]) == 2
+
+
+def test_tuning_listing_is_cheapest_first_and_marks_the_choice(capsys):
+    from glia_nb.cli_stack import _print_tuning
+
+    rows = [{"autoscaler": "proportional:target=70", "gpu_hours": 4.2,
+             "p95_slowdown_worst_seed": 9.0, "feasible": False},
+            {"autoscaler": "proportional:target=30", "gpu_hours": 5.0,
+             "p95_slowdown_worst_seed": 3.0, "feasible": True},
+            {"autoscaler": "proportional:target=50", "gpu_hours": 4.5,
+             "p95_slowdown_worst_seed": 4.5, "feasible": True}]
+    _print_tuning("glia-stack", {"family": "proportional", "limit": 5.0, "grid": rows,
+                                 "best": rows[2]})
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("tuning glia-stack (proportional")
+    assert [ln[3:].split()[0] for ln in lines[1:]] == \
+        ["proportional:target=70", "proportional:target=50", "proportional:target=30"]
+    assert lines[1].endswith("violates") and lines[2].startswith(" *")
+    assert not lines[3].startswith(" *")
