@@ -184,7 +184,8 @@ def _headroom_route(q, prompt_tokens, growth, shortest_first, block_size, safety
                     num_blocks, allocated, waiting_prompt, num_waiting, num_running,
                     accepting):
     """HRA's decision as arrays: (request ids, replicas) to dispatch now.  Compiled: it
-    runs after every arrival and completion, often with hundreds of requests held."""
+    runs after every arrival and completion, often with hundreds of requests held, and in
+    numpy it was most of an HRA simulation's CPU time."""
     prompts = prompt_tokens[q]
     if shortest_first:  # shortest prompt first, ties by request id
         order = np.argsort(prompts * (q.max() + 1) + q)
@@ -205,9 +206,7 @@ def _admit_with_headroom(need, cap, projected, min_free, queue_len, accepting):
     keeps ``min_free`` blocks after the request's ``need`` -- or is idle and empty, so a
     request expected to outgrow the whole pool cannot wait forever.  Among admissible
     replicas the lowest (projected use, queue length, id) wins; ``projected`` and
-    ``queue_len`` are updated in place as requests are placed.  Compiled: with hundreds of
-    requests held and a call after every arrival and completion, this loop was most of an
-    HRA simulation's CPU time in numpy."""
+    ``queue_len`` are updated in place as requests are placed."""
     picks = np.empty(need.shape[0], np.int64)
     for k in range(need.shape[0]):
         best = -1
