@@ -141,36 +141,46 @@ def test_trace_that_cannot_fit_is_rejected():
         run("llq", make_trace([0], [500], [500]), num_blocks=10)
 
 
-def _admit_reference(need, cap, projected, min_free, queue_len, accepting):
-    """HRA's admission pass written plainly with numpy (the compiled kernel must agree)."""
-    projected, queue_len, out = projected.copy(), queue_len.copy(), []
-    for k in range(len(need)):
+def _route_reference(q, prompt_tokens, growth, shortest_first, bs, safety, num_blocks,
+                     allocated, waiting_prompt, num_waiting, num_running, accepting):
+    """HRA's decision written plainly with numpy (the compiled version must agree)."""
+    prompts = prompt_tokens[q]
+    if shortest_first:
+        order = np.lexsort((q, prompts))
+        q, prompts = q[order], prompts[order]
+    need = np.ceil(prompts * growth / bs)
+    cap = num_blocks.astype(float)
+    projected = allocated + np.ceil(waiting_prompt * growth / bs)
+    min_free = np.floor(safety * cap)
+    queue_len = (num_waiting + num_running).astype(float)
+    out = []
+    for k in range(len(q)):
         ok = (cap - projected - need[k] >= min_free) | ((projected == 0) & (queue_len == 0))
         ok &= accepting
         if not ok.any():
             break
         r = min(np.flatnonzero(ok), key=lambda i: (projected[i], queue_len[i], i))
-        out.append(r)
+        out.append((int(q[k]), int(r)))
         projected[r] += need[k]
         queue_len[r] += 1
     return out
 
 
 @given(st.data())
-@settings(max_examples=200, deadline=None)
-def test_compiled_headroom_admission_matches_reference(data):
-    from sim_core.routers import _admit_with_headroom
+@settings(max_examples=300, deadline=None)
+def test_compiled_headroom_routing_matches_reference(data):
+    from sim_core.routers import _headroom_route
 
     R = data.draw(st.integers(1, 5))
-    n = data.draw(st.integers(0, 12))
-    small = st.integers(0, 40)
-    need = np.array(data.draw(st.lists(st.integers(1, 30), min_size=n, max_size=n)), float)
-    cap = np.array(data.draw(st.lists(st.integers(10, 60), min_size=R, max_size=R)), float)
-    projected = np.array(data.draw(st.lists(small, min_size=R, max_size=R)), float)
-    queue_len = np.array(data.draw(st.lists(st.integers(0, 3), min_size=R, max_size=R)), float)
-    accepting = np.array(data.draw(st.lists(st.booleans(), min_size=R, max_size=R)))
-    min_free = np.floor(0.05 * cap)
-    want = _admit_reference(need, cap, projected, min_free, queue_len, accepting)
-    got = _admit_with_headroom(need, cap, projected.copy(), min_free, queue_len.copy(),
-                               accepting)
-    assert got.tolist() == want
+    n_req = data.draw(st.integers(1, 30))
+    ints = lambda lo, hi, size: np.array(data.draw(  # noqa: E731
+        st.lists(st.integers(lo, hi), min_size=size, max_size=size)), np.int64)
+    prompt_tokens = ints(1, 400, n_req)
+    q = np.array(data.draw(st.permutations(range(n_req)))[:data.draw(st.integers(1, n_req))],
+                 np.int64)
+    args = (q, prompt_tokens, data.draw(st.sampled_from([1.0, 1.6, 2.5])), data.draw(st.booleans()),
+            16, data.draw(st.sampled_from([0.0, 0.03, 0.2])), ints(20, 80, R), ints(0, 60, R),
+            ints(0, 300, R), ints(0, 3, R), ints(0, 3, R),
+            np.array(data.draw(st.lists(st.booleans(), min_size=R, max_size=R))))
+    ids, picks = _headroom_route(*args)
+    assert list(zip(ids.tolist(), picks.tolist())) == _route_reference(*args)
