@@ -24,7 +24,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["Journal", "JournalCorruptError", "read_journal", "to_jsonable", "environment_info"]
+__all__ = ["Journal", "JournalCorruptError", "read_journal", "to_jsonable", "environment_info",
+           "finite_or_none"]
 
 _RESERVED = frozenset({"seq", "ts", "type"})
 
@@ -75,6 +76,16 @@ def to_jsonable(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     raise TypeError(f"cannot store a {type(obj).__module__}.{type(obj).__qualname__} in the journal")
+
+
+def finite_or_none(value: Any) -> float | None:
+    """``value`` as a finite float, or None (missing, non-numeric, NaN or infinite): how
+    scores read back from journals, ledgers and tool results are compared."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
 
 
 def _key(k: Any) -> str:

@@ -8,11 +8,10 @@ and ``nudge`` records. Everything here is pure: records in, :class:`Replay` out.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping
 
-from glia_nb.journal import to_jsonable
+from glia_nb.journal import finite_or_none, to_jsonable
 from glia_nb.llm.types import Message, ToolCall
 
 __all__ = ["Intervention", "Replay", "replay_records", "best_of", "is_improvement", "experiment_fields"]
@@ -61,18 +60,10 @@ class Replay:
     baseline: dict[str, Any] | None = None
 
 
-def _num(value: Any) -> float | None:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
-
-
 def is_improvement(score: Any, earlier: Iterable[Mapping[str, Any]], lower_is_better: bool) -> bool:
     """True when ``score`` beats every earlier experiment's score (the first valid score
     always does)."""
-    s = _num(score)
+    s = finite_or_none(score)
     if s is None:
         return False
     best = best_of(earlier, lower_is_better)
@@ -86,7 +77,7 @@ def best_of(experiments: Iterable[Mapping[str, Any]], lower_is_better: bool) -> 
     """The experiment with the best finite score (the earliest on ties), or None."""
     best: dict[str, Any] | None = None
     for e in experiments:
-        s = _num(e.get("score"))
+        s = finite_or_none(e.get("score"))
         if s is None:
             continue
         if best is None or (s < best["score"] if lower_is_better else s > best["score"]):
@@ -129,7 +120,7 @@ def experiment_fields(arguments: Mapping[str, Any], result: Any) -> dict[str, An
         "id": _safe(exp_id),
         "name": str(row.get("name") or arguments.get("name") or ""),
         "hypothesis": str(arguments.get("hypothesis") or row.get("hypothesis") or ""),
-        "score": _num(row.get("score")),
+        "score": finite_or_none(row.get("score")),
         "ok": ok,
         "simulations": int(sims),
         "metrics": _safe(metrics) if isinstance(metrics, Mapping) else {},

@@ -16,9 +16,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 from glia_nb.agent import Agent, AgentConfig, StepResult, load_prompt
 from glia_nb.budget import Budget, BudgetTracker
-from glia_nb.journal import read_journal, to_jsonable
+from glia_nb.journal import finite_or_none, read_journal, to_jsonable
 from glia_nb.llm.types import Completion, Message
-from glia_nb.session_replay import Replay, _num, best_of, replay_records
+from glia_nb.session_replay import Replay, best_of, replay_records
 from glia_nb.supervisor import Supervisor, SupervisorConfig
 
 __all__ = [
@@ -165,7 +165,8 @@ def run_baseline(toolbox: Any, workspace: Any) -> dict[str, Any] | None:
         return None
     result = runner()
     summary = getattr(result, "summary", None)
-    return {"ok": bool(getattr(result, "ok", False)), "score": _num(getattr(result, "score", None)),
+    return {"ok": bool(getattr(result, "ok", False)),
+            "score": finite_or_none(getattr(result, "score", None)),
             "simulations": int(getattr(result, "simulations", 0) or 0), "error": getattr(result, "error", None),
             "metrics": to_jsonable(summary) if isinstance(summary, Mapping) else {}}
 

@@ -221,8 +221,14 @@ def tune_autoscaler(scenario="autoscale-a10", stack: StackConfig = STACKS["stand
     """Evaluate every grid setting of the stack's autoscaler family and return the cheapest
     one (fewest mean GPU-hours) whose p95 slowdown is within ``limit`` in every seed.
     ``progress`` shows a bar over the grid (stderr in a terminal, a widget in Jupyter)."""
+    return _tune(scenario, stack, family=family, grid=grid, seeds=seeds, duration_s=duration_s,
+                 limit=limit, executor=executor, progress=progress)[0]
+
+
+def _tune(scenario, stack, *, family, grid, seeds, duration_s, limit, executor, progress):
+    """:func:`tune_autoscaler`'s document and the aggregate of each setting it evaluated."""
     family = family or (stack.autoscaler or "throughput").split(":")[0]
-    rows = []
+    rows, aggregates = [], {}
     specs = grid_specs(family, grid)
     if progress:
         from glia_nb.widgets.progress import progress as _bar
@@ -233,13 +239,15 @@ def tune_autoscaler(scenario="autoscale-a10", stack: StackConfig = STACKS["stand
         agg = evaluate_config(scenario, router=stack.router, batch_policy=stack.batch_policy,
                               autoscaler=spec, seeds=seeds, duration_s=duration_s,
                               executor=executor)
+        aggregates[spec] = agg
         worst = agg["p95_slowdown_worst_seed"]
         rows.append({"autoscaler": spec, "gpu_hours": agg["gpu_hours"],
                      "p95_slowdown": agg["p95_slowdown"], "p95_slowdown_worst_seed": worst,
                      "mean_e2e_s": agg["mean_e2e_s"], "feasible": worst <= limit})
     feasible = [r for r in rows if r["feasible"]]
     best = min(feasible, key=lambda r: r["gpu_hours"]) if feasible else None
-    return {"stack": stack.label, "family": family, "limit": limit, "best": best, "grid": rows}
+    doc = {"stack": stack.label, "family": family, "limit": limit, "best": best, "grid": rows}
+    return doc, aggregates
 
 
 def compare_stacks(scenario="autoscale-a10", *, seeds=3, duration_s=None, tune: bool = False,
@@ -258,15 +266,18 @@ def compare_stacks(scenario="autoscale-a10", *, seeds=3, duration_s=None, tune: 
         keys = _bar(keys, desc="stacks", unit="stack")
     for key in keys:
         st = STACKS[key]
-        tuning = None
+        tuning, agg = None, None
         if tune:
-            tuning = tune_autoscaler(scenario, st, seeds=seeds, duration_s=duration_s,
-                                     limit=limit, executor=executor, progress=progress)
+            tuning, tried = _tune(scenario, st, family=None, grid=None, seeds=seeds,
+                                  duration_s=duration_s, limit=limit, executor=executor,
+                                  progress=progress)
             if tuning["best"] is not None:
                 st = st.with_autoscaler(tuning["best"]["autoscaler"])
-        agg = evaluate_config(scenario, router=st.router, batch_policy=st.batch_policy,
-                              autoscaler=st.autoscaler, seeds=seeds, duration_s=duration_s,
-                              executor=executor)
+                agg = tried[st.autoscaler]  # already simulated on these seeds
+        if agg is None:
+            agg = evaluate_config(scenario, router=st.router, batch_policy=st.batch_policy,
+                                  autoscaler=st.autoscaler, seeds=seeds, duration_s=duration_s,
+                                  executor=executor)
         rows[key] = {"label": st.label, "router": st.router, "batch_policy": st.batch_policy,
                      "autoscaler": st.autoscaler, "gpu_hours": agg["gpu_hours"],
                      "busy_gpu_hours": agg["busy_gpu_hours"],

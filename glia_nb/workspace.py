@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import re
 import shutil
 import stat
@@ -30,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from glia_nb.journal import finite_or_none
 from glia_nb.task import Task
 
 LEDGER_COLUMNS = ("id", "name", "hypothesis", "status", "error_kind", "error", "score",
@@ -59,14 +59,6 @@ def slugify(text: str, max_len: int = 40) -> str:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _num(x) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 class Workspace:
@@ -177,7 +169,7 @@ class Workspace:
     def baseline_score(self) -> float | None:
         """The baseline's score, once measured (None before)."""
         b = self._meta.get("baseline") or {}
-        return _num(b.get("score"))
+        return finite_or_none(b.get("score"))
 
     @property
     def baseline_summary(self) -> dict | None:
@@ -253,7 +245,7 @@ class Workspace:
                 if v == "":
                     r[k] = None
                 elif k in numeric:
-                    r[k] = _num(v)
+                    r[k] = finite_or_none(v)
                 elif k in ("id", "simulations"):
                     r[k] = int(float(v))
         return rows

@@ -19,7 +19,6 @@ from typing import Any, Mapping
 import ipywidgets as W
 
 from glia_nb.widgets._base import SessionBox
-
 from glia_nb.widgets.transcript import Transcript
 
 __all__ = ["ResearchPanel"]
