@@ -50,8 +50,9 @@ def stack_gpu_hours(doc: dict, ax=None):
     rows = doc["stacks"]
     names = list(rows)
     vals = [rows[k]["gpu_hours"] for k in names]
-    colors = ["#999999" if k == "standard" else ("#d62728" if not rows[k]["meets_constraint"]
-                                                 else "#1f77b4") for k in names]
+    baselines = ("standard", "off-the-shelf")
+    colors = ["#999999" if k in baselines else ("#d62728" if not rows[k]["meets_constraint"]
+                                                else "#1f77b4") for k in names]
     bars = ax.bar(range(len(names)), vals, color=colors, alpha=0.45, label="paid (replica lifetime)")
     if all("busy_gpu_hours" in rows[k] for k in names):
         # The time spent running iterations: what the router and batch layers can shrink;

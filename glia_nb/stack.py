@@ -7,9 +7,12 @@
   keeps P90 TTFT within a bound (:func:`slo_throughput`).
 * :func:`tune_autoscaler` — the cheapest setting of an autoscaler (fewest GPU-hours) on a
   grid that meets a p95-slowdown bound: how every stack is compared "at equal constraint".
+* :func:`peak_decode_throughput` — a load test: the decode tokens/s one replica sustains when
+  saturated, from which :func:`off_the_shelf_autoscaler` sets a threshold autoscaler the way an
+  operator would without tuning it (scale out at 70% of the peak).
 * :func:`compare_stacks` — the paper's Fig. 4 ladder on ``autoscale-a10``: the standard stack
-  (LLQ + arrival order + throughput autoscaler), then Glia's router, batch scheduler and
-  autoscaler added one at a time, plus the autoscaler swapped alone.
+  (LLQ + arrival order + throughput autoscaler, off the shelf and tuned), then Glia's router,
+  batch scheduler and autoscaler added one at a time, plus the autoscaler swapped alone.
 
 Everything here is what ``glia simulate --sweep-users``, ``glia sweep`` and ``glia stack``
 print; the notebooks call the same functions.
@@ -25,6 +28,10 @@ from typing import Iterable, Sequence
 TTFT_LIMIT_S = 1.5          # routing-h100-prefill: P90 TTFT <= 1,500 ms (paper section 5.5)
 SLOWDOWN_LIMIT = 5.0        # autoscale-a10: p95 slowdown <= 5x (paper section 5.3)
 DEFAULT_SWEEP_USERS = (25, 50, 100, 200, 300, 400)
+# Scale out at 70% of a replica's peak: Knative's default target utilisation
+# (config-autoscaler ``container-concurrency-target-percentage``), a common production default.
+OFF_THE_SHELF_UTILISATION = 0.7
+OFF_THE_SHELF = "off-the-shelf"   # compare_stacks' key for the untuned standard stack
 
 
 @dataclass(frozen=True)
@@ -250,24 +257,112 @@ def _tune(scenario, stack, *, family, grid, seeds, duration_s, limit, executor, 
     return doc, aggregates
 
 
+class _DecodeThroughputProbe:
+    """Keeps the pool as it is and records, at every tick, the per-instance decode
+    throughput a threshold autoscaler would read and whether every replica had work queued."""
+
+    name = "decode-probe"
+
+    def reset(self, info, rng):
+        self.samples: list[tuple[float, float, bool]] = []
+
+    def decide(self, stats):
+        from sim_core import state as S
+
+        active = stats.state == S.R_ACTIVE
+        saturated = stats.global_queue_len > 0 or bool((stats.num_waiting[active] > 0).all())
+        self.samples.append((stats.now, float(stats.decode_tokens_per_s[active].mean()),
+                             saturated))
+        return stats.num_serving
+
+
+def peak_decode_throughput(scenario="autoscale-a10", *, router="llq", batch_policy=None,
+                           replicas: int = 4, qps_per_replica: float = 3.0,
+                           duration_s: float = 900.0, warmup_s: float = 120.0,
+                           seeds: Sequence[int] = (0, 1, 2)) -> dict:
+    """A load test: the decode tokens/s per replica that ``replicas`` fixed replicas sustain
+    when saturated by the scenario's request lengths at ``qps_per_replica`` Poisson arrivals.
+
+    The figure is read as a threshold autoscaler reads it (every tick of the scenario's
+    autoscale interval), averaged over the ticks in ``[warmup_s, duration_s]`` at which every
+    replica had requests waiting (before the KV pools fill, a replica decodes faster than it
+    can sustain).  Raises ``ValueError`` when fewer than half of those ticks were saturated."""
+    from sim_core import simulate
+    from sim_core.autoscale import AutoscaleConfig
+    from workloads.arrivals import ArrivalSpec
+
+    if not 0 <= warmup_s < duration_s or replicas < 1 or qps_per_replica <= 0:
+        raise ValueError("need 0 <= warmup_s < duration_s, replicas >= 1, qps_per_replica > 0")
+    sc = get_scenario(scenario)
+    cfg = replace(sc.autoscale or AutoscaleConfig(), initial_replicas=replicas, cold_start_s=0.0)
+    wl = replace(sc.workload, closed_loop_users=0, pool_size=None,
+                 arrival=ArrivalSpec(kind="poisson", qps=qps_per_replica * replicas))
+    cluster = replace(sc.cluster, num_replicas=replicas)
+    per_seed = []
+    for seed in seeds:
+        probe = _DecodeThroughputProbe()
+        simulate(cluster, wl.trace(duration_s, seed), router, seed=seed,
+                 batch_policy=batch_policy, autoscaler=probe, autoscale=cfg,
+                 record_timeline=False)
+        window = [(tps, sat) for t, tps, sat in probe.samples if warmup_s <= t <= duration_s]
+        saturated = [tps for tps, sat in window if sat]
+        if len(saturated) < max(1, 0.5 * len(window)):
+            raise ValueError(f"the pool was saturated at only {len(saturated)} of "
+                             f"{len(window)} ticks at {qps_per_replica:g} QPS per replica "
+                             f"(seed {seed}); raise qps_per_replica or duration_s")
+        per_seed.append(sum(saturated) / len(saturated))
+    return {"tokens_per_s": sum(per_seed) / len(per_seed), "per_seed": per_seed,
+            "router": str(router), "batch_policy": batch_policy, "replicas": replicas,
+            "qps_per_replica": qps_per_replica}
+
+
+def off_the_shelf_autoscaler(peak_tokens_per_s: float,
+                             utilisation: float = OFF_THE_SHELF_UTILISATION, *,
+                             low_ratio: float = 0.8, cooldown_s: float = 20.0) -> str:
+    """A throughput autoscaler set without tuning: scale out at ``utilisation`` of a replica's
+    peak decode throughput, scale in below ``low_ratio`` of that; ``low_ratio`` and
+    ``cooldown_s`` default to the tuned standard stack's, so only the scale-out point differs."""
+    if not 0 < utilisation <= 1 or not 0 <= low_ratio < 1 or peak_tokens_per_s <= 0:
+        raise ValueError("need 0 < utilisation <= 1, 0 <= low_ratio < 1 and a positive peak")
+    high = utilisation * peak_tokens_per_s
+    return f"throughput:high={high:.0f},low={low_ratio * high:.0f},cooldown_s={cooldown_s:g}"
+
+
+def _off_the_shelf_stack(scenario) -> tuple[StackConfig, dict]:
+    """The standard stack with :func:`off_the_shelf_autoscaler` set from its own load test."""
+    std = STACKS["standard"]
+    peak = peak_decode_throughput(scenario, router=std.router, batch_policy=std.batch_policy)
+    spec = off_the_shelf_autoscaler(peak["tokens_per_s"])
+    label = (f"{std.label.replace(' autoscaler', '')} at "
+             f"{OFF_THE_SHELF_UTILISATION:.0%} of peak (off the shelf)")
+    return replace(std, label=label, autoscaler=spec), peak
+
+
 def compare_stacks(scenario="autoscale-a10", *, seeds=3, duration_s=None, tune: bool = False,
-                   stacks: Iterable[str] = tuple(STACKS), limit: float = SLOWDOWN_LIMIT,
-                   executor: Executor | None = None, progress: bool = False) -> dict:
+                   stacks: Iterable[str] = (OFF_THE_SHELF, *STACKS),
+                   limit: float = SLOWDOWN_LIMIT, executor: Executor | None = None,
+                   progress: bool = False) -> dict:
     """GPU-hours of each stack at equal constraint (p95 slowdown <= ``limit`` in every seed).
 
     Without ``tune`` each stack uses its autoscaler as listed in :data:`STACKS`; with
-    ``tune`` each stack's autoscaler is first tuned on :data:`AUTOSCALER_GRIDS`.
+    ``tune`` each stack's autoscaler is first tuned on :data:`AUTOSCALER_GRIDS`.  The key
+    :data:`OFF_THE_SHELF` is the standard stack with its thresholds set from a load test
+    (:func:`off_the_shelf_autoscaler`), never tuned: the paper's baseline.
     ``progress`` shows a bar over the stacks (and over each tuning grid)."""
     rows = {}
     keys = list(stacks)
+    peak = None
     if progress:
         from glia_nb.widgets.progress import progress as _bar
 
         keys = _bar(keys, desc="stacks", unit="stack")
     for key in keys:
-        st = STACKS[key]
+        if key == OFF_THE_SHELF:
+            st, peak = _off_the_shelf_stack(scenario)
+        else:
+            st = STACKS[key]
         tuning, agg = None, None
-        if tune:
+        if tune and key != OFF_THE_SHELF:
             tuning, tried = _tune(scenario, st, family=None, grid=None, seeds=seeds,
                                   duration_s=duration_s, limit=limit, executor=executor,
                                   progress=progress)
@@ -289,21 +384,29 @@ def compare_stacks(scenario="autoscale-a10", *, seeds=3, duration_s=None, tune: 
                      "per_seed_p95_slowdown": [s["p95_slowdown"] for s in agg["per_seed"]]}
         if tuning is not None:
             rows[key]["tuning"] = tuning
-    base = rows.get("standard", {}).get("gpu_hours")
-    for r in rows.values():
-        r["gpu_hours_vs_standard"] = (r["gpu_hours"] / base - 1.0) if base else None
+    for base_key, suffix in (("standard", "standard"), (OFF_THE_SHELF, "off_the_shelf")):
+        base = rows.get(base_key, {}).get("gpu_hours")
+        for r in rows.values():
+            r[f"gpu_hours_vs_{suffix}"] = (r["gpu_hours"] / base - 1.0) if base else None
     name = scenario if isinstance(scenario, str) else scenario.name
     sc = get_scenario(scenario)
     doc = {"scenario": name, "seeds": _seed_list(sc, seeds), "slowdown_limit": limit,
            "tuned": tune, "stacks": rows}
-    if "standard" in rows and "glia-autoscaler" in rows:
-        doc["autoscaler_alone_reduction"] = -rows["glia-autoscaler"]["gpu_hours_vs_standard"]
-    if "standard" in rows and "glia-stack" in rows:
-        doc["whole_stack_reduction"] = -rows["glia-stack"]["gpu_hours_vs_standard"]
+    if peak is not None:
+        doc["off_the_shelf"] = {"utilisation": OFF_THE_SHELF_UTILISATION,
+                                "peak_decode_tokens_per_s": peak["tokens_per_s"],
+                                "load_test": peak, "autoscaler": rows[OFF_THE_SHELF]["autoscaler"]}
+    for base_key, suffix in (("standard", ""), (OFF_THE_SHELF, "_vs_off_the_shelf")):
+        vs = "gpu_hours_vs_" + ("standard" if base_key == "standard" else "off_the_shelf")
+        if base_key in rows and "glia-autoscaler" in rows:
+            doc["autoscaler_alone_reduction" + suffix] = -rows["glia-autoscaler"][vs]
+        if base_key in rows and "glia-stack" in rows:
+            doc["whole_stack_reduction" + suffix] = -rows["glia-stack"][vs]
     return doc
 
 
 __all__ = ["StackConfig", "STACKS", "AUTOSCALER_GRIDS", "TTFT_LIMIT_S", "SLOWDOWN_LIMIT",
            "DEFAULT_SWEEP_USERS", "get_scenario", "evaluate_config", "concurrency_sweep",
            "slo_throughput", "sweep_bar", "grid_specs", "tune_autoscaler", "compare_stacks",
-           "run_seed"]
+           "run_seed", "peak_decode_throughput", "off_the_shelf_autoscaler", "OFF_THE_SHELF",
+           "OFF_THE_SHELF_UTILISATION"]

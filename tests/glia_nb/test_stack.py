@@ -4,7 +4,8 @@ import json
 import pytest
 
 from glia_nb.cli import main
-from glia_nb.stack import (STACKS, concurrency_sweep, evaluate_config, get_scenario, grid_specs,
+from glia_nb.stack import (OFF_THE_SHELF, STACKS, concurrency_sweep, evaluate_config, get_scenario,
+                           grid_specs, off_the_shelf_autoscaler, peak_decode_throughput,
                            slo_throughput, sweep_bar, tune_autoscaler)
 
 
@@ -71,6 +72,25 @@ def test_evaluate_config_with_autoscaler_reports_cost():
     assert 1.0 <= agg["mean_replicas"] <= 12.0
 
 
+def test_off_the_shelf_thresholds_scale_out_at_a_share_of_the_peak():
+    assert off_the_shelf_autoscaler(700.0) == "throughput:high=490,low=392,cooldown_s=20"
+    assert off_the_shelf_autoscaler(1000.0, 0.5, low_ratio=0.6, cooldown_s=45) == \
+        "throughput:high=500,low=300,cooldown_s=45"
+    for bad in ((0.0,), (700.0, 1.2), (700.0, 0.0)):
+        with pytest.raises(ValueError):
+            off_the_shelf_autoscaler(*bad)
+
+
+def test_load_test_reads_the_saturated_plateau():
+    short = dict(replicas=2, duration_s=360, warmup_s=120, seeds=(0,))
+    llq = peak_decode_throughput(router="llq", batch_policy="fifo", **short)
+    hra = peak_decode_throughput(router="hra", batch_policy="spf", **short)
+    # Head-room admission keeps saturated pools out of recompute thrash: more tokens/s.
+    assert 300 < llq["tokens_per_s"] < hra["tokens_per_s"] < 2000
+    with pytest.raises(ValueError, match="saturated"):
+        peak_decode_throughput(qps_per_replica=0.3, **short)
+
+
 def test_h100_bar_hra_violates_where_ttft_aware_meets():
     # The routing-h100-prefill bar on 3 seeds: at 300 users HRA (as tuned for routing-a10)
     # exceeds P90 TTFT 1.5 s, while least_prefill stays within it at a throughput at least
@@ -110,6 +130,21 @@ def test_cli_stack_short(capsys):
     assert doc["stacks"]["glia-stack"]["autoscaler"] == STACKS["glia-stack"].autoscaler
     assert "whole_stack_reduction" in doc
     assert main(["stack", "--stacks", "nope"]) == 2
+
+
+def test_cli_stack_off_the_shelf_row(capsys):
+    assert main(["stack", "--stacks", f"{OFF_THE_SHELF},standard,glia-autoscaler", "--seeds", "1",
+                 "--duration", "120", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    ots = doc["off_the_shelf"]
+    row = doc["stacks"][OFF_THE_SHELF]
+    assert row["autoscaler"] == ots["autoscaler"] == \
+        off_the_shelf_autoscaler(ots["peak_decode_tokens_per_s"])
+    assert row["router"] == STACKS["standard"].router and row["gpu_hours_vs_off_the_shelf"] == 0
+    alone = doc["stacks"]["glia-autoscaler"]
+    assert doc["autoscaler_alone_reduction_vs_off_the_shelf"] == \
+        pytest.approx(1 - alone["gpu_hours"] / row["gpu_hours"])
+    assert "whole_stack_reduction_vs_off_the_shelf" not in doc    # glia-stack not asked for
 
 
 def test_tuning_listing_is_cheapest_first_and_marks_the_choice(capsys):

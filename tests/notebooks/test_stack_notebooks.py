@@ -45,6 +45,9 @@ def test_autoscaler_notebook(tmp_path, monkeypatch):
     alone = float(re.search(r"alone uses \*\*([\d.]+)% fewer", text).group(1))
     whole = float(re.search(r"whole optimised stack \*\*([\d.]+)% fewer", text).group(1))
     assert alone > 0 and whole > alone   # paper: 13% and 40%; see docs/stack.md for ours
+    ots = [float(x) for x in re.findall(r"saves \*\*([\d.]+)%\*\* and the whole stack "
+                                        r"\*\*([\d.]+)%\*\*", text)[0]]
+    assert ots[0] > alone and ots[1] > whole   # an untuned baseline is the costlier one
     assert has_png(cell(nb, "bar")) and has_png(cell(nb, "replicas-plot"))
 
 
