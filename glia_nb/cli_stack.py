@@ -125,14 +125,18 @@ def cmd_stack(args) -> int:
         print(f"load test: a saturated replica under the standard stack sustains "
               f"{ots['peak_decode_tokens_per_s']:.0f} decode tokens/s; off the shelf = scale out "
               f"at {ots['utilisation']:.0%} of that ({ots['autoscaler']})")
-    print(f"{'stack':<18} {'GPU-h':>7} {'vs std':>7} {'vs ots':>7} {'busy':>5} {'replicas':>8} "
-          f"{'p95 sd':>7} {'worst':>6} {'e2e s':>6}  autoscaler")
+    print("busy / start / drain: shares of the GPU-hours spent running iterations / in cold "
+          "starts / draining (busy includes the draining replicas' iterations)")
+    print(f"{'stack':<18} {'GPU-h':>7} {'vs std':>7} {'vs ots':>7} {'busy':>5} {'start':>5} "
+          f"{'drain':>5} {'replicas':>8} {'p95 sd':>7} {'worst':>6} {'e2e s':>6}  autoscaler")
     for key, r in doc["stacks"].items():
         vs = [r[k] for k in ("gpu_hours_vs_standard", "gpu_hours_vs_off_the_shelf")]
         vs = [f"{v:>+7.1%}" if v is not None else f"{'-':>7}" for v in vs]
         flag = "" if r["meets_constraint"] else "  VIOLATES"
-        busy = r["busy_gpu_hours"] / r["gpu_hours"]
-        print(f"{key:<18} {r['gpu_hours']:>7.2f} {vs[0]} {vs[1]} {busy:>5.0%} "
+        busy, start, drain = (r[k] / r["gpu_hours"] for k in
+                              ("busy_gpu_hours", "starting_gpu_hours", "draining_gpu_hours"))
+        print(f"{key:<18} {r['gpu_hours']:>7.2f} {vs[0]} {vs[1]} {busy:>5.0%} {start:>5.0%} "
+              f"{drain:>5.0%} "
               f"{r['mean_replicas']:>8.2f} {r['p95_slowdown']:>7.2f} "
               f"{r['p95_slowdown_worst_seed']:>6.2f} {r['mean_e2e_s']:>6.1f}  "
               f"{r['autoscaler']}{flag}")

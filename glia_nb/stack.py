@@ -376,6 +376,8 @@ def compare_stacks(scenario="autoscale-a10", *, seeds=3, duration_s=None, tune: 
         rows[key] = {"label": st.label, "router": st.router, "batch_policy": st.batch_policy,
                      "autoscaler": st.autoscaler, "gpu_hours": agg["gpu_hours"],
                      "busy_gpu_hours": agg["busy_gpu_hours"],
+                     "starting_gpu_hours": agg["starting_gpu_hours"],
+                     "draining_gpu_hours": agg["draining_gpu_hours"],
                      "mean_replicas": agg["mean_replicas"], "p95_slowdown": agg["p95_slowdown"],
                      "p95_slowdown_worst_seed": agg["p95_slowdown_worst_seed"],
                      "mean_slowdown": agg["mean_slowdown"], "mean_e2e_s": agg["mean_e2e_s"],

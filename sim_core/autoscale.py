@@ -209,6 +209,7 @@ class Scaler:
             draining = np.flatnonzero(state == S.R_DRAINING)
             if len(draining):  # un-drain: it is warm and already paid for
                 state[draining[0]] = S.R_ACTIVE
+                pf[S.PF_DRAIN_TIME, draining[0]] += now - pf[S.PF_DRAIN_SINCE, draining[0]]
                 st.si[S.S_NUM_ACCEPTING] += 1
             else:
                 r = int(np.flatnonzero(state == S.R_STOPPED)[0])
@@ -229,6 +230,7 @@ class Scaler:
                 load = (pi[S.P_WAITING] + pi[S.P_RUNNING])[active]
                 r = int(active[np.argmin(load)])  # the least busy (lowest id on ties)
                 state[r] = S.R_DRAINING
+                pf[S.PF_DRAIN_SINCE, r] = now
                 st.si[S.S_NUM_ACCEPTING] -= 1
                 if pi[S.P_WAITING, r] == 0 and pi[S.P_RUNNING, r] == 0 and pi[S.P_BUSY, r] == 0:
                     stop_replica(pi, pf, r, now)

@@ -23,7 +23,8 @@ from sim_core.state import (
     ERR_BAD_REPLICA, ERR_DUPLICATE, ERR_NOT_ACCEPTING, ERR_NOT_QUEUED, EV_ARRIVAL,
     EV_COMPLETION, EV_END, EV_READY, EV_TICK, F_ARRIVAL, F_ATTEMPT_PREFILL, F_COMPLETED,
     F_ENTER, F_FIRST_TOKEN, F_ROUTED, H_GENERATED, H_TOTAL, PF_BUSY_TIME, PF_BUSY_UNTIL,
-    PF_READY_AT, PF_UP_SINCE, PF_UP_TIME, P_ALLOC, P_BATCH_LEN, P_BUSY, P_DIRTY, P_GEN_TOKENS,
+    PF_DRAIN_SINCE, PF_DRAIN_TIME, PF_READY_AT, PF_START_TIME, PF_UP_SINCE, PF_UP_TIME,
+    P_ALLOC, P_BATCH_LEN, P_BUSY, P_DIRTY, P_GEN_TOKENS,
     P_ITERATIONS, P_NUM_BLOCKS, P_RUNNING, P_STATE, P_WAITING, P_WQ_HEAD, Q_DEC_REP,
     Q_DEC_REQ, Q_DIRTY, Q_DONE, Q_GQ, R_ACTIVE, R_DRAINING, R_STARTING, R_STOPPED,
     SF_ARRIVAL_LIMIT, SF_NEXT_READY, SF_NEXT_TICK, SF_NOW, SF_THINK, SL_BATCH, SL_RUN, SL_TOK,
@@ -234,7 +235,12 @@ def _finish_batch(rv, rh, rf, pi, pf, si, sf, run_ids, batch_ids, batch_tok, don
 
 @njit(cache=True, error_model="numpy")
 def stop_replica(pi, pf, r, now):
-    """A drained (or never started) replica stops; its up-time is accounted."""
+    """A drained (or never started) replica stops; its up-time, and the part of it spent
+    starting or draining, is accounted."""
+    if pi[P_STATE, r] == R_DRAINING:
+        pf[PF_DRAIN_TIME, r] += now - pf[PF_DRAIN_SINCE, r]
+    elif pi[P_STATE, r] == R_STARTING:
+        pf[PF_START_TIME, r] += now - pf[PF_UP_SINCE, r]
     pi[P_STATE, r] = R_STOPPED
     pf[PF_UP_TIME, r] += now - pf[PF_UP_SINCE, r]
     pf[PF_READY_AT, r] = np.inf
@@ -258,6 +264,7 @@ def _activate_ready(pi, pf, si, sf, now):
         if pi[P_STATE, r] == R_STARTING:
             if pf[PF_READY_AT, r] <= now:
                 pi[P_STATE, r] = R_ACTIVE
+                pf[PF_START_TIME, r] += pf[PF_READY_AT, r] - pf[PF_UP_SINCE, r]
                 pf[PF_READY_AT, r] = np.inf
                 si[S_NUM_ACCEPTING] += 1
             elif pf[PF_READY_AT, r] < nxt:

@@ -118,6 +118,7 @@ class SimResult:
         # The part of the GPU-hours spent running iterations; the rest is idle, cold-start
         # or draining time that only the autoscaler can save.
         out["busy_gpu_hours"] = float(st.pf[S.PF_BUSY_TIME].sum() * self.cluster.replica.tp / 3600)
+        out.update(self.lifecycle_gpu_hours)
         end = float(st.sf[S.SF_NOW])
         out["mean_replicas"] = (self.gpu_hours * 3600 / (self.cluster.replica.tp * end)) \
             if end > 0 else 0.0
@@ -139,6 +140,22 @@ class SimResult:
         alive = st.pi[S.P_STATE] != S.R_STOPPED
         up = st.pf[S.PF_UP_TIME].sum() + (end - st.pf[S.PF_UP_SINCE][alive]).sum()
         return float(up * self.cluster.replica.tp / 3600.0)
+
+    @cached_property
+    def lifecycle_gpu_hours(self) -> dict:
+        """The GPU-hours paid while replicas were starting (cold starts) and draining
+        (accepting nothing, finishing what they hold); the rest of :attr:`gpu_hours` was
+        paid while active.  Both are zero without autoscaling."""
+        st = self.state
+        pi, pf = st.pi, st.pf
+        end = float(st.sf[S.SF_NOW])
+        starting = pi[S.P_STATE] == S.R_STARTING
+        draining = pi[S.P_STATE] == S.R_DRAINING
+        start = pf[S.PF_START_TIME].sum() + (end - pf[S.PF_UP_SINCE][starting]).sum()
+        drain = pf[S.PF_DRAIN_TIME].sum() + (end - pf[S.PF_DRAIN_SINCE][draining]).sum()
+        scale = self.cluster.replica.tp / 3600.0
+        return {"starting_gpu_hours": float(start * scale),
+                "draining_gpu_hours": float(drain * scale)}
 
     @cached_property
     def slowdown(self):

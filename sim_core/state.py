@@ -88,7 +88,10 @@ PF_BUSY_TIME = 1       # accumulated time with a batch in flight
 PF_READY_AT = 2        # when a starting replica becomes active (inf otherwise)
 PF_UP_SINCE = 3        # when the replica was last started (GPU time counts from here)
 PF_UP_TIME = 4         # accumulated GPU time of finished up-periods
-NPF = 5
+PF_START_TIME = 5      # accumulated time spent starting (cold starts, finished or cancelled)
+PF_DRAIN_SINCE = 6     # when the replica began draining (only meaningful while draining)
+PF_DRAIN_TIME = 7      # accumulated time spent draining (finished drains)
+NPF = 8
 
 # Int scalars (si).
 S_NUM_REQ = 0

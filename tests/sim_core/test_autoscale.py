@@ -40,6 +40,8 @@ def test_cold_start_then_new_replica_takes_requests():
     assert df.replica.tolist() == [0, 0, 0, 1]
     end = df.completed_at.max()
     assert res.gpu_hours == A((end + (end - 0.1)) / 3600)
+    assert res.summary["starting_gpu_hours"] == A(0.5 / 3600)     # 0.1 -> 0.6
+    assert res.summary["draining_gpu_hours"] == 0.0
 
 
 def test_drain_finishes_work_then_stops_and_stops_paying():
@@ -52,6 +54,7 @@ def test_drain_finishes_work_then_stops_and_stops_paying():
     assert df.replica.tolist() == [0, 0, 0]
     end = df.completed_at.max()
     assert res.gpu_hours == A((end + 0.1) / 3600)
+    assert res.lifecycle_gpu_hours == {"starting_gpu_hours": 0.0, "draining_gpu_hours": 0.0}
 
 
 def test_draining_replica_completes_its_requests():
@@ -67,6 +70,26 @@ def test_draining_replica_completes_its_requests():
     # Both replicas iterate without a gap from t=0 until their request completes.
     assert stop_1 == A(0.110 + 49 * 0.011)
     assert res.summary["busy_gpu_hours"] == A(2 * stop_1 / 3600)
+    assert res.summary["draining_gpu_hours"] == A((stop_1 - 0.2) / 3600)
+
+
+def test_cancelled_start_and_undrain_count_only_the_time_spent():
+    # A start asked for at t=0.1 and cancelled at 0.2 paid 0.1 s of cold start.
+    tr = make_trace([0.0], [100], [50])
+    res = simulate(ClusterConfig(num_replicas=2), tr, "llq", latency=linear_table(),
+                   autoscaler=Script([2, 1]), autoscale=AutoscaleConfig(
+                       interval_s=0.1, cold_start_s=0.5, initial_replicas=1))
+    assert res.summary["starting_gpu_hours"] == A(0.1 / 3600)
+    assert res.gpu_hours == A((float(res.state.sf[0]) + 0.1) / 3600)
+    # Told to drain at t=0.4 and back at 0.6: 0.2 s of draining, and the replica, warm,
+    # serves on (its request ends at 0.649 s, after the un-drain).
+    tr = make_trace([0.0, 0.0], [100, 100], [50, 50])
+    res = simulate(ClusterConfig(num_replicas=2), tr, "round_robin", latency=linear_table(),
+                   autoscaler=Script([2, 1, 2]), autoscale=AutoscaleConfig(interval_s=0.2))
+    assert res.summary["draining_gpu_hours"] == A(0.2 / 3600)
+    assert res.summary["starting_gpu_hours"] == 0.0
+    end = float(res.state.sf[0])
+    assert res.gpu_hours == A(2 * end / 3600)
 
 
 def test_routing_to_a_stopped_replica_is_an_error():

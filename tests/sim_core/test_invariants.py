@@ -103,5 +103,12 @@ def test_engine_invariants(case):
         # Only active replicas received requests; GPU time never exceeds the whole pool's.
         assert res.gpu_hours <= cluster.num_replicas * float(st_.sf[S.SF_NOW]) / 3600 + 1e-12
         assert res.gpu_hours > 0
+        # Starting and draining are parts of the paid time, and a starting replica runs
+        # no iterations: busy time fits in what was paid outside cold starts.
+        life = res.lifecycle_gpu_hours
+        assert min(life.values()) >= 0
+        assert life["starting_gpu_hours"] + life["draining_gpu_hours"] <= res.gpu_hours + 1e-12
+        assert res.summary["busy_gpu_hours"] <= \
+            res.gpu_hours - life["starting_gpu_hours"] + 1e-12
     again = simulate(cluster, trace, router, latency=TABLE, seed=seed, **kw).requests
     assert again.equals(df)
