@@ -74,7 +74,8 @@ def run_simulations(scenario_name: str, router: str, seeds: int | list[int], *, 
     keys = ("num_requests", "mean_e2e_s", "p50_e2e_s", "p90_e2e_s", "p99_e2e_s", "mean_ttft_s",
             "p90_ttft_s", "restart_fraction", "preemptions", "tokens_recomputed", "iterations",
             "busy_gpu_hours", "throughput_qps", "cpu_s", "wall_s")
-    extra = ("gpu_hours", "mean_replicas", "p95_slowdown", "mean_slowdown")
+    extra = ("gpu_hours", "starting_gpu_hours", "draining_gpu_hours", "mean_replicas",
+             "p95_slowdown", "mean_slowdown")
     keys = keys + tuple(k for k in extra if autoscaler and k in agg["seeds"][0])
     doc_extra = {"batch_policy": batch_policy or "fifo"}
     if users:
@@ -118,7 +119,9 @@ def _cmd_simulate(args) -> int:
     print(f"mean e2e {doc['mean_e2e_s']:.2f} s  (90% CI {lo:.2f} .. {hi:.2f})  "
           f"restarted {doc['restart_fraction']:.1%}")
     if doc.get("autoscaler"):
-        print(f"autoscaler {doc['autoscaler']}: {doc['gpu_hours']:.2f} GPU-hours, "
+        gh = doc["gpu_hours"]
+        print(f"autoscaler {doc['autoscaler']}: {gh:.2f} GPU-hours (cold starts "
+              f"{doc['starting_gpu_hours'] / gh:.0%}, draining {doc['draining_gpu_hours'] / gh:.0%}), "
               f"{doc['mean_replicas']:.2f} replicas on average, p95 slowdown "
               f"{doc['p95_slowdown']:.2f}x")
     if args.out:

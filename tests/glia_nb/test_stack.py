@@ -1,5 +1,6 @@
 """Stack experiments: SLO throughput, sweeps, autoscaler grids, stack comparison, CLI."""
 import json
+import re
 
 import pytest
 
@@ -115,6 +116,11 @@ def test_cli_sweep_and_simulate_flags(capsys):
     doc = json.loads(capsys.readouterr().out)
     assert doc["autoscaler"] == "proportional:target=20" and doc["batch_policy"] == "spf"
     assert doc["gpu_hours"] > 0 and "p95_slowdown" in doc["seeds"][0]
+    # Four replicas at t=0 and a target of 20 per instance: it scales up (60 s cold starts).
+    assert 0 < doc["starting_gpu_hours"] < doc["gpu_hours"]
+    assert main(["simulate", "--scenario", "autoscale-a10", "--router", "llq",
+                 "--autoscaler", "proportional:target=20", "--seeds", "1", "--duration", "60"]) == 0
+    assert re.search(r"GPU-hours \(cold starts \d+%, draining \d+%\)", capsys.readouterr().out)
     assert main(["sweep", "--routers", "llq", "least_prefill", "--users", "10",
                  "--seeds", "1", "--duration", "20", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
