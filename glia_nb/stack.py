@@ -333,8 +333,7 @@ def _off_the_shelf_stack(scenario) -> tuple[StackConfig, dict]:
     std = STACKS["standard"]
     peak = peak_decode_throughput(scenario, router=std.router, batch_policy=std.batch_policy)
     spec = off_the_shelf_autoscaler(peak["tokens_per_s"])
-    label = (f"{std.label.replace(' autoscaler', '')} at "
-             f"{OFF_THE_SHELF_UTILISATION:.0%} of peak (off the shelf)")
+    label = f"{std.label}, off the shelf ({OFF_THE_SHELF_UTILISATION:.0%} of peak)"
     return replace(std, label=label, autoscaler=spec), peak
 
 
@@ -386,10 +385,13 @@ def compare_stacks(scenario="autoscale-a10", *, seeds=3, duration_s=None, tune: 
                      "per_seed_p95_slowdown": [s["p95_slowdown"] for s in agg["per_seed"]]}
         if tuning is not None:
             rows[key]["tuning"] = tuning
-    for base_key, suffix in (("standard", "standard"), (OFF_THE_SHELF, "off_the_shelf")):
+    # (baseline row, each row's relative change against it, suffix of the headline keys)
+    bases = (("standard", "gpu_hours_vs_standard", ""),
+             (OFF_THE_SHELF, "gpu_hours_vs_off_the_shelf", "_vs_off_the_shelf"))
+    for base_key, vs, _ in bases:
         base = rows.get(base_key, {}).get("gpu_hours")
         for r in rows.values():
-            r[f"gpu_hours_vs_{suffix}"] = (r["gpu_hours"] / base - 1.0) if base else None
+            r[vs] = (r["gpu_hours"] / base - 1.0) if base else None
     name = scenario if isinstance(scenario, str) else scenario.name
     sc = get_scenario(scenario)
     doc = {"scenario": name, "seeds": _seed_list(sc, seeds), "slowdown_limit": limit,
@@ -398,12 +400,11 @@ def compare_stacks(scenario="autoscale-a10", *, seeds=3, duration_s=None, tune: 
         doc["off_the_shelf"] = {"utilisation": OFF_THE_SHELF_UTILISATION,
                                 "peak_decode_tokens_per_s": peak["tokens_per_s"],
                                 "load_test": peak, "autoscaler": rows[OFF_THE_SHELF]["autoscaler"]}
-    for base_key, suffix in (("standard", ""), (OFF_THE_SHELF, "_vs_off_the_shelf")):
-        vs = "gpu_hours_vs_" + ("standard" if base_key == "standard" else "off_the_shelf")
-        if base_key in rows and "glia-autoscaler" in rows:
-            doc["autoscaler_alone_reduction" + suffix] = -rows["glia-autoscaler"][vs]
-        if base_key in rows and "glia-stack" in rows:
-            doc["whole_stack_reduction" + suffix] = -rows["glia-stack"][vs]
+    for base_key, vs, suffix in bases:
+        for key, headline in (("glia-autoscaler", "autoscaler_alone_reduction"),
+                              ("glia-stack", "whole_stack_reduction")):
+            if base_key in rows and key in rows:
+                doc[headline + suffix] = -rows[key][vs]
     return doc
 
 
