@@ -174,9 +174,10 @@ display(Markdown(f"The proportional autoscaler alone uses **{doc['autoscaler_alo
                  f"{doc['off_the_shelf']['peak_decode_tokens_per_s']:.0f} decode tokens/s a saturated "
                  f"replica sustains) the proportional autoscaler saves "
                  f"**{doc['autoscaler_alone_reduction_vs_off_the_shelf']:.1%}** and the whole stack "
-                 f"**{doc['whole_stack_reduction_vs_off_the_shelf']:.1%}**. The dark bars are the GPU time "
-                 f"spent running iterations: {table.busy_share.min():.0%}-{table.busy_share.max():.0%} "
-                 f"of what each stack pays."))
+                 f"**{doc['whole_stack_reduction_vs_off_the_shelf']:.1%}**. Each bar splits what a "
+                 f"stack pays: iterations on active replicas, draining "
+                 f"({table.draining_share.min():.0%}-{table.draining_share.max():.0%}), cold starts "
+                 f"and idle time."))
 plots_stack.stack_gpu_hours(doc)
 plt.show()
 """, "bar"),
@@ -226,11 +227,11 @@ print({k: sdoc[k] for k in ("baseline_score", "best_score", "best_experiment", "
 slowdown depends on, so the proportional controller meets the bound with slightly fewer GPU-hours
 than the tuned throughput thresholds (2% over ten seeds), and 12% fewer than off-the-shelf ones
 (13% in the paper, which compares with an off-the-shelf autoscaler). The whole stack stays far from the
-paper's 40% against either baseline (14% and 23% over ten seeds), and the dark bars say why: every
+paper's 40% against either baseline (14% and 23% over ten seeds), and the bars say why: every
 stack spends about 95% of the GPU time it pays for running iterations and the rest on cold starts,
-so no replica sits idle. About a tenth is paid while replicas drain (the table's `draining_share`):
-a replica told to stop finishes what it holds with a shrinking batch, the price of following the
-load, and still useful work. What remains is the work itself, and that is what the router shrinks: with head-room
+so no replica sits idle. About a tenth is paid while replicas drain (orange): a replica told to
+stop finishes what it holds with a shrinking batch, the price of following the load, and still
+useful work. What remains is the work itself, and that is what the router shrinks: with head-room
 admission the same requests take fewer, larger iterations and less recomputation, so less GPU time.
 The KV pools are nearly full under either router, so a pool of a given size cannot hold many more
 requests: `python benchmarks/kv_pressure.py` counts the iterations each stack runs against the
