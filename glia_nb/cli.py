@@ -120,9 +120,9 @@ def _cmd_simulate(args) -> int:
           f"restarted {doc['restart_fraction']:.1%}")
     if doc.get("autoscaler"):
         gh = doc["gpu_hours"]
-        print(f"autoscaler {doc['autoscaler']}: {gh:.2f} GPU-hours (cold starts "
-              f"{doc['starting_gpu_hours'] / gh:.0%}, draining {doc['draining_gpu_hours'] / gh:.0%}), "
-              f"{doc['mean_replicas']:.2f} replicas on average, p95 slowdown "
+        start, drain = doc["starting_gpu_hours"] / gh, doc["draining_gpu_hours"] / gh
+        print(f"autoscaler {doc['autoscaler']}: {gh:.2f} GPU-hours (cold starts {start:.0%}, "
+              f"draining {drain:.0%}), {doc['mean_replicas']:.2f} replicas on average, p95 slowdown "
               f"{doc['p95_slowdown']:.2f}x")
     if args.out:
         print(f"artifacts in {args.out}")

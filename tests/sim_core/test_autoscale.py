@@ -1,10 +1,9 @@
 """Replica lifecycle under autoscaling: cold starts, draining and GPU-hours, worked by hand."""
-import numpy as np
 import pytest
 
 from sim_core import simulate
 from sim_core.autoscale import (AUTOSCALERS, AutoscaleConfig, ProportionalAutoscaler,
-                                ThroughputAutoscaler, make_autoscaler)
+                                make_autoscaler)
 from sim_core.config import ClusterConfig
 from sim_core.facade import RoutingError
 from tests.conftest import linear_table, make_trace
