@@ -74,20 +74,16 @@ def fresh_process(reps: int) -> None:
 
 
 def stack_simulation(reps: int) -> None:
-    from glia_nb.stack import STACKS
-    from sim_core import simulate
+    from glia_nb.stack import STACKS, simulate_config
     from workloads import get_scenario
 
     sc = get_scenario("autoscale-a10")
-    tr = sc.trace(0)
     print("autoscale-a10 seed 0, timelines off")
     for key in ("standard", "glia-stack"):
         st = STACKS[key]
         cpu = []
         for _ in range(reps + 1):  # the first run loads the compiled code
-            res = simulate(sc.cluster, tr, st.router, seed=0, batch_policy=st.batch_policy,
-                           autoscaler=st.autoscaler, autoscale=sc.autoscale,
-                           record_timeline=False)
+            res = simulate_config(sc, 0, st.router, st.batch_policy, st.autoscaler)
             cpu.append(res.cpu_s)
         print(f"  {key:<12} CPU s / simulation min {min(cpu[1:]):.2f}  router calls "
               f"{res.router_calls:,}  ({st.label})")

@@ -66,18 +66,16 @@ def measure(router: str, qps: float, replicas: int, duration: float, seed: int) 
 
 def stack_iterations(stack: str, seed: int, duration: float | None = None) -> dict:
     """A stack of ``glia_nb.stack.STACKS`` on autoscale-a10: its iterations and the bound."""
-    from glia_nb.stack import STACKS, get_scenario
+    from glia_nb.stack import STACKS, get_scenario, simulate_config
     from sim_core.ideal import min_iterations
 
     sc = get_scenario("autoscale-a10", duration_s=duration)
     st = STACKS[stack]
-    tr = sc.trace(seed)
-    res = simulate(sc.cluster, tr, st.router, seed=seed, batch_policy=st.batch_policy,
-                   autoscaler=st.autoscaler, autoscale=sc.autoscale, record_timeline=False)
-    rc = sc.cluster.replica
+    res = simulate_config(sc, seed, st.router, st.batch_policy, st.autoscaler)
+    rc, req = sc.cluster.replica, res.requests
     return {"iterations": res.summary["iterations"],
-            "bound": min_iterations(tr.prompt_tokens, tr.decode_tokens, rc.num_blocks,
-                                    rc.block_size),
+            "bound": min_iterations(req.prompt_tokens.to_numpy(), req.decode_tokens.to_numpy(),
+                                    rc.num_blocks, rc.block_size),
             "busy_gpu_hours": res.summary["busy_gpu_hours"]}
 
 

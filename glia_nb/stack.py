@@ -106,16 +106,21 @@ def _seed_list(scenario, seeds) -> list[int]:
     return [int(s) for s in seeds]
 
 
-def run_seed(args: tuple) -> dict:
-    """One simulation's summary (picklable job: scenario, seed, router, batch, autoscaler)."""
+def simulate_config(scenario, seed: int, router="llq", batch_policy=None, autoscaler=None, *,
+                    record_timeline: bool = False):
+    """One seed of a scenario under a configuration (the scenario's autoscale settings apply
+    when there is an autoscaler); the :class:`~sim_core.results.SimResult`."""
     from sim_core import simulate
 
-    scenario, seed, router, batch_policy, autoscaler = args
-    res = simulate(scenario.cluster, scenario.trace(seed), router, seed=seed,
-                   batch_policy=batch_policy, autoscaler=autoscaler,
-                   autoscale=scenario.autoscale if autoscaler is not None else None,
-                   record_timeline=False)
-    return dict(res.summary)
+    return simulate(scenario.cluster, scenario.trace(seed), router, seed=seed,
+                    batch_policy=batch_policy, autoscaler=autoscaler,
+                    autoscale=scenario.autoscale if autoscaler is not None else None,
+                    record_timeline=record_timeline)
+
+
+def run_seed(args: tuple) -> dict:
+    """One simulation's summary (picklable job: scenario, seed, router, batch, autoscaler)."""
+    return dict(simulate_config(*args).summary)
 
 
 def _map(jobs: list, executor: Executor | None) -> list:
@@ -411,5 +416,5 @@ def compare_stacks(scenario="autoscale-a10", *, seeds=3, duration_s=None, tune: 
 __all__ = ["StackConfig", "STACKS", "AUTOSCALER_GRIDS", "TTFT_LIMIT_S", "SLOWDOWN_LIMIT",
            "DEFAULT_SWEEP_USERS", "get_scenario", "evaluate_config", "concurrency_sweep",
            "slo_throughput", "sweep_bar", "grid_specs", "tune_autoscaler", "compare_stacks",
-           "run_seed", "peak_decode_throughput", "off_the_shelf_autoscaler", "OFF_THE_SHELF",
+           "run_seed", "simulate_config", "peak_decode_throughput", "off_the_shelf_autoscaler", "OFF_THE_SHELF",
            "OFF_THE_SHELF_UTILISATION"]

@@ -236,11 +236,3 @@ class Scaler:
                     stop_replica(pi, pf, r, now)
             serving -= 1
         st.sf[S.SF_NEXT_TICK] = now + self.cfg.interval_s
-
-    def gpu_hours(self, end: float, tp: int) -> float:
-        """GPU-hours: every replica-second of life (cold start included) times TP."""
-        pi, pf = self.st.pi, self.st.pf
-        up = pf[S.PF_UP_TIME].sum()
-        alive = pi[S.P_STATE] != S.R_STOPPED
-        up += (end - pf[S.PF_UP_SINCE][alive]).sum()
-        return float(up * tp / 3600.0)

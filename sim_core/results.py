@@ -131,31 +131,31 @@ class SimResult:
         out["wall_s"] = self.wall_s
         return out
 
+    def _state_gpu_hours(self, total_col: int, since_col: int, in_state) -> float:
+        """GPU-hours of one kind of period: the finished ones summed in ``total_col``, plus,
+        for the replicas ``in_state`` now, the open one since ``since_col`` up to the end."""
+        st = self.state
+        end = float(st.sf[S.SF_NOW])
+        t = st.pf[total_col].sum() + (end - st.pf[since_col][in_state]).sum()
+        return float(t * self.cluster.replica.tp / 3600.0)
+
     @cached_property
     def gpu_hours(self) -> float:
         """GPU-hours used: every replica-second of life (cold starts included) times TP,
         up to the last event of the simulation."""
-        st = self.state
-        end = float(st.sf[S.SF_NOW])
-        alive = st.pi[S.P_STATE] != S.R_STOPPED
-        up = st.pf[S.PF_UP_TIME].sum() + (end - st.pf[S.PF_UP_SINCE][alive]).sum()
-        return float(up * self.cluster.replica.tp / 3600.0)
+        state = self.state.pi[S.P_STATE]
+        return self._state_gpu_hours(S.PF_UP_TIME, S.PF_UP_SINCE, state != S.R_STOPPED)
 
     @cached_property
     def lifecycle_gpu_hours(self) -> dict:
         """The GPU-hours paid while replicas were starting (cold starts) and draining
         (accepting nothing, finishing what they hold); the rest of :attr:`gpu_hours` was
         paid while active.  Both are zero without autoscaling."""
-        st = self.state
-        pi, pf = st.pi, st.pf
-        end = float(st.sf[S.SF_NOW])
-        starting = pi[S.P_STATE] == S.R_STARTING
-        draining = pi[S.P_STATE] == S.R_DRAINING
-        start = pf[S.PF_START_TIME].sum() + (end - pf[S.PF_UP_SINCE][starting]).sum()
-        drain = pf[S.PF_DRAIN_TIME].sum() + (end - pf[S.PF_DRAIN_SINCE][draining]).sum()
-        scale = self.cluster.replica.tp / 3600.0
-        return {"starting_gpu_hours": float(start * scale),
-                "draining_gpu_hours": float(drain * scale)}
+        state = self.state.pi[S.P_STATE]
+        return {"starting_gpu_hours": self._state_gpu_hours(
+                    S.PF_START_TIME, S.PF_UP_SINCE, state == S.R_STARTING),
+                "draining_gpu_hours": self._state_gpu_hours(
+                    S.PF_DRAIN_TIME, S.PF_DRAIN_SINCE, state == S.R_DRAINING)}
 
     @cached_property
     def slowdown(self):
