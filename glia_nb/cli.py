@@ -85,7 +85,8 @@ def run_simulations(scenario_name: str, router: str, seeds: int | list[int], *, 
 
         over_seeds = aggregate(agg["seeds"])
         doc_extra["autoscaler"] = autoscaler
-        for k in (*extra, "busy_gpu_hours", "p95_slowdown_worst_seed"):
+        for k in (*extra, "busy_gpu_hours", "p95_slowdown_worst_seed", "peak_replicas_worst_seed",
+                  "capped_ticks_worst_seed"):
             doc_extra[k] = over_seeds[k]
     return {
         "scenario": scenario_name,
@@ -122,8 +123,13 @@ def _cmd_simulate(args) -> int:
         gh = doc["gpu_hours"]
         start, drain = doc["starting_gpu_hours"] / gh, doc["draining_gpu_hours"] / gh
         print(f"autoscaler {doc['autoscaler']}: {gh:.2f} GPU-hours (cold starts {start:.0%}, "
-              f"draining {drain:.0%}), {doc['mean_replicas']:.2f} replicas on average, p95 slowdown "
+              f"draining {drain:.0%}), {doc['mean_replicas']:.2f} replicas on average "
+              f"({doc['peak_replicas_worst_seed']:.0f} at the peak), p95 slowdown "
               f"{doc['p95_slowdown']:.2f}x")
+        if doc["capped_ticks_worst_seed"]:
+            print(f"CAPPED: the autoscaler asked for more replicas than the pool holds at up to "
+                  f"{doc['capped_ticks_worst_seed']:.0f} ticks per seed; the GPU-hours measure "
+                  "the pool's size, not the autoscaler")
     if args.out:
         print(f"artifacts in {args.out}")
     return 0

@@ -203,13 +203,14 @@ def autoscaler_candidates(cls: str, best: Mapping | None = None) -> list[Candida
            "global queue) measure the backlog directly; a proportional controller sizes the "
            "pool to keep each instance at a set-point.")
     if best is None:
-        # A 60 s scale-down delay (one cold start) keeps the pool from shedding a replica
-        # it will need again within the ramp; the bound must hold in every seed.
+        # Scaling down at once follows the load closest; a delay of half or one cold start
+        # keeps the pool from shedding a replica it will need again within the ramp.  The
+        # bound must hold in every seed.
         return [_prop(f"proportional-{t}-{d}", t, d, why if t == 35 else
                       f"Set-point {t}: trades GPU-hours against queueing.",
                       "Sizing by in-flight requests meets the slowdown bound with fewer "
                       "GPU-hours than throughput thresholds.", cls)
-                for t, d in ((35, 60), (30, 30), (45, 60))]
+                for t, d in ((35, 0), (30, 30), (45, 60))]
     p = dict(best.get("params") or ())
     if p.get("kind") != "proportional":
         return []
@@ -217,7 +218,7 @@ def autoscaler_candidates(cls: str, best: Mapping | None = None) -> list[Candida
     return [_prop(f"proportional-{t * f:g}-{dd:g}", round(t * f, 1), dd,
                   f"Refining around target {t:g}: the cheapest set-point that keeps the bound.",
                   "A nearby set-point or drain delay is cheaper at equal slowdown.", cls)
-            for f, dd in ((1.15, d), (1.3, d), (1.0, d * 2))]
+            for f, dd in ((1.15, d), (1.3, d), (1.0, d + 30))]
 
 
 def _ttft(name, hold, spf, why, hyp, cls):

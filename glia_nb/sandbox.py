@@ -106,7 +106,7 @@ class EvalResult:
 # ---------------------------------------------------------------------- aggregation
 # Tail metrics that bounds are checked against run by run: the summary also carries their
 # worst seed (``<metric>_worst_seed``), since a mean over seeds can hide a run that breaks them.
-WORST_SEED_METRICS = ("p95_slowdown", "p90_ttft_s")
+WORST_SEED_METRICS = ("p95_slowdown", "p90_ttft_s", "peak_replicas", "capped_ticks")
 
 
 def aggregate(per_seed: list[dict], confidence: float = 0.90) -> dict:

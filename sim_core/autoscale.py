@@ -96,7 +96,7 @@ class ThroughputAutoscaler:
 
     # Defaults tuned on autoscale-a10 (LLQ, arrival order): the cheapest grid setting with
     # p95 slowdown <= 5x in each of seeds 0-9 (`glia stack --tune --seeds 10`; docs/stack.md).
-    def __init__(self, high: float = 680.0, low: float = 544.0, cooldown_s: float = 20.0):
+    def __init__(self, high: float = 700.0, low: float = 560.0, cooldown_s: float = 20.0):
         if not 0 <= low < high:
             raise ValueError("need 0 <= low < high")
         self.high, self.low, self.cooldown_s = float(high), float(low), float(cooldown_s)
@@ -127,7 +127,7 @@ class ProportionalAutoscaler:
     name = "proportional"
 
     # Defaults tuned on autoscale-a10 like ThroughputAutoscaler's (see docs/stack.md).
-    def __init__(self, target: float = 35.0, down_delay_s: float = 60.0):
+    def __init__(self, target: float = 35.0, down_delay_s: float = 0.0):
         if target <= 0:
             raise ValueError("target must be > 0")
         self.target, self.down_delay_s = float(target), float(down_delay_s)
@@ -177,6 +177,17 @@ class Scaler:
         st.pi[S.P_STATE, init:] = S.R_STOPPED
         st.si[S.S_NUM_ACCEPTING] = init
         st.sf[S.SF_NEXT_TICK] = cfg.interval_s
+        # Whether the pool was big enough: ticks at which the autoscaler asked for more
+        # replicas than the pool holds (its GPU-hours then measure the cap, not the policy),
+        # and the most replicas paid for at once.
+        self.ticks = 0
+        self.capped_ticks = 0
+        self.peak_replicas = init
+
+    def report(self) -> dict:
+        """Tick counts and the peak number of paid replicas (a pool-size check)."""
+        return {"ticks": self.ticks, "capped_ticks": self.capped_ticks,
+                "peak_replicas": self.peak_replicas}
 
     def stats(self, now: float) -> ClusterStats:
         st = self.st
@@ -202,7 +213,10 @@ class Scaler:
         stats = self.stats(now)
         st, pi, pf = self.st, self.st.pi, self.st.pf
         R = pi.shape[1]
-        want = int(min(R, max(self.cfg.min_replicas, int(self.autoscaler.decide(stats)))))
+        asked = int(self.autoscaler.decide(stats))
+        self.ticks += 1
+        self.capped_ticks += asked > R
+        want = int(min(R, max(self.cfg.min_replicas, asked)))
         state = pi[S.P_STATE]
         serving = int(((state == S.R_ACTIVE) | (state == S.R_STARTING)).sum())
         while want > serving:
@@ -235,4 +249,6 @@ class Scaler:
                 if pi[S.P_WAITING, r] == 0 and pi[S.P_RUNNING, r] == 0 and pi[S.P_BUSY, r] == 0:
                     stop_replica(pi, pf, r, now)
             serving -= 1
+        # Replicas start only here, so the peak over ticks is the peak over the run.
+        self.peak_replicas = max(self.peak_replicas, int((state != S.R_STOPPED).sum()))
         st.sf[S.SF_NEXT_TICK] = now + self.cfg.interval_s

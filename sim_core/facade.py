@@ -170,7 +170,8 @@ def simulate(cluster: ClusterConfig, trace, router="llq", *, latency: LatencyTab
     return SimResult(cluster=cluster, state=st, router=router_name(router), seed=seed,
                      latency_name=f"{table.gpu}/{table.model}/tp{table.tp}", cpu_s=cpu_s,
                      wall_s=wall_s, router_calls=calls, latency=table,
-                     autoscaler=router_name(autoscaler) if autoscaler is not None else None)
+                     autoscaler=router_name(autoscaler) if autoscaler is not None else None,
+                     autoscale_report=scaler.report() if scaler is not None else None)
 
 
 def warm_up() -> None:

@@ -30,6 +30,9 @@ class SimResult:
     router_calls: int
     latency: object = field(default=None, repr=False)
     autoscaler: str | None = None
+    # With an autoscaler: ``ticks``, ``capped_ticks`` (the autoscaler asked for more replicas
+    # than the pool holds) and ``peak_replicas`` (see sim_core.autoscale.Scaler.report).
+    autoscale_report: dict | None = None
 
     @cached_property
     def requests(self):
@@ -127,6 +130,8 @@ class SimResult:
             out["autoscaler"] = self.autoscaler
             out["mean_slowdown"] = _f(sd.mean())
             out["p95_slowdown"] = _f(np.percentile(sd, 95))
+        if self.autoscale_report is not None:
+            out.update(self.autoscale_report)
         out["cpu_s"] = self.cpu_s
         out["wall_s"] = self.wall_s
         return out

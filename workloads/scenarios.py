@@ -215,7 +215,7 @@ def h100_prefill_scenario(num_replicas: int = 4, tp: int = 2, users: int = 200,
         duration_s=duration_s, seeds=tuple(range(10)))
 
 
-def autoscale_a10_scenario(max_replicas: int = 12, period_s: float = 900.0,
+def autoscale_a10_scenario(max_replicas: int = 32, period_s: float = 900.0,
                            duration_s: float = 1800.0, cold_start_s: float = 60.0,
                            interval_s: float = 10.0, initial_replicas: int = 4) -> Scenario:
     """The paper's section 5.3 autoscaling workload: QPS varying sinusoidally between 7.5

@@ -5,9 +5,9 @@ import re
 import pytest
 
 from glia_nb.cli import main
-from glia_nb.stack import (OFF_THE_SHELF, STACKS, concurrency_sweep, evaluate_config, get_scenario,
-                           grid_specs, off_the_shelf_autoscaler, peak_decode_throughput,
-                           slo_throughput, sweep_bar, tune_autoscaler)
+from glia_nb.stack import (OFF_THE_SHELF, STACKS, compare_stacks, concurrency_sweep,
+                           evaluate_config, get_scenario, grid_specs, off_the_shelf_autoscaler,
+                           peak_decode_throughput, slo_throughput, sweep_bar, tune_autoscaler)
 
 
 def pts(*rows):
@@ -53,7 +53,7 @@ def test_tuning_needs_every_seed_within_the_bound_and_shows_progress(capsys, mon
     assert len(t["grid"]) == 2
     for r in t["grid"]:
         assert r["p95_slowdown_worst_seed"] >= r["p95_slowdown"]
-        assert r["feasible"] == (r["p95_slowdown_worst_seed"] <= 5.0)
+        assert r["feasible"] == (r["p95_slowdown_worst_seed"] <= 5.0 and not r["capped_ticks"])
     assert "tuning throughput" in capsys.readouterr().err
 
 
@@ -70,7 +70,31 @@ def test_evaluate_config_with_autoscaler_reports_cost():
     agg = evaluate_config("autoscale-a10", router="llq", autoscaler="proportional", seeds=1,
                           duration_s=120)
     assert agg["gpu_hours"] > 0 and agg["p95_slowdown"] >= 1.0
-    assert 1.0 <= agg["mean_replicas"] <= 12.0
+    assert 1.0 <= agg["mean_replicas"] <= agg["peak_replicas_worst_seed"] <= 32
+    assert agg["capped_ticks_worst_seed"] == 0
+
+
+def test_a_pool_too_small_for_the_autoscaler_is_flagged(capsys, monkeypatch):
+    # Three A10s cannot carry 7.5-22.5 QPS: the throughput autoscaler asks for more at
+    # most ticks, so the stack's GPU-hours measure the cap.  The row, the document and the
+    # CLI say so, and tuning refuses such settings.
+    import glia_nb.stack as stack_mod
+    from workloads.scenarios import autoscale_a10_scenario
+
+    small = autoscale_a10_scenario(max_replicas=3, initial_replicas=3)
+    doc = compare_stacks(small, stacks=("standard",), seeds=1, duration_s=120)
+    row = doc["stacks"]["standard"]
+    assert row["capped_ticks"] > 0 and row["peak_replicas"] == 3
+    assert doc["capped_stacks"] == ["standard"] and doc["pool_replicas"] == 3
+    grid = {"high": (680,), "low_ratio": (0.8,), "cooldown_s": (20,)}
+    t = tune_autoscaler(small, STACKS["standard"], grid=grid, seeds=1, duration_s=120)
+    assert t["grid"][0]["capped_ticks"] > 0 and t["best"] is None
+    real = stack_mod.compare_stacks
+    monkeypatch.setattr(stack_mod, "compare_stacks",
+                        lambda _scenario, **kw: real(small, **kw))
+    assert main(["stack", "--stacks", "standard", "--seeds", "1", "--duration", "120"]) == 0
+    out = capsys.readouterr().out
+    assert "CAPPED: standard asked for more than the pool's 3 replicas" in out
 
 
 def test_off_the_shelf_thresholds_scale_out_at_a_share_of_the_peak():
@@ -80,6 +104,17 @@ def test_off_the_shelf_thresholds_scale_out_at_a_share_of_the_peak():
     for bad in ((0.0,), (700.0, 1.2), (700.0, 0.0)):
         with pytest.raises(ValueError):
             off_the_shelf_autoscaler(*bad)
+
+
+def test_simulate_text_flags_an_autoscaler_the_pool_held_back(tmp_path, capsys):
+    f = tmp_path / "greedy.py"
+    f.write_text("class AskTooMany:\n"
+                 "    def reset(self, info, rng):\n        pass\n\n"
+                 "    def decide(self, stats):\n        return 1000\n")
+    assert main(["simulate", "--scenario", "autoscale-a10", "--autoscaler",
+                 f"{f}:AskTooMany", "--seeds", "1", "--duration", "60"]) == 0
+    out = capsys.readouterr().out
+    assert "(32 at the peak)" in out and "CAPPED: the autoscaler asked for more" in out
 
 
 def test_load_test_reads_the_saturated_plateau():
@@ -161,12 +196,15 @@ def test_tuning_listing_is_cheapest_first_and_marks_the_choice(capsys):
             {"autoscaler": "proportional:target=30", "gpu_hours": 5.0,
              "p95_slowdown_worst_seed": 3.0, "feasible": True},
             {"autoscaler": "proportional:target=50", "gpu_hours": 4.5,
-             "p95_slowdown_worst_seed": 4.5, "feasible": True}]
+             "p95_slowdown_worst_seed": 4.5, "feasible": True},
+            {"autoscaler": "proportional:target=60", "gpu_hours": 4.4,
+             "p95_slowdown_worst_seed": 4.8, "feasible": False}]
     _print_tuning("glia-stack", {"family": "proportional", "limit": 5.0, "grid": rows,
                                  "best": rows[2]})
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("tuning glia-stack (proportional")
     assert [ln[3:].split()[0] for ln in lines[1:]] == \
-        ["proportional:target=70", "proportional:target=50", "proportional:target=30"]
-    assert lines[1].endswith("violates") and lines[2].startswith(" *")
-    assert not lines[3].startswith(" *")
+        ["proportional:target=70", "proportional:target=60", "proportional:target=50",
+         "proportional:target=30"]
+    assert lines[1].endswith("violates") and lines[2].endswith("capped")   # within the bound
+    assert lines[3].startswith(" *") and not lines[4].startswith(" *")

@@ -91,6 +91,24 @@ def test_cancelled_start_and_undrain_count_only_the_time_spent():
     assert res.gpu_hours == A(2 * end / 3600)
 
 
+def test_capped_ticks_and_peak_replicas_report_whether_the_pool_was_big_enough():
+    # Asking for 5 of a pool of 3 is clipped once; the pool peaks at 3 paid replicas (two
+    # cold starts at 0.1), then the 0.2 tick cancels one start and the 0.3 tick starts it
+    # again.  The run lasts until that start ends (0.8 s), so ticks fall at 0.1, ..., 0.8.
+    tr = make_trace([0.0], [100], [50])
+    cfg = AutoscaleConfig(interval_s=0.1, cold_start_s=0.5, initial_replicas=1)
+    res = simulate(ClusterConfig(num_replicas=3), tr, "llq", latency=linear_table(),
+                   autoscaler=Script([5, 2, 3]), autoscale=cfg)
+    s = res.summary
+    assert (s["ticks"], s["capped_ticks"], s["peak_replicas"]) == (8, 1, 3)
+    res = simulate(ClusterConfig(num_replicas=3), tr, "llq", latency=linear_table(),
+                   autoscaler=Script([2, 1]), autoscale=cfg)
+    assert (res.summary["capped_ticks"], res.summary["peak_replicas"]) == (0, 2)
+    # Without an autoscaler there is nothing to report.
+    res = simulate(ClusterConfig(num_replicas=3), tr, "llq", latency=linear_table())
+    assert "capped_ticks" not in res.summary
+
+
 def test_routing_to_a_stopped_replica_is_an_error():
     class ToOne:
         def reset(self, info, rng):

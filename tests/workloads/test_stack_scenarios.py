@@ -58,7 +58,7 @@ def test_closed_loop_keeps_exactly_n_in_flight():
 
 def test_autoscale_scenario():
     sc = get_scenario("autoscale-a10")
-    assert sc.cluster.num_replicas == 12 and sc.autoscale is not None
+    assert sc.cluster.num_replicas == 32 and sc.autoscale is not None
     assert sc.autoscale.cold_start_s == 60.0 and sc.autoscale.initial_replicas == 4
     arr = sc.workload.arrival
     assert (arr.kind, arr.qps_min, arr.qps_max) == ("sinusoidal", 7.5, 22.5)
