@@ -215,7 +215,7 @@ class Scaler:
         R = pi.shape[1]
         asked = int(self.autoscaler.decide(stats))
         self.ticks += 1
-        self.capped_ticks += asked > R
+        self.capped_ticks += int(asked > R)
         want = int(min(R, max(self.cfg.min_replicas, asked)))
         state = pi[S.P_STATE]
         serving = int(((state == S.R_ACTIVE) | (state == S.R_STARTING)).sum())
