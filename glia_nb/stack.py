@@ -273,12 +273,13 @@ class _DecodeThroughputProbe:
     name = "decode-probe"
 
     def reset(self, info, rng):
+        from sim_core.state import R_ACTIVE
+
+        self._active_state = R_ACTIVE
         self.samples: list[tuple[float, float, bool]] = []
 
     def decide(self, stats):
-        from sim_core import state as S
-
-        active = stats.state == S.R_ACTIVE
+        active = stats.state == self._active_state
         saturated = stats.global_queue_len > 0 or bool((stats.num_waiting[active] > 0).all())
         self.samples.append((stats.now, float(stats.decode_tokens_per_s[active].mean()),
                              saturated))
@@ -296,23 +297,22 @@ def peak_decode_throughput(scenario="autoscale-a10", *, router="llq", batch_poli
     autoscale interval), averaged over the ticks in ``[warmup_s, duration_s]`` at which every
     replica had requests waiting (before the KV pools fill, a replica decodes faster than it
     can sustain).  Raises ``ValueError`` when fewer than half of those ticks were saturated."""
-    from sim_core import simulate
     from sim_core.autoscale import AutoscaleConfig
     from workloads.arrivals import ArrivalSpec
 
     if not 0 <= warmup_s < duration_s or replicas < 1 or qps_per_replica <= 0:
         raise ValueError("need 0 <= warmup_s < duration_s, replicas >= 1, qps_per_replica > 0")
     sc = get_scenario(scenario)
-    cfg = replace(sc.autoscale or AutoscaleConfig(), initial_replicas=replicas, cold_start_s=0.0)
-    wl = replace(sc.workload, closed_loop_users=0, pool_size=None,
-                 arrival=ArrivalSpec(kind="poisson", qps=qps_per_replica * replicas))
-    cluster = replace(sc.cluster, num_replicas=replicas)
+    load = sc.replace(
+        cluster=replace(sc.cluster, num_replicas=replicas), duration_s=float(duration_s),
+        workload=replace(sc.workload, closed_loop_users=0, pool_size=None,
+                         arrival=ArrivalSpec(kind="poisson", qps=qps_per_replica * replicas)),
+        autoscale=replace(sc.autoscale or AutoscaleConfig(), initial_replicas=replicas,
+                          cold_start_s=0.0))
     per_seed = []
     for seed in seeds:
         probe = _DecodeThroughputProbe()
-        simulate(cluster, wl.trace(duration_s, seed), router, seed=seed,
-                 batch_policy=batch_policy, autoscaler=probe, autoscale=cfg,
-                 record_timeline=False)
+        simulate_config(load, seed, router, batch_policy, probe)
         window = [(tps, sat) for t, tps, sat in probe.samples if warmup_s <= t <= duration_s]
         saturated = [tps for tps, sat in window if sat]
         if len(saturated) < max(1, 0.5 * len(window)):
@@ -425,5 +425,5 @@ def compare_stacks(scenario="autoscale-a10", *, seeds=3, duration_s=None, tune: 
 __all__ = ["StackConfig", "STACKS", "AUTOSCALER_GRIDS", "TTFT_LIMIT_S", "SLOWDOWN_LIMIT",
            "DEFAULT_SWEEP_USERS", "get_scenario", "evaluate_config", "concurrency_sweep",
            "slo_throughput", "sweep_bar", "grid_specs", "tune_autoscaler", "compare_stacks",
-           "run_seed", "simulate_config", "peak_decode_throughput", "off_the_shelf_autoscaler", "OFF_THE_SHELF",
-           "OFF_THE_SHELF_UTILISATION"]
+           "run_seed", "simulate_config", "peak_decode_throughput", "off_the_shelf_autoscaler",
+           "OFF_THE_SHELF", "OFF_THE_SHELF_UTILISATION"]
