@@ -4,7 +4,7 @@
    simulated per CPU second.
 2. A fresh process's time to its first result with a warm numba cache, and its peak RSS.
 3. CPU seconds per autoscale-a10 simulation (1,800 s, ~27,000 requests) for the standard and
-   the Glia stack of ``glia_nb.stack.STACKS``: the HRA router holds hundreds of requests in
+   the Glia stack of ``glia_nb.evaluation.stack.STACKS``: the HRA router holds hundreds of requests in
    the global queue and is called after every arrival and completion.
 4. Scaling: replicas x simulated time at a load proportional to the replica count (7.5 QPS
    per 4 replicas); the last column should stay roughly constant if cost is linear in
@@ -74,7 +74,7 @@ def fresh_process(reps: int) -> None:
 
 
 def stack_simulation(reps: int) -> None:
-    from glia_nb.stack import STACKS, simulate_config
+    from glia_nb.evaluation.stack import STACKS, simulate_config
     from workloads import get_scenario
 
     sc = get_scenario("autoscale-a10")

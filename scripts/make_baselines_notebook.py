@@ -54,7 +54,7 @@ from IPython.display import Image, Markdown, display
 
 from glia_nb.baselines.compare import METHODS, run_compare
 from glia_nb.baselines.openevolve_runner import openevolve_status
-from glia_nb.task import get_task
+from glia_nb.tasks import get_task
 
 pd.set_option("display.precision", 3)
 T0 = time.time()

@@ -198,11 +198,11 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
-from glia_nb.budget import Budget
-from glia_nb.offline import OfflineSupervisorModel
-from glia_nb.report import experiments_frame, summarize_session
-from glia_nb.session import Session
-from glia_nb.task import get_task
+from glia_nb.tasks.budget import Budget
+from glia_nb.research.offline.researcher import OfflineSupervisorModel
+from glia_nb.research.report import experiments_frame, summarize_session
+from glia_nb.research.session.session import Session
+from glia_nb.tasks import get_task
 from glia_nb.widgets import RequestBreakdown, ResearchPanel, SupervisorInbox, compare_routers, wait_async
 
 pd.set_option("display.precision", 3)
@@ -282,7 +282,7 @@ ledger = experiments_frame(session.path)
 ledger[[c for c in ("id", "name", "score", "improved", "hypothesis") if c in ledger.columns]]
 """, "ledger"),
     code("""
-from glia_nb.journal import read_journal
+from glia_nb.research.journal import read_journal
 
 _, records = read_journal(session.path / "journal.jsonl")
 delivered = [r for r in records if r["type"] in ("intervention_approved", "intervention_edited")]

@@ -24,8 +24,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from glia_nb import plots_stack
-from glia_nb import stack
+from glia_nb.plots import stack as plots_stack
+from glia_nb.evaluation import stack
 
 pd.set_option("display.precision", 3)
 T0 = time.time()
@@ -106,8 +106,8 @@ best. A short session (two seeds' worth of traffic, a small budget):
 """),
     code("""
 from dataclasses import replace
-from glia_nb.cli_research import run_study
-from glia_nb.task import get_task
+from glia_nb.cli.research import run_study
+from glia_nb.tasks import get_task
 
 task = replace(get_task("batch-a10"), duration_s=400.0, num_eval_seeds=1)
 doc = run_study(task=task, budget_sims=3, out=RUNS / "batch-a10", workers=1)
@@ -141,7 +141,7 @@ they compare here?
 
 **What we run.** `autoscale-a10` (1,800 s, three seeds) with five stacks, every autoscaler tuned to the
 cheapest grid setting that meets the bound in each of ten seeds (`glia stack --tune --seeds 10`; the
-tuned settings are in `glia_nb.stack.STACKS`), and a sixth, *off-the-shelf*: the standard stack with
+tuned settings are in `glia_nb.evaluation.stack.STACKS`), and a sixth, *off-the-shelf*: the standard stack with
 its thresholds set as an operator would without tuning them to this workload — a load test measures
 a saturated replica's decode throughput and the autoscaler scales out at 70% of it (Knative's default
 target utilisation). That is the kind of baseline the paper compares with. Slowdown = a request's
@@ -216,8 +216,8 @@ short session (300 s of traffic, one seed) shows the loop — a design that brea
 """),
     code("""
 from dataclasses import replace
-from glia_nb.cli_research import run_study
-from glia_nb.task import get_task
+from glia_nb.cli.research import run_study
+from glia_nb.tasks import get_task
 
 task = replace(get_task("autoscale-a10"), duration_s=300.0, num_eval_seeds=1)
 sdoc = run_study(task=task, budget_sims=2, out=RUNS / "autoscale-a10", workers=1)

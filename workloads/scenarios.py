@@ -258,10 +258,36 @@ _PRESETS = (
 SCENARIOS: Mapping[str, Scenario] = MappingProxyType({s.name: s for s in _PRESETS})
 
 
-def get_scenario(name: str) -> Scenario:
-    """The preset called ``name``; raises :class:`UnknownScenarioError` listing the known names."""
-    try:
-        return SCENARIOS[name]
-    except KeyError:
-        raise UnknownScenarioError(f"unknown scenario {name!r}; known scenarios: "
-                                   f"{', '.join(sorted(SCENARIOS))}") from None
+def get_scenario(name_or_scenario: "str | Scenario", *, duration_s: float | None = None,
+                 users: int | None = None) -> Scenario:
+    """The preset called ``name`` (or a :class:`Scenario` as is), optionally with another
+    ``duration_s`` or, for a closed loop, another number of ``users`` (the request pool grows
+    with them). Raises :class:`UnknownScenarioError` listing the known names."""
+    if isinstance(name_or_scenario, Scenario):
+        sc = name_or_scenario
+    else:
+        try:
+            sc = SCENARIOS[name_or_scenario]
+        except KeyError:
+            raise UnknownScenarioError(f"unknown scenario {name_or_scenario!r}; known scenarios: "
+                                       f"{', '.join(sorted(SCENARIOS))}") from None
+    if duration_s is not None:
+        if not (math.isfinite(duration_s) and duration_s > 0):
+            raise ValueError(f"duration_s must be finite and > 0, got {duration_s}")
+        wl = sc.workload
+        if wl.closed_loop_users and wl.pool_size is not None:
+            rate = (wl.pool_size - wl.closed_loop_users) / sc.duration_s
+            wl = replace(wl, pool_size=wl.closed_loop_users + math.ceil(rate * duration_s))
+        sc = sc.replace(duration_s=float(duration_s), workload=wl)
+    if users is not None:
+        wl = sc.workload
+        if not wl.closed_loop_users:
+            raise ValueError(f"scenario {sc.name} is not a closed loop; it has no users to vary")
+        if int(users) < 1:
+            raise ValueError(f"users must be >= 1, got {users}")
+        pool = None if wl.pool_size is None else wl.pool_size - wl.closed_loop_users + int(users)
+        desc = sc.description.replace(f"closed loop of {wl.closed_loop_users} users",
+                                      f"closed loop of {int(users)} users")
+        sc = sc.replace(workload=replace(wl, closed_loop_users=int(users), pool_size=pool),
+                        description=desc)
+    return sc

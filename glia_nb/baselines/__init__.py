@@ -10,21 +10,19 @@ Heuristics and OpenEvolve, on one evaluator and one budget (``glia compare``).
 * :mod:`~glia_nb.baselines.glia_methods`: Glia SCG / MCG-Par4 / MCG-Seq and the fixed
   routers under the same budget.
 * :mod:`~glia_nb.baselines.compare`: the harness and the ``glia compare`` command;
-  :mod:`~glia_nb.baselines.figures`: its figures and tables.
+  :mod:`~glia_nb.plots.baselines`: its figures and tables.
 
 Importing this package imports no simulator, model SDK or plotting library.
 """
 from __future__ import annotations
 
-METHODS = ("as-is", "funsearch", "eoh", "openevolve", "glia-scg", "glia-par4", "glia-seq",
-           "baselines")
-
-
-def run_compare(*args, **kwargs):
-    """See :func:`glia_nb.baselines.compare.run_compare`."""
-    from glia_nb.baselines.compare import run_compare as _run
-
-    return _run(*args, **kwargs)
-
+from importlib import import_module
 
 __all__ = ["METHODS", "run_compare"]
+
+
+def __getattr__(name: str):
+    # Lazy, so that importing the package stays cheap (no SDKs, no simulator).
+    if name in __all__:
+        return getattr(import_module("glia_nb.baselines.compare"), name)
+    raise AttributeError(f"module 'glia_nb.baselines' has no attribute {name!r}")

@@ -1,7 +1,7 @@
 """What every search baseline shares: one evaluator, one budget ledger, candidate extraction.
 
 * :class:`SharedEvaluator` runs a candidate router over the task's evaluation seeds through
-  :func:`glia_nb.sandbox.evaluate` (a separate process with limits, or a job per seed on a
+  :func:`glia_nb.evaluation.harness.evaluate` (a separate process with limits, or a job per seed on a
   shared process pool). It is the only way a method reaches the simulator.
 * :class:`RunLedger` is the budget of one method run: *simulations* (one simulation = one
   evaluation of a candidate over the task's eval seeds, the unit of ``glia study
@@ -278,7 +278,7 @@ class SharedEvaluator:
     absolute ``subdir`` is used as is)."""
 
     def __init__(self, task, out_dir, *, executor=None, limits=None) -> None:
-        from glia_nb.sandbox import Limits
+        from glia_nb.evaluation.harness import Limits
 
         self.task = task
         self.out_dir = Path(out_dir)
@@ -286,7 +286,7 @@ class SharedEvaluator:
         self.limits = limits or Limits()
 
     def _run(self, policy) -> Any:
-        from glia_nb.sandbox import evaluate
+        from glia_nb.evaluation.harness import evaluate
 
         return evaluate(policy, self.task, None, executor=self.executor, limits=self.limits,
                         write_artifacts=False)

@@ -179,7 +179,7 @@ def _fixed_row(f: dict, baseline) -> dict:
 
 
 def _write_budget(out: Path, budget: int, task, rows, runs_by_method, fixed, baseline) -> dict:
-    from glia_nb.baselines import figures
+    from glia_nb.plots import baselines as figures
 
     obj = task.objective
     ylabel = f"best {obj.name} ({obj.unit}; {'lower' if obj.direction == 'min' else 'higher'} is better)"
@@ -233,7 +233,7 @@ def run_compare(task="routing-a10", methods=METHODS, budgets=(15,), runs: int = 
     from glia_nb.baselines.common import MethodRun, SharedEvaluator
     from glia_nb.baselines.glia_methods import FIXED_ROUTERS, GLIA_MODES, run_fixed, run_glia
     from glia_nb.baselines.prompts import starting_program
-    from glia_nb.task import get_task
+    from glia_nb.tasks import get_task
 
     task = get_task(task) if isinstance(task, str) else task
     if getattr(task, "layer", "router") != "router":
@@ -247,7 +247,7 @@ def run_compare(task="routing-a10", methods=METHODS, budgets=(15,), runs: int = 
         (model and not glia_researcher) else None
     researcher = glia_researcher or (model if model and not problem else "offline")
     if budget_usd is None:  # one dollar cap for every method: the task's default
-        from glia_nb.budget import Budget
+        from glia_nb.tasks.budget import Budget
 
         budget_usd = Budget.coerce(task.budget).max_usd
     out = Path(out or Path("glia_runs") / f"compare-{task.name}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -342,7 +342,7 @@ def register_compare(sub) -> None:
 
 def cmd_compare(args) -> int:
     """``glia compare``: run, then print the table and where the files are."""
-    from glia_nb.task import get_task
+    from glia_nb.tasks import get_task
 
     task = get_task(args.task)
     changes = {}

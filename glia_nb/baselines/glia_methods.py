@@ -24,15 +24,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from glia_nb.baselines.common import EvalRecord, MethodRun
-from glia_nb.multi import MultiResult, ParallelGlia, SequentialGlia, _pick_best
-from glia_nb.tools import ToolBox, ToolResult
+from glia_nb.research.multi import MultiResult, ParallelGlia, SequentialGlia, _pick_best
+from glia_nb.research.tools import ToolBox, ToolResult
 
 FIXED_ROUTERS = {"RR": "round_robin", "LLQ": "llq", "LOR": "lor", "HRA": "hra"}
 GLIA_MODES = {"glia-scg": "SCG", "glia-par4": "MCG-Par4", "glia-seq": "MCG-Seq"}
 
 
 class CappedToolBox(ToolBox):
-    """A :class:`~glia_nb.tools.ToolBox` that allows at most ``max_experiments`` experiments
+    """A :class:`~glia_nb.research.tools.ToolBox` that allows at most ``max_experiments`` experiments
     and charges each one a full run over the task's seeds."""
 
     def __init__(self, workspace, *, max_experiments: int, **kw):
@@ -64,12 +64,12 @@ class _Budgeted:
     toolboxes: list
 
     def _capped_session(self, index: int, experiments: int, usd: float | None = None):
-        from glia_nb.budget import Budget
-        from glia_nb.session import Session
+        from glia_nb.tasks.budget import Budget
+        from glia_nb.research.session.session import Session
 
         sup = self.supervisor_client
         if sup is None and self.researcher == "offline":
-            from glia_nb.offline import OfflineSupervisorModel
+            from glia_nb.research.offline.researcher import OfflineSupervisorModel
 
             sup = OfflineSupervisorModel()
         n_seeds = len(self.task.seeds)
@@ -152,7 +152,7 @@ def run_glia(method: str, task, out_dir, researcher, budget_sims: int, *, execut
              run: int, baseline_score: float | None, budget_usd: float | None = None,
              parallel: int = 4, max_sessions: int = 20, progress=None) -> MethodRun:
     """One run of ``glia-scg``, ``glia-par4`` or ``glia-seq`` as a :class:`MethodRun`."""
-    from glia_nb.budget import Budget
+    from glia_nb.tasks.budget import Budget
 
     out_dir = Path(out_dir)
     budget = Budget.coerce(task.budget)

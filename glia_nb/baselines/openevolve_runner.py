@@ -182,7 +182,7 @@ def run(ctx: MethodContext, *, num_islands: int = 5, exploration: float = 0.6,
            "parallel": parallel, "population_size": population_size,
            "eval_timeout_s": int(limits.wall_s + 600), "model_name": ctx.model_spec or "glia-rpc"}
     (run_dir / "openevolve_request.json").write_text(json.dumps(req, indent=1))
-    from glia_nb.sandbox import scrubbed_env
+    from glia_nb.evaluation.harness import scrubbed_env
 
     env = scrubbed_env({"PYTHONPATH": os.pathsep.join(
         [str(Path(__file__).resolve().parents[2])]

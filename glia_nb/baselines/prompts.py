@@ -31,7 +31,7 @@ def cluster_facts(task) -> dict[str, Any]:
 
 def problem_statement(task) -> str:
     """The detailed task description every LLM-driven baseline starts from."""
-    from glia_nb.task import describe_view
+    from glia_nb.tasks import describe_view
 
     facts = cluster_facts(task)
     sc = task.load_scenario()

@@ -1,7 +1,7 @@
 """Jupyter widgets over sessions and simulation results (ipywidgets 8).
 
 * :class:`ResearchPanel` — live transcript, experiment ledger, best-so-far plot, budget,
-  start / pause / resume / stop and a nudge box for a :class:`~glia_nb.session.Session`.
+  start / pause / resume / stop and a nudge box for a :class:`~glia_nb.research.session.session.Session`.
 * :class:`SupervisorInbox` — the Supervisor's pending interventions (approve, edit,
   reject) and the auto ↔ manual approval switch.
 * :class:`RequestBreakdown` — per-request restart and queueing plots of one or two results.

@@ -1,6 +1,6 @@
 """``RequestBreakdown(result, other=None, labels=...)``: where each request's time went.
 
-Shows one of the figures of :mod:`glia_nb.plots` (stacked time components sorted by e2e or
+Shows one of the figures of :mod:`glia_nb.plots.requests` (stacked time components sorted by e2e or
 binned by prompt length, restart counts, memory timelines per replica) as a PNG image
 widget, for one result or two side by side; a Dropdown switches the view. Images are
 rendered once per view and cached.
@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import ipywidgets as W
 
-from glia_nb import plots
+from glia_nb.plots import requests as plots
 
 __all__ = ["RequestBreakdown", "VIEW_NOTES"]
 

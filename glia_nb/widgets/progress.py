@@ -10,30 +10,12 @@ under pytest. ``GLIA_PROGRESS=0`` in the environment turns the bars off (CI logs
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
+
+from glia_nb.progress import progress
 
 __all__ = ["progress", "simulate_seeds", "compare_routers", "summary_table", "track_session", "wait_async"]
-
-
-def _disabled() -> bool:
-    return os.environ.get("GLIA_PROGRESS", "1").strip().lower() in ("0", "false", "no", "off")
-
-
-def progress(iterable: Iterable[Any] | None = None, desc: str | None = None, total: int | None = None,
-             **kw: Any):
-    """``tqdm.auto.tqdm`` over ``iterable`` with readable defaults: the bar stays when done
-    (``leave=True``), prints at most a few updates a second and names its unit."""
-    from tqdm.auto import tqdm
-
-    kw.setdefault("leave", True)
-    kw.setdefault("mininterval", 0.5)
-    kw.setdefault("dynamic_ncols", True)
-    kw.setdefault("disable", _disabled())
-    if total is None and iterable is not None and hasattr(iterable, "__len__"):
-        total = len(iterable)  # type: ignore[arg-type]
-    return tqdm(iterable, desc=desc, total=total, **kw)
 
 
 def simulate_seeds(scenario: Any, router: Any, seeds: Sequence[int], *, desc: str | None = None,

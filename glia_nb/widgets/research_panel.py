@@ -1,6 +1,6 @@
 """``ResearchPanel(session)``: a live view of a research session with its controls.
 
-A thin view: every button makes one call on the :class:`~glia_nb.session.Session`; what
+A thin view: every button makes one call on the :class:`~glia_nb.research.session.session.Session`; what
 the view shows is folded from the session's events (journal records), which arrive on the
 session's worker thread. From that thread the panel only sets simple traits (HTML values,
 image bytes, labels, button states), never ``with output:``. The panel never calls the
@@ -253,7 +253,7 @@ class ResearchPanel(SessionBox):
         return f"{css}<div style='max-height:260px;overflow-y:auto;font-size:12px'>{table}</div>"
 
     def _render_plot(self) -> None:
-        from glia_nb import plots
+        from glia_nb.plots import requests as plots
 
         experiments, base = self._scores()
         fig = plots.best_so_far(experiments, base, lower_is_better=self._lower)

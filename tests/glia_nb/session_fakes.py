@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from glia_nb.agent import StepResult
+from glia_nb.research.agent import StepResult
 from glia_nb.llm import Message, ScriptedClient, ToolCall, ToolSpec, Usage
 
 

@@ -1,0 +1,211 @@
+"""The ``glia`` command line: simulate, study, report, compare.
+
+Every subcommand ends bad input with a one-line ``glia: error: ...`` and exit status 2,
+never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def _print_table(rows: list[dict], cols: list[tuple[str, str, str]]) -> None:
+    """Print rows as an aligned text table; cols = (key, header, format)."""
+    cells = [[h for _, h, _ in cols]] + [[format(r[k], f) if r.get(k) is not None else "-"
+                                          for k, _, f in cols] for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(cols))]
+    for i, row in enumerate(cells):
+        print("  ".join(c.rjust(w) for c, w in zip(row, widths)))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+# ------------------------------------------------------------------------ simulate
+def run_simulations(scenario_name: str, router: str, seeds: int | list[int], *, out=None,
+                    trace_csv=None, duration_s=None, progress: bool = False,
+                    batch_policy=None, autoscaler=None, users=None) -> dict:
+    """Run a router (with an optional batch policy and autoscaler) on a scenario over seeds
+    and return the CLI's JSON document."""
+    from sim_core import simulate
+    from sim_core.results import summarize_seeds
+    from workloads import Trace, get_scenario
+
+    scenario = get_scenario(scenario_name)
+    if users:
+        from workloads import get_scenario as _with_users
+
+        scenario = _with_users(scenario, users=users)
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise CLIError("--seeds must be >= 1")
+        seed_list = list(scenario.seeds[:seeds]) if seeds <= len(scenario.seeds) else list(range(seeds))
+    else:
+        seed_list = list(seeds)
+    from sim_core.facade import warm_up
+
+    warm_up()  # cpu_s/wall_s then time the simulations, not the loading of compiled code
+    results = []
+    iterator = seed_list
+    if progress:
+        from tqdm.auto import tqdm
+        iterator = tqdm(seed_list, desc=f"{router} on {scenario_name}", unit="seed", leave=False)
+    for seed in iterator:
+        if trace_csv:
+            trace = Trace.from_csv(trace_csv)
+        elif duration_s:
+            from workloads import get_scenario as _with_duration
+
+            trace = _with_duration(scenario, duration_s=duration_s).trace(seed)
+        else:
+            trace = scenario.trace(seed)
+        res = simulate(scenario.cluster, trace, router, seed=seed, batch_policy=batch_policy,
+                       autoscaler=autoscaler,
+                       autoscale=getattr(scenario, "autoscale", None) if autoscaler else None)
+        if out:
+            res.write_artifacts(Path(out) / f"seed{seed}")
+        results.append(res)
+    agg = summarize_seeds(results)
+    keys = ("num_requests", "mean_e2e_s", "p50_e2e_s", "p90_e2e_s", "p99_e2e_s", "mean_ttft_s",
+            "p90_ttft_s", "restart_fraction", "preemptions", "tokens_recomputed", "iterations",
+            "busy_gpu_hours", "throughput_qps", "cpu_s", "wall_s")
+    extra = ("gpu_hours", "starting_gpu_hours", "draining_gpu_hours", "mean_replicas",
+             "p95_slowdown", "mean_slowdown")
+    keys = keys + tuple(k for k in extra if autoscaler and k in agg["seeds"][0])
+    doc_extra = {"batch_policy": batch_policy or "fifo"}
+    if users:
+        doc_extra["users"] = int(users)
+    if autoscaler:
+        from glia_nb.evaluation.harness import aggregate
+
+        over_seeds = aggregate(agg["seeds"])
+        doc_extra["autoscaler"] = autoscaler
+        for k in (*extra, "busy_gpu_hours", "p95_slowdown_worst_seed", "peak_replicas_worst_seed",
+                  "capped_ticks_worst_seed"):
+            doc_extra[k] = over_seeds[k]
+    return {
+        "scenario": scenario_name,
+        "router": router,
+        **doc_extra,
+        "seeds": [{"seed": s["seed"], **{k: s[k] for k in keys}} for s in agg["seeds"]],
+        "mean_e2e_s": agg["mean_e2e_s"],
+        "mean_e2e_ci90_s": agg["mean_e2e_ci90_s"],
+        "restart_fraction": agg["restart_fraction"],
+    }
+
+
+def _cmd_simulate(args) -> int:
+    if args.sweep_users:
+        from glia_nb.cli.stack import cmd_sweep_one
+        return cmd_sweep_one(args)
+    doc = run_simulations(args.scenario, args.router, args.seeds, out=args.out,
+                          trace_csv=args.trace, duration_s=args.duration,
+                          progress=not args.json and sys.stderr.isatty(),
+                          batch_policy=args.batch_policy, autoscaler=args.autoscaler,
+                          users=args.users)
+    if args.json:
+        print(json.dumps(doc))
+        return 0
+    print(f"scenario {doc['scenario']}  router {doc['router']}")
+    _print_table(doc["seeds"], [("seed", "seed", "d"), ("num_requests", "requests", "d"),
+                                ("mean_e2e_s", "mean e2e s", ".2f"), ("p90_e2e_s", "p90 e2e s", ".2f"),
+                                ("p99_e2e_s", "p99 e2e s", ".2f"), ("mean_ttft_s", "mean TTFT s", ".2f"),
+                                ("restart_fraction", "restarted", ".3f"), ("cpu_s", "cpu s", ".3f")])
+    lo, hi = doc["mean_e2e_ci90_s"]
+    print(f"mean e2e {doc['mean_e2e_s']:.2f} s  (90% CI {lo:.2f} .. {hi:.2f})  "
+          f"restarted {doc['restart_fraction']:.1%}")
+    if doc.get("autoscaler"):
+        gh = doc["gpu_hours"]
+        start, drain = doc["starting_gpu_hours"] / gh, doc["draining_gpu_hours"] / gh
+        print(f"autoscaler {doc['autoscaler']}: {gh:.2f} GPU-hours (cold starts {start:.0%}, "
+              f"draining {drain:.0%}), {doc['mean_replicas']:.2f} replicas on average "
+              f"({doc['peak_replicas_worst_seed']:.0f} at the peak), p95 slowdown "
+              f"{doc['p95_slowdown']:.2f}x")
+        if doc["capped_ticks_worst_seed"]:
+            print(f"CAPPED: the autoscaler asked for more replicas than the pool holds at up to "
+                  f"{doc['capped_ticks_worst_seed']:.0f} ticks per seed; the GPU-hours measure "
+                  "the pool's size, not the autoscaler")
+    if args.out:
+        print(f"artifacts in {args.out}")
+    return 0
+
+
+def _cmd_scenarios(args) -> int:
+    from workloads import SCENARIOS
+
+    for name, sc in SCENARIOS.items():
+        print(f"{name:24s} {sc.description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="glia", description="glia-nb: an AI research team for "
+                                "LLM-serving control algorithms, and the simulator it uses.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("simulate", help="run a router on a scenario over seeds")
+    s.add_argument("--scenario", default="routing-a10")
+    s.add_argument("--router", default="llq",
+                   help="registry name (round_robin, random, lor, llq, least_blocks, hra; "
+                        "parameters as hra:decode_growth=0.5) or path/to/file.py:ClassName")
+    s.add_argument("--seeds", type=int, default=3, help="number of seeds (the scenario's first N)")
+    s.add_argument("--trace", help="replay a CSV trace (arrived_at,num_prefill_tokens,num_decode_tokens)")
+    s.add_argument("--duration", type=float, help="override the scenario's duration (s)")
+    s.add_argument("--out", help="write per-seed artifacts (request_metrics.csv, gs_log.csv, ...)")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--batch-policy", help="replica waiting-queue order: fifo (default), "
+                   "shortest_prefill_first, aged_spf:seconds_per_token=X or file.py:Name")
+    s.add_argument("--autoscaler", help="throughput, proportional, fixed (parameters as "
+                   "proportional:target=30) or file.py:Class; the scenario's pool is the maximum")
+    s.add_argument("--users", type=int, help="closed-loop scenarios: number of users")
+    s.add_argument("--sweep-users", help="closed-loop scenarios: comma-separated user counts; "
+                   "prints the P90-TTFT-vs-throughput curve instead")
+    s.set_defaults(func=_cmd_simulate)
+
+    sc = sub.add_parser("scenarios", help="list the scenario presets")
+    sc.set_defaults(func=_cmd_scenarios)
+
+    _register_research_commands(sub)
+    _register_stack_commands(sub)
+    return p
+
+
+def _register_stack_commands(sub) -> None:
+    """``glia sweep`` and ``glia stack`` live in cli_stack."""
+    from glia_nb.cli.stack import register
+    register(sub)
+
+
+def _register_research_commands(sub) -> None:
+    """The study/report/compare subcommands live with the research team."""
+    try:
+        from glia_nb.cli.research import register
+    except ImportError:  # pragma: no cover - during partial installs
+        return
+    register(sub)
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``glia`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt:
+        print("glia: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line for the user, never a traceback wall
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, KeyError) and msg.startswith(("'", '"')):
+            msg = msg.strip("'\"")
+        print(f"glia: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

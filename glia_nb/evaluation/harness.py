@@ -1,0 +1,366 @@
+"""Evaluate candidate policies out of process, with time and memory limits and no network.
+
+The default path starts one child process (``python -m glia_nb.evaluation.worker``) for the
+whole evaluation.  The child limits its own address space (RLIMIT_AS) and CPU time before
+importing anything heavy, blocks sockets and process creation, loads the candidate, simulates
+the task's scenario for each evaluation seed, writes telemetry for one seed and reports JSON
+through a file.  The parent kills the child's whole process group at the wall-time limit.
+Whatever the candidate does, :func:`evaluate` returns an :class:`EvalResult`.  (The child
+sets its own rlimits as its first statement instead of the parent using ``preexec_fn``,
+which can deadlock when the parent has threads, as a session running in the background does.)
+
+With ``executor=`` (a ``concurrent.futures`` process pool, or a Dask client's
+``get_executor()``), one job per seed is submitted instead (:func:`glia_nb.evaluation.worker.
+run_seed_job`); see that function for which limits apply inside pool workers.
+
+Measured on routing-a10 (1,000 s traces, 3 or 10 seeds, one BLAS/numba thread): the child's
+peak address space (VmPeak) is about 0.45 GiB with a warm numba cache and 0.5 GiB when the
+engine compiles (0.6-0.65 GiB in an ordinary multi-threaded process); the default 2 GiB
+limit leaves a 3-4x margin for the candidate's own data.  The network guard is a guard against accidents, not a security boundary.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from glia_nb.tasks import Task
+
+ERROR_KINDS = ("import", "missing_class", "exception", "invalid_decision", "timeout", "memory",
+               "network", "crash")
+_SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL)", re.I)
+# One thread per BLAS/numba pool keeps the child's address space small and predictable.
+_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+               "NUMBA_NUM_THREADS": "1"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Sandbox limits.  ``wall_s`` bounds a whole evaluation (start-up included: about 2 s,
+    or 10-15 s when numba recompiles the engine); ``memory_mb`` is the child's address-space
+    limit (None: unlimited); ``file_mb`` caps any file the child writes (runaway prints);
+    ``network=True`` lifts the network guard."""
+
+    wall_s: float = 300.0
+    memory_mb: int | None = 2048
+    file_mb: int | None = 512
+    network: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.wall_s > 0:
+            raise ValueError("wall_s must be > 0")
+        if self.memory_mb is not None and self.memory_mb < 256:
+            raise ValueError("memory_mb below 256 cannot even start Python with numpy")
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """The outcome of one evaluation.  ``ok`` is False whenever ``error_kind`` is set."""
+
+    ok: bool
+    score: float | None
+    summary: dict = field(default_factory=dict)
+    per_seed: list = field(default_factory=list)
+    error_kind: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    wall_s: float = 0.0
+    policy: str = ""
+    seeds: tuple = ()
+    simulations: int = 0
+    out_dir: str | None = None
+    peak_address_space_mb: float | None = None
+
+    def to_dict(self) -> dict:
+        """A JSON-native dict."""
+        d = asdict(self)
+        d["seeds"] = list(self.seeds)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EvalResult":
+        """Rebuild from :meth:`to_dict` output."""
+        d = dict(d)
+        d["seeds"] = tuple(d.get("seeds") or ())
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    def one_line(self) -> str:
+        """``ok: score 23.41`` or ``error (timeout): ...`` for logs."""
+        if self.ok:
+            return f"ok: score {self.score:.4g}"
+        return f"error ({self.error_kind}): {(self.error or '').splitlines()[0][:200]}"
+
+
+# ---------------------------------------------------------------------- aggregation
+# Tail metrics that bounds are checked against run by run: the summary also carries their
+# worst seed (``<metric>_worst_seed``), since a mean over seeds can hide a run that breaks them.
+WORST_SEED_METRICS = ("p95_slowdown", "p90_ttft_s", "peak_replicas", "capped_ticks")
+
+
+def aggregate(per_seed: list[dict], confidence: float = 0.90) -> dict:
+    """Summary over seeds: the mean of every numeric per-seed metric, the worst seed of each
+    of :data:`WORST_SEED_METRICS` present, and a bootstrap CI of ``mean_e2e_s`` (as
+    :func:`sim_core.results.summarize_seeds` computes it)."""
+    from sim_core.results import bootstrap_ci
+
+    if not per_seed:
+        return {}
+    keys = [k for k, v in per_seed[0].items() if isinstance(v, (int, float))
+            and not isinstance(v, bool) and k != "seed"]
+    out: dict[str, Any] = {}
+    for k in keys:
+        vals = [float(s[k]) for s in per_seed if k in s]
+        out[k] = math.fsum(vals) / len(vals) if vals else float("nan")
+        if k in WORST_SEED_METRICS and vals:
+            out[f"{k}_worst_seed"] = max(vals)
+    if "mean_e2e_s" in out:
+        lo, hi = bootstrap_ci([s["mean_e2e_s"] for s in per_seed], confidence)
+        out["mean_e2e_ci90_s"] = [lo, hi]
+    out["num_seeds"] = len(per_seed)
+    out["seeds"] = [s.get("seed") for s in per_seed]
+    return out
+
+
+# ---------------------------------------------------------------------- helpers
+def scrubbed_env(extra: dict | None = None) -> dict:
+    """The current environment without credentials (names containing KEY, TOKEN, SECRET,
+    PASSWORD, CREDENTIAL), for processes that run candidate or agent commands."""
+    env = {k: v for k, v in os.environ.items() if not _SECRET_ENV.search(k)}
+    env.update(extra or {})
+    return env
+
+
+def _package_roots() -> list[str]:
+    import sim_core
+    import workloads
+
+    roots = {str(Path(m.__file__).resolve().parent.parent) for m in (sim_core, workloads)}
+    roots.add(str(Path(__file__).resolve().parent.parent))
+    return sorted(roots)
+
+
+def _policy_request(policy, task: Task) -> tuple[dict, str]:
+    """Turn a policy argument into request fields and a display name."""
+    if isinstance(policy, Path) or (isinstance(policy, str) and (
+            policy.endswith(".py") or (":" not in policy and os.path.sep in policy))):
+        path = Path(policy).resolve()
+        return {"policy_path": str(path), "class_name": task.class_name,
+                "policy_name": path.name}, f"{path.name}:{task.class_name}"
+    head, sep, tail = str(policy).rpartition(":")
+    if sep and head.endswith(".py"):
+        path = Path(head).resolve()
+        return {"policy_path": str(path), "class_name": tail, "policy_name": path.name}, \
+            f"{path.name}:{tail}"
+    return {"spec": str(policy)}, str(policy)
+
+
+def _tail(path: Path, n_chars: int = 4000) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - n_chars))
+            return fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+# ---------------------------------------------------------------------- evaluate
+def evaluate(policy, task: Task, out_dir=None, *, executor: Executor | None = None,
+             limits: Limits | None = None, write_artifacts: bool = True) -> EvalResult:
+    """Evaluate ``policy`` on ``task``'s scenario over its evaluation seeds.
+
+    ``policy`` is a policy file (``Path`` or ``"x.py"``: class ``task.class_name``), a
+    ``"file.py:Class"`` spec, or a built-in router spec such as ``"llq"`` or
+    ``"hra:decode_growth=0.5"``.  With ``out_dir``, telemetry of the first seed (when
+    ``write_artifacts``), ``metrics.json``, ``seeds.csv`` and ``sandbox_log.txt`` (the
+    child's output) land there.  Never raises because of the candidate."""
+    limits = limits or Limits()
+    fields, name = _policy_request(policy, task)
+    seeds = list(task.seeds)
+    out = Path(out_dir).resolve() if out_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    req = {**fields, "task": task.to_dict(), "seeds": seeds,
+           "artifacts_seed": seeds[0] if (write_artifacts and out is not None) else None,
+           "out_dir": str(out) if out else None, "limits": asdict(limits)}
+    t0 = time.perf_counter()
+    if executor is None:
+        raw = _run_subprocess(req, limits, out)
+    else:
+        raw = _run_pool(req, executor, limits, out)
+    wall = time.perf_counter() - t0
+    per_seed = raw.get("per_seed") or []
+    err = raw.get("error")
+    summary = aggregate(per_seed) if per_seed else {}
+    score = None
+    if err is not None and err.get("kind") == "memory" and limits.memory_mb:
+        err = dict(err, message=f"out of memory: the sandbox allows {limits.memory_mb} MB of "
+                                f"address space (a normal evaluation needs about 500 MB). "
+                                f"{err.get('message', '')}")
+    if err is None:
+        try:
+            score = task.score(summary)
+        except KeyError as exc:
+            err = {"kind": "exception", "message": str(exc), "traceback": None}
+    result = EvalResult(
+        ok=err is None, score=score, summary=summary, per_seed=per_seed,
+        error_kind=err["kind"] if err else None, error=err["message"] if err else None,
+        traceback=err.get("traceback") if err else None, wall_s=wall, policy=name,
+        seeds=tuple(seeds), simulations=int(raw.get("simulations", 0)),
+        out_dir=str(out) if out else None,
+        peak_address_space_mb=raw.get("peak_address_space_mb"))
+    if out is not None:
+        write_result_files(result, out)
+    return result
+
+
+def write_result_files(result: EvalResult, out_dir, extra: dict | None = None) -> None:
+    """Write ``metrics.json`` (``extra`` merged in first) and ``seeds.csv`` into ``out_dir``."""
+    out = Path(out_dir)
+    doc = {**(extra or {}), **result.to_dict()}
+    (out / "metrics.json").write_text(json.dumps(doc, indent=2, default=str))
+    if result.per_seed:
+        keys = list(dict.fromkeys(k for s in result.per_seed for k in s))
+        with open(out / "seeds.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=keys)
+            w.writeheader()
+            w.writerows(result.per_seed)
+
+
+def _run_subprocess(req: dict, limits: Limits, out: Path | None) -> dict:
+    """One child for all seeds; the parent enforces the wall time by killing its group."""
+    with tempfile.TemporaryDirectory(prefix="glia-sandbox-") as tmp:
+        tmp = Path(tmp)
+        req = dict(req, result_path=str(tmp / "result.json"),
+                   progress_path=str(tmp / "progress.jsonl"))
+        (tmp / "request.json").write_text(json.dumps(req))
+        log_path = (out or tmp) / "sandbox_log.txt"
+        env = scrubbed_env({**_THREAD_ENV, "PYTHONPATH": os.pathsep.join(
+            _package_roots() + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),
+            "PYTHONUNBUFFERED": "1"})
+        with open(log_path, "wb") as log:
+            try:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "glia_nb.evaluation.worker", str(tmp / "request.json")],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    cwd=str(out or tmp), env=env, start_new_session=True)
+            except OSError as exc:
+                return {"error": {"kind": "crash", "message": f"could not start the sandbox: {exc}"}}
+            try:
+                rc = proc.wait(timeout=limits.wall_s)
+                timed_out = False
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
+                rc, timed_out = proc.returncode, True
+        done = _progress(tmp / "progress.jsonl")
+        result_file = tmp / "result.json"
+        if not timed_out and result_file.exists():
+            return json.loads(result_file.read_text())
+        log_tail = _tail(log_path)
+        n = len(req["seeds"])
+        if timed_out:
+            where = (f" while simulating seed {req['seeds'][len(done)]}" if len(done) < n else "")
+            return {"simulations": min(n, len(done) + 1), "error": {
+                "kind": "timeout", "traceback": log_tail[-2000:] or None,
+                "message": f"the evaluation exceeded the wall-time limit of {limits.wall_s:g} s"
+                           f"{where} ({len(done)} of {n} seeds finished) and was killed"}}
+        return {"simulations": min(n, len(done) + 1), "error": _crash_error(rc, log_tail, limits)}
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    proc.wait()
+
+
+def _progress(path: Path) -> list:
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return []
+
+
+def _crash_error(rc: int, log_tail: str, limits: Limits) -> dict:
+    """The child ended without a result: classify from its exit status and last output."""
+    lines = log_tail.strip().splitlines()[-30:]
+    text = "\n".join(lines)
+    sig = -rc if rc is not None and rc < 0 else None
+    signame = signal.Signals(sig).name if sig and sig in signal.Signals._value2member_map_ else None
+    if any(h in log_tail for h in ("MemoryError", "bad_alloc", "Cannot allocate memory",
+                                   "out of memory")):
+        kind, msg = "memory", (f"the candidate ran out of memory (limit {limits.memory_mb} MB "
+                               "of address space)")
+    elif sig == signal.SIGXCPU:
+        kind, msg = "timeout", "the sandbox exceeded its CPU-time backstop"
+    elif sig == getattr(signal, "SIGXFSZ", None):
+        kind, msg = "crash", f"the sandbox wrote a file larger than {limits.file_mb} MB (runaway output?)"
+    else:
+        how = f"signal {signame or sig}" if sig else f"exit status {rc}"
+        kind, msg = "crash", f"the sandbox process died ({how}) without a result"
+    return {"kind": kind, "message": msg, "traceback": text or None}
+
+
+def _run_pool(req: dict, executor: Executor, limits: Limits, out: Path | None) -> dict:
+    """One job per seed on ``executor``; the wall-time limit covers all of them."""
+    from glia_nb.evaluation.worker import run_seed_job
+
+    if isinstance(executor, ThreadPoolExecutor):
+        raise TypeError("a thread pool cannot contain a bad candidate (an endless loop or a "
+                        "memory hog would take the session with it); use a process pool")
+    req = dict(req)
+    if req.get("policy_path"):
+        try:
+            req["policy_source"] = Path(req.pop("policy_path")).read_text()
+        except OSError as exc:
+            return {"error": {"kind": "import", "message": f"cannot read the policy file: {exc}"}}
+    deadline = time.monotonic() + limits.wall_s
+    # Wall-clock deadline for the workers' own alarms (a job may start late in a busy pool).
+    job_limits = dict(req["limits"], deadline_unix=time.time() + limits.wall_s)
+    jobs = [(seed, executor.submit(run_seed_job, dict(req, seeds=[seed], out_dir=None,
+                                                      limits=job_limits)))
+            for seed in req["seeds"]]
+    per_seed, error, sims = [], None, 0
+    for i, (seed, fut) in enumerate(jobs):
+        try:
+            # A little grace so the worker's own alarm can report first.
+            res = fut.result(timeout=max(0.0, deadline - time.monotonic()) + 5.0)
+        except FutureTimeout:
+            res = {"simulations": 1, "error": {
+                "kind": "timeout", "seed": seed,
+                "message": f"seed {seed} exceeded the wall-time limit of {limits.wall_s:g} s"}}
+        except Exception as exc:  # a dead worker process, a lost Dask worker, ...
+            res = {"simulations": 1, "error": {
+                "kind": "crash", "seed": seed,
+                "message": f"the worker running seed {seed} failed: {type(exc).__name__}: {exc}"}}
+        sims += int(res.get("simulations", 0))
+        per_seed.extend(res.get("per_seed") or [])
+        if res.get("artifacts") and out is not None:
+            for name, text in res["artifacts"].items():
+                (out / name).write_text(text)
+        if res.get("error"):
+            error = res["error"]
+            # Do not wait for the rest: the evaluation has failed.  Jobs already running
+            # stop at their own alarm (process pools) or finish in the background.
+            sims += sum(1 for _, f in jobs[i + 1:] if not f.cancel())
+            break
+    per_seed.sort(key=lambda s: req["seeds"].index(s.get("seed")) if s.get("seed") in req["seeds"] else 0)
+    return {"per_seed": per_seed, "error": error, "simulations": sims}
+
+
+__all__ = ["evaluate", "EvalResult", "Limits", "aggregate", "ERROR_KINDS", "scrubbed_env",
+           "write_result_files"]

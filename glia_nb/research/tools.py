@@ -1,0 +1,431 @@
+"""The Researcher's tools: plain functions bound to a workspace and a simulation budget.
+
+:class:`ToolBox` offers ``shell``, ``read_file``, ``write_file``, ``run_experiment`` and
+``finish``, each described by a JSON schema (:meth:`ToolBox.specs` gives
+:class:`glia_nb.llm.types.ToolSpec` objects).  :meth:`ToolBox.call` never raises: an unknown
+tool, bad arguments or an exception inside a tool come back as ``ToolResult(is_error=True)``.
+Results are kept short, since the model's context is the scarce resource.
+
+The shell runs with the workspace as its working directory and without credentials in its
+environment, but it is not a jail: confinement of paths is enforced for the file tools only.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from glia_nb.evaluation.harness import EvalResult, Limits, evaluate, scrubbed_env
+from glia_nb.research.workspace import EXPERIMENTS_DIR, LEDGER_FILE, META_FILE, TASK_FILE, Workspace
+
+TIME_SPLIT = (("mean_global_queue_s", "global queue"), ("mean_replica_queue_s", "replica queue"),
+              ("mean_prefill_s", "prefill"), ("mean_decode_s", "decode"),
+              ("mean_lost_to_restarts_s", "lost to restarts"))
+ARTIFACTS = ("requests.csv", "request_metrics.csv", "gs_log.csv", "reqs_log.csv")
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What a tool call returns to the agent loop: text for the model, an error flag, and
+    structured ``data`` for the journal and widgets."""
+
+    text: str
+    is_error: bool = False
+    data: dict | None = None
+
+
+@dataclass(frozen=True)
+class ToolDef:
+    """A tool: name, description, JSON schema of its arguments, and the bound function."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+    fn: Callable[..., ToolResult] = field(repr=False)
+
+    def spec(self):
+        """This tool as a :class:`glia_nb.llm.types.ToolSpec` (a dict if that is missing)."""
+        try:
+            from glia_nb.llm.types import ToolSpec
+        except ImportError:  # pragma: no cover - the LLM layer ships with the package
+            return {"name": self.name, "description": self.description,
+                    "parameters": dict(self.parameters)}
+        return ToolSpec(self.name, self.description, dict(self.parameters))
+
+
+def truncate_middle(text: str, limit: int) -> str:
+    """Keep the head and the tail of ``text`` (40 % / 60 % of ``limit``) with a marker."""
+    if len(text) <= limit:
+        return text
+    head = int(limit * 0.4)
+    tail = limit - head
+    omitted = len(text) - head - tail
+    return f"{text[:head]}\n[... {omitted} characters omitted ...]\n{text[-tail:]}"
+
+
+class _HeadTail:
+    """Drains a pipe, keeping only the first and last ``limit`` bytes (bounded memory)."""
+
+    def __init__(self, stream, limit: int):
+        self.head, self.tail, self.total, self.limit = bytearray(), bytearray(), 0, limit
+        self._thread = threading.Thread(target=self._run, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _run(self, stream) -> None:
+        try:
+            while chunk := stream.read1(65536):
+                self.total += len(chunk)
+                room = self.limit - len(self.head)
+                if room > 0:
+                    self.head += chunk[:room]
+                    chunk = chunk[room:]
+                if chunk:
+                    self.tail += chunk
+                    del self.tail[: max(0, len(self.tail) - self.limit)]
+        except (OSError, ValueError):
+            pass
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def text(self, join_timeout: float) -> tuple[str, int]:
+        self._thread.join(join_timeout)
+        data = bytes(self.head)
+        kept = len(self.head) + len(self.tail)
+        if self.total > kept:
+            data += f"\n[... {self.total - kept} bytes omitted ...]\n".encode()
+        data += bytes(self.tail)
+        return data.decode("utf-8", "replace"), self.total
+
+
+def _schema(props: dict, required: tuple = ()) -> dict:
+    return {"type": "object", "properties": props, "required": list(required),
+            "additionalProperties": False}
+
+
+_JSON_TYPES = {"string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,)}
+
+
+def validate_arguments(schema: Mapping[str, Any], arguments: Any) -> tuple[dict, str | None]:
+    """Check ``arguments`` against our (flat) schemas; returns (arguments with defaults, error)."""
+    if not isinstance(arguments, Mapping):
+        return {}, f"arguments must be a JSON object, got {type(arguments).__name__}"
+    props = schema.get("properties", {})
+    extra = sorted(set(arguments) - set(props))
+    if extra:
+        return {}, f"unexpected argument(s) {', '.join(extra)}; allowed: {', '.join(props) or 'none'}"
+    missing = [k for k in schema.get("required", ()) if k not in arguments]
+    if missing:
+        return {}, f"missing required argument(s) {', '.join(missing)}"
+    out = {}
+    for k, v in arguments.items():
+        p = props[k]
+        t = p.get("type")
+        if t == "integer" and isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if t in _JSON_TYPES and (not isinstance(v, _JSON_TYPES[t])
+                                 or (t != "boolean" and isinstance(v, bool))):
+            return {}, f"argument {k!r} must be of type {t}, got {type(v).__name__} {v!r:.60}"
+        if "minimum" in p and v < p["minimum"]:
+            return {}, f"argument {k!r} must be >= {p['minimum']}, got {v}"
+        if "maximum" in p and v > p["maximum"]:
+            return {}, f"argument {k!r} must be <= {p['maximum']}, got {v}"
+        out[k] = v
+    return out, None
+
+
+class ToolBox:
+    """The Researcher's tools bound to ``workspace``.
+
+    ``max_simulations`` defaults to the task's budget; simulations already in the ledger
+    (except the free baseline, experiment 0) count as used, so a resumed session keeps its
+    budget.  ``limits`` and ``executor`` go to :func:`glia_nb.evaluation.harness.evaluate`."""
+
+    def __init__(self, workspace: Workspace, *, limits: Limits | None = None, executor=None,
+                 max_simulations: int | None = None, max_output_chars: int = 8000,
+                 max_shell_timeout_s: float = 600.0):
+        self.workspace = workspace
+        self.limits = limits or Limits()
+        self.executor = executor
+        self.max_simulations = (workspace.task.budget.max_simulations
+                                if max_simulations is None else int(max_simulations))
+        self.simulations_used = workspace.simulations_used()
+        self.max_output_chars = int(max_output_chars)
+        self.max_shell_timeout_s = float(max_shell_timeout_s)
+        self.finished = False
+        self.final_summary: str | None = None
+        task = workspace.task
+        n = len(task.seeds)
+        self._tools = {t.name: t for t in (
+            ToolDef("shell", "Run a bash command in the workspace directory (cwd = workspace; "
+                    "login shell). Use it to list files, grep, run Python analysis scripts on "
+                    "the experiment CSVs, or run ./run_benchmark.sh for a quick unrecorded check. "
+                    "Long output is truncated in the middle. Returns the exit code.",
+                    _schema({"command": {"type": "string", "description": "bash command line"},
+                             "timeout_s": {"type": "integer", "minimum": 1,
+                                           "maximum": int(self.max_shell_timeout_s),
+                                           "description": "kill the command after this many "
+                                                          "seconds (default 60)"}},
+                            ("command",)), self.shell),
+            ToolDef("read_file", "Read a text file in the workspace with numbered lines "
+                    "(offset = first line, 0-based; limit = number of lines, default 200).",
+                    _schema({"path": {"type": "string", "description": "path relative to the "
+                                                                       "workspace"},
+                             "offset": {"type": "integer", "minimum": 0},
+                             "limit": {"type": "integer", "minimum": 1, "maximum": 2000}},
+                            ("path",)), self.read_file),
+            ToolDef("write_file", f"Create or overwrite a text file in the workspace (e.g. "
+                    f"{task.policy_file}, or an analysis script). Parent folders are created. "
+                    f"{LEDGER_FILE}, {META_FILE}, {TASK_FILE} and {EXPERIMENTS_DIR}/ are "
+                    f"read-only records.",
+                    _schema({"path": {"type": "string"}, "content": {"type": "string"}},
+                            ("path", "content")), self.write_file),
+            ToolDef("run_experiment", f"Evaluate the current {task.policy_file} (class "
+                    f"{task.class_name}) on the benchmark over seeds "
+                    f"{', '.join(map(str, task.seeds))} in a sandbox, record it in "
+                    f"{LEDGER_FILE} and in a new folder {EXPERIMENTS_DIR}/NNN_<name>/ (code "
+                    f"snapshot, metrics.json, telemetry CSVs). Uses {n} simulations of the "
+                    "budget. Returns the score against the baseline, the restart fraction and "
+                    "where request time goes.",
+                    _schema({"name": {"type": "string", "description": "short label, e.g. "
+                                                                       "'headroom-0.6'"},
+                             "hypothesis": {"type": "string", "description": "what you expect "
+                                            "this change to do and why"}},
+                            ("name", "hypothesis")), self.run_experiment),
+            ToolDef("finish", "End the research session with a summary of the best design: "
+                    "what it does, its score against the baseline, and why it works.",
+                    _schema({"summary": {"type": "string"}}, ("summary",)), self.finish),
+        )}
+
+    # ------------------------------------------------------------------ protocol
+    @property
+    def names(self) -> list[str]:
+        """The tool names, in the order offered to the model."""
+        return list(self._tools)
+
+    def definitions(self) -> list[ToolDef]:
+        """The tool definitions (name, description, schema, function)."""
+        return list(self._tools.values())
+
+    def specs(self) -> list:
+        """The tools as :class:`glia_nb.llm.types.ToolSpec` objects for an LLM client."""
+        return [t.spec() for t in self._tools.values()]
+
+    @property
+    def simulations_left(self) -> int:
+        """Simulations still allowed by the budget."""
+        return max(0, self.max_simulations - self.simulations_used)
+
+    def call(self, name: str, arguments: Mapping[str, Any] | None) -> ToolResult:
+        """Run tool ``name`` with ``arguments``; every failure becomes an error result."""
+        tool = self._tools.get(name)
+        if tool is None:
+            return ToolResult(f"unknown tool {name!r}; available tools: {', '.join(self._tools)}",
+                              is_error=True)
+        args, err = validate_arguments(tool.parameters, {} if arguments is None else arguments)
+        if err:
+            return ToolResult(f"bad arguments for {name}: {err}", is_error=True)
+        try:
+            return tool.fn(**args)
+        except Exception as exc:  # a tool bug or an OS error must not end the session
+            return ToolResult(f"{name} failed: {type(exc).__name__}: {exc}", is_error=True)
+
+    # ------------------------------------------------------------------ tools
+    def shell(self, command: str, timeout_s: int = 60) -> ToolResult:
+        """Run ``command`` with ``bash -lc`` in the workspace; kill its process group after
+        ``timeout_s``; return the (head+tail truncated) output and the exit code."""
+        timeout = min(max(1.0, float(timeout_s)), self.max_shell_timeout_s)
+        env = scrubbed_env({"PATH": os.pathsep.join([str(Path(sys.executable).parent),
+                                                     os.environ.get("PATH", "")]),
+                            "GLIA_WORKSPACE": str(self.workspace.path), "PYTHONUNBUFFERED": "1"})
+        proc = subprocess.Popen(["bash", "-lc", command], cwd=self.workspace.path, env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        reader = _HeadTail(proc.stdout, self.max_output_chars)
+        timed_out = False
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                proc.kill()
+            rc = proc.wait()
+        # A daemonised grandchild may hold the pipe open; do not wait for it forever.
+        text, total = reader.text(join_timeout=2.0)
+        if not reader.alive:  # closing under a blocked reader thread would block us too
+            proc.stdout.close()
+        text = truncate_middle(text, self.max_output_chars)
+        if timed_out:
+            footer = f"[killed after {timeout:g} s (timeout); output so far shown]"
+        else:
+            footer = f"[exit code {rc}]"
+        body = text.rstrip("\n")
+        return ToolResult(f"{body}\n{footer}" if body else footer, is_error=timed_out,
+                          data={"returncode": rc, "timed_out": timed_out, "output_bytes": total})
+
+    def read_file(self, path: str, offset: int = 0, limit: int = 200) -> ToolResult:
+        """Numbered lines ``offset+1 .. offset+limit`` of a text file in the workspace."""
+        p = self.workspace.resolve(path, must_exist=True)
+        if p.is_dir():
+            entries = sorted(e.name + ("/" if e.is_dir() else "") for e in p.iterdir())
+            return ToolResult(f"{self.workspace.relative(p)} is a directory: "
+                              + (", ".join(entries[:200]) or "(empty)"), is_error=True)
+        raw = p.read_bytes()
+        if b"\x00" in raw[:8192]:
+            return ToolResult(f"{self.workspace.relative(p)} looks binary ({len(raw)} bytes); "
+                              "use the shell to inspect it", is_error=True)
+        lines = raw.decode("utf-8", "replace").splitlines()
+        chunk = lines[offset: offset + limit]
+        width = len(str(offset + len(chunk)))
+        body = "\n".join(f"{i:>{width}}\t{_clip(line)}" for i, line in
+                         enumerate(chunk, start=offset + 1))
+        if not lines:
+            return ToolResult(f"{self.workspace.relative(p)} is empty", data={"lines": 0})
+        if not chunk:
+            return ToolResult(f"offset {offset} is past the end ({len(lines)} lines)",
+                              is_error=True)
+        end = offset + len(chunk)
+        note = (f"\n[lines {offset + 1}-{end} of {len(lines)}; read_file with offset={end} "
+                "for more]" if end < len(lines) else "")
+        return ToolResult(truncate_middle(body, self.max_output_chars) + note,
+                          data={"path": self.workspace.relative(p), "lines": len(lines)})
+
+    def write_file(self, path: str, content: str) -> ToolResult:
+        """Write ``content`` to ``path`` in the workspace (records are read-only)."""
+        p = self.workspace.resolve(path)
+        rel = Path(self.workspace.relative(p))
+        if str(rel) in (LEDGER_FILE, META_FILE, TASK_FILE) or (rel.parts and rel.parts[0] == EXPERIMENTS_DIR):
+            return ToolResult(f"{rel} is a read-only record of the session; write elsewhere "
+                              f"(e.g. analysis/ or {self.workspace.task.policy_file})", is_error=True)
+        if p.is_dir():
+            return ToolResult(f"{rel} is a directory", is_error=True)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(content)
+        msg = f"wrote {len(content.encode())} bytes ({content.count(chr(10)) + 1} lines) to {rel}"
+        if p.suffix == ".py":
+            try:
+                compile(content, str(rel), "exec")
+            except SyntaxError as exc:
+                msg += f"\nwarning: {rel} has a syntax error at line {exc.lineno}: {exc.msg}"
+        return ToolResult(msg, data={"path": str(rel), "bytes": len(content.encode())})
+
+    def run_experiment(self, name: str, hypothesis: str) -> ToolResult:
+        """Snapshot the policy, evaluate it in the sandbox, record it, report briefly."""
+        ws, task = self.workspace, self.workspace.task
+        need = len(task.seeds)
+        if self.simulations_left < need:
+            return ToolResult(
+                f"simulation budget exhausted: {self.simulations_used} of {self.max_simulations} "
+                f"simulations used and an experiment needs {need}. No more experiments can be "
+                "run; analyse what you have and call finish with your best design.",
+                is_error=True, data={"budget_exhausted": True})
+        if not ws.policy_path.exists():
+            return ToolResult(f"{task.policy_file} does not exist; write it first", is_error=True)
+        if not name.strip():
+            return ToolResult("name must not be empty", is_error=True)
+        exp_id, folder = ws.new_experiment(name)
+        prev_best = ws.best()
+        result = evaluate(folder / task.policy_file, task, folder, executor=self.executor,
+                          limits=self.limits)
+        row = ws.record_experiment(exp_id, name, hypothesis, result, folder)
+        self.simulations_used += result.simulations
+        text = format_report(ws, exp_id, name, result, prev_best, self.simulations_used,
+                             self.max_simulations)
+        return ToolResult(text, is_error=not result.ok,
+                          data={"experiment": row, "result": result.to_dict()})
+
+    def run_baseline(self) -> EvalResult:
+        """Evaluate the task's baseline as experiment 0 (free of charge) and record its
+        score in the workspace (``TASK.md`` is re-rendered with it)."""
+        ws, task = self.workspace, self.workspace.task
+        exp_id, folder = ws.new_experiment(f"baseline-{task.baseline}", exp_id=0, snapshot=False)
+        result = evaluate(task.baseline, task, folder, executor=self.executor, limits=self.limits)
+        ws.record_experiment(exp_id, f"baseline-{task.baseline}",
+                             f"the baseline {task.layer.replace('_', ' ')} {task.baseline}", result, folder)
+        if result.ok:
+            ws.set_baseline(result.score, result.summary, experiment=exp_id)
+        return result
+
+    def finish(self, summary: str) -> ToolResult:
+        """Mark the session finished with the Researcher's summary (saved to FINAL.md)."""
+        self.finished = True
+        self.final_summary = summary
+        (self.workspace.path / "FINAL.md").write_text(summary.rstrip() + "\n")
+        best = self.workspace.best()
+        note = (f" Best recorded experiment: {best['id']:03d} {best['name']} "
+                f"(score {best['score']:.4g})." if best else " No successful experiment recorded.")
+        return ToolResult("Session marked as finished." + note, data={"best": best})
+
+
+def _clip(line: str, n: int = 1000) -> str:
+    return line if len(line) <= n else line[:n] + f"… [{len(line) - n} more characters]"
+
+
+def format_report(ws: Workspace, exp_id: int, name: str, result: EvalResult,
+                  prev_best: dict | None, used: int, budget: int) -> str:
+    """The short text the Researcher gets back from ``run_experiment``."""
+    task, obj = ws.task, ws.task.objective
+    rel = ws.relative(result.out_dir) if result.out_dir else "?"
+    head = f"Experiment {exp_id:03d} \"{name}\""
+    sims = f"{result.simulations} simulations; {used} of {budget} used"
+    if not result.ok:
+        lines = [f"{head}: FAILED ({result.error_kind}) after {result.wall_s:.1f} s ({sims})",
+                 result.error or ""]
+        if result.traceback:
+            tb = result.traceback.strip().splitlines()[-15:]
+            lines += ["Traceback (last lines):", *tb]
+        lines.append(f"Files: {rel}/policy.py (snapshot), {rel}/sandbox_log.txt (output)")
+        # Paths relative to the workspace: shorter, and what the Researcher's tools accept.
+        text = "\n".join(lines).replace(str(ws.path) + os.sep, "")
+        return truncate_middle(text, 4000)
+    s = result.summary
+    base, bsum = ws.baseline_score, ws.baseline_summary or {}
+    ci = s.get("mean_e2e_ci90_s")
+    score = f"{obj.name} = {result.score:.3f} {obj.unit}"
+    if ci and obj.name == "mean_e2e_s" and len(result.seeds) > 1:
+        score += f" (90% CI {ci[0]:.2f}-{ci[1]:.2f})"
+    if base is not None:
+        imp = obj.improvement(result.score, base)
+        score += (f"; baseline {task.baseline} {base:.3f}: {abs(imp):.1%} "
+                  f"{'better' if imp >= 0 else 'worse'}")
+    if prev_best is not None and prev_best.get("score") is not None:
+        is_best = obj.is_better(result.score, prev_best["score"])
+        score += (f"; new best (previous {prev_best['score']:.3f}, exp {prev_best['id']:03d})"
+                  if is_best else f"; best so far {prev_best['score']:.3f} (exp "
+                  f"{prev_best['id']:03d})")
+    if getattr(obj, "constraint", None):
+        c_val = s.get(obj.constraint, float("nan"))
+        met = obj.feasible(s)
+        score += (f"\nConstraint {obj.constraint} = {c_val:.3f} (limit {obj.constraint_max:g}): "
+                  + ("met" if met else f"VIOLATED, so the score counts as {result.score}; "
+                     f"{obj.name} itself was {s.get(obj.name, float('nan')):.3f}"))
+    per_seed = " | ".join(f"{p.get('seed')}: {p.get(obj.name, float('nan')):.2f}"
+                          for p in result.per_seed)
+    rf = s.get("restart_fraction", float("nan"))
+    rtxt = f"Restarted requests {rf:.1%}"
+    if "restart_fraction" in bsum:
+        rtxt += f" (baseline {bsum['restart_fraction']:.1%})"
+    rtxt += (f"; mean TTFT {s.get('mean_ttft_s', float('nan')):.2f} s, p90 TTFT "
+             f"{s.get('p90_ttft_s', float('nan')):.2f} s; p99 e2e {s.get('p99_e2e_s', float('nan')):.1f} s")
+    split = " | ".join(f"{label} {s.get(k, float('nan')):.2f}" for k, label in TIME_SPLIT)
+    lines = [f"{head}: ok in {result.wall_s:.1f} s ({sims})", score,
+             f"Per seed: {per_seed}", rtxt, f"Mean time split (s): {split}"]
+    if bsum and all(k in bsum for k, _ in TIME_SPLIT):
+        lines.append("Baseline split (s):   " + " | ".join(
+            f"{label} {bsum[k]:.2f}" for k, label in TIME_SPLIT))
+    files = ", ".join(a for a in ARTIFACTS if result.out_dir and (Path(result.out_dir) / a).exists())
+    lines.append(f"Files in {rel}/: metrics.json, seeds.csv"
+                 + (f"; seed {result.seeds[0]} telemetry: {files}" if files else ""))
+    return "\n".join(lines)
+
+
+__all__ = ["ToolBox", "ToolResult", "ToolDef", "validate_arguments", "truncate_middle",
+           "format_report"]

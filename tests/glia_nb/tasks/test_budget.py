@@ -1,0 +1,118 @@
+"""Budgets and the thread-safe tracker."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from glia_nb.tasks.budget import Budget, BudgetTracker
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_budget_is_frozen_validated_and_round_trips():
+    b = Budget(max_simulations=30, max_usd=5.0, max_wall_s=60, max_turns=10)
+    with pytest.raises(AttributeError):
+        b.max_usd = 1.0  # type: ignore[misc]
+    with pytest.raises(ValueError):
+        Budget(max_usd=-1)
+    assert Budget.from_dict(b.to_dict()) == b
+    assert Budget.coerce(None) == Budget()
+    assert Budget.coerce({"max_turns": 4}) == Budget(max_turns=4)
+
+
+def test_a_tasks_default_budget_converts():
+    from glia_nb.tasks import Budget as TaskBudget
+
+    b = Budget.coerce(TaskBudget(max_simulations=90, max_dollars=20.0, max_wall_s=3600, max_turns=250))
+    assert b == Budget(max_simulations=90, max_usd=20.0, max_wall_s=3600, max_turns=250)
+
+
+def test_unlimited_budget_is_never_exhausted():
+    t = BudgetTracker()
+    for _ in range(100):
+        t.add_simulations(3)
+        t.add_cost(10.0)
+        t.add_turn()
+    assert t.exhausted() is None and t.simulations_left() is None
+
+
+@pytest.mark.parametrize(
+    "budget, spend, reason",
+    [
+        (Budget(max_simulations=6), lambda t: t.add_simulations(3), "simulations"),
+        (Budget(max_usd=0.5), lambda t: t.add_cost(0.2), "dollars"),
+        (Budget(max_turns=3), lambda t: t.add_turn(), "turns"),
+    ],
+)
+def test_each_limit_is_reported_when_reached(budget, spend, reason):
+    t = BudgetTracker(budget)
+    spent = 0
+    while t.exhausted() is None:
+        spend(t)
+        spent += 1
+        assert spent < 10
+    assert t.exhausted() == reason
+    assert spent == {"simulations": 2, "dollars": 3, "turns": 3}[reason]
+
+
+def test_wall_clock_runs_only_while_started_and_survives_restore():
+    clock = FakeClock()
+    t = BudgetTracker(Budget(max_wall_s=100), clock=clock)
+    clock.t += 50  # not started: does not count
+    assert t.wall_s == 0.0
+    t.start_clock()
+    clock.t += 30
+    assert t.wall_s == pytest.approx(30)
+    t.stop_clock()
+    clock.t += 1000  # paused: does not count
+    t.start_clock()
+    clock.t += 60
+    assert t.wall_s == pytest.approx(90) and t.exhausted() is None
+    clock.t += 10
+    assert t.exhausted() == "wall_time"
+
+    resumed = BudgetTracker(Budget(max_wall_s=100), clock=clock)
+    resumed.restore(simulations=9, usd=1.5, turns=4, calls=6, wall_s=95.0)
+    resumed.start_clock()
+    clock.t += 4
+    snap = resumed.snapshot()
+    assert (snap["simulations"], snap["usd"], snap["turns"], snap["llm_calls"]) == (9, 1.5, 4, 6)
+    assert snap["wall_s"] == pytest.approx(99.0) and resumed.exhausted() is None
+
+
+def test_counters_are_exact_under_concurrent_updates():
+    t = BudgetTracker(Budget(max_simulations=10**9))
+
+    def work():
+        for _ in range(2000):
+            t.add_simulations(1)
+            t.add_cost(0.001)
+            t.add_turn()
+            t.snapshot()
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert t.simulations == 16_000 and t.turns == 16_000
+    assert t.usd == pytest.approx(16.0)
+
+
+def test_snapshot_and_description():
+    t = BudgetTracker(Budget(max_simulations=90, max_usd=20.0))
+    t.add_simulations(3)
+    t.add_cost(1.25)
+    snap = t.snapshot()
+    assert snap["limits"]["max_simulations"] == 90 and snap["usd"] == 1.25 and snap["llm_calls"] == 1
+    assert t.simulations_left() == 87
+    line = t.describe()
+    assert "simulations 3 of 90" in line and "dollars 1.25 of 20.00" in line and "turns 0" in line
