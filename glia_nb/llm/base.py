@@ -6,11 +6,13 @@ import time
 from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 from glia_nb.llm.accounting import UsageLedger
+from glia_nb.llm.context import TokenMeter, fit_max_tokens
+from glia_nb.llm.context import refused
 from glia_nb.llm.pricing import context_window_for, cost_usd
-from glia_nb.llm.retry import Failure, RetryPolicy, call_with_retries, is_retryable_status, parse_retry_after
+from glia_nb.llm.retry import Failure, LLMError, RetryPolicy, call_with_retries, classify_status, parse_retry_after
 from glia_nb.llm.types import Completion, Message, ToolSpec, Usage
 
-DEFAULT_MAX_TOKENS = 8192  # reasoning models spend part of this on hidden reasoning
+DEFAULT_MAX_TOKENS = 8192  # reasoning models spend part of this on hidden reasoning; cut to fit the window
 DEFAULT_TIMEOUT_S = 600.0  # long reasoning calls take minutes; matches the SDKs' default
 
 
@@ -34,26 +36,31 @@ class LLMClient(Protocol):
         ...
 
 
-def sdk_classifier(sdk: Any) -> Callable[[BaseException], Failure | None]:
+def sdk_classifier(sdk: Any, where: str = "") -> Callable[[BaseException], Failure | None]:
     """Classify the exceptions of a Stainless-generated SDK (``anthropic`` or ``openai``).
 
     Both SDKs expose ``APIStatusError`` (with ``status_code`` and ``response``),
-    ``APIConnectionError`` and its subclass ``APITimeoutError``.
+    ``APIConnectionError`` and its subclass ``APITimeoutError``. ``where`` (the base URL)
+    names the endpoint in connection errors. A refused connection is final: retrying a
+    closed port only delays the one-line error.
     """
     status_error, conn_error, timeout_error = sdk.APIStatusError, sdk.APIConnectionError, sdk.APITimeoutError
+    at = f" {where}" if where else ""
 
     def classify(exc: BaseException) -> Failure | None:
         if isinstance(exc, status_error):
             status = int(exc.status_code)
             headers = getattr(getattr(exc, "response", None), "headers", None)
-            text = str(exc)
-            detail = f"HTTP {status}: {text[:500]}"
-            return Failure(is_retryable_status(status), status, detail, parse_retry_after(headers))
+            return classify_status(status, str(exc), parse_retry_after(headers))
         if isinstance(exc, timeout_error):
-            return Failure(True, None, f"request timed out ({exc})")
+            return Failure(True, None, f"request to{at or ' the server'} timed out ({exc})", kind="timeout")
         if isinstance(exc, conn_error):
+            if refused(exc):
+                return Failure(False, None, f"cannot reach{at or ' the server'}: connection refused",
+                               kind="connection")
             cause = exc.__cause__ or exc.__context__
-            return Failure(True, None, f"connection error ({exc}{'; ' + repr(cause) if cause else ''})")
+            detail = f"connection error{at} ({exc}{'; ' + repr(cause) if cause else ''})"
+            return Failure(True, None, detail, kind="connection")
         return None
 
     return classify
@@ -87,6 +94,8 @@ class SDKClient:
         self.prices = dict(prices) if prices else None
         self.use_builtin_prices = use_builtin_prices
         self.context_window = int(context_window) if context_window else context_window_for(model)
+        self.context_source = "given" if context_window else "table"
+        self.meter = TokenMeter()
         self.ledger = ledger
         self._sleep = sleep
         self._classify = classify
@@ -108,15 +117,25 @@ class SDKClient:
         if not any(m.role != "system" for m in msgs):
             raise ValueError("complete() needs at least one non-system message")
         tool_list = list(tools or ())
+        self.discover_context()
+        chars = self.meter.chars(msgs, tool_list)
         t0 = time.perf_counter()
-        raw, attempts = call_with_retries(
-            lambda: self._create(msgs, tool_list, max_tokens, temperature),
-            policy=self.retry,
-            classify=self._classify,
-            provider=self.provider,
-            model=self.model,
-            sleep=self._sleep,
-        )
+        for fit_try in range(2):
+            sent_max = self._fit(msgs, tool_list, max_tokens)
+            try:
+                raw, attempts = call_with_retries(
+                    lambda: self._create(msgs, tool_list, sent_max, temperature),
+                    policy=self.retry,
+                    classify=self._classify,
+                    provider=self.provider,
+                    model=self.model,
+                    sleep=self._sleep,
+                )
+                break
+            except LLMError as exc:
+                # The server named a smaller window than we assumed: learn it and refit once.
+                if exc.kind != "context_overflow" or fit_try or not self._learn_overflow(exc, chars):
+                    raise
         latency = time.perf_counter() - t0
         message, usage, stop_reason, served_model = self._parse(raw)
         model = served_model or self.model
@@ -135,9 +154,43 @@ class SDKClient:
             cost_known=cost.known,
             attempts=attempts,
         )
+        if usage.input_tokens > 0:
+            self.meter.observe(chars, usage.input_tokens)
         if self.ledger is not None:
             self.ledger.record(completion)
         return completion
+
+    def discover_context(self) -> int:
+        """The context window in tokens (servers that can say are asked once, first)."""
+        return self.context_window
+
+    def _fit(self, msgs: list[Message], tools: list[ToolSpec], requested: int) -> int:
+        """``requested`` cut to the room the window leaves; LLMError when none is left."""
+        estimate = self.meter.estimate(msgs, tools)
+        fitted = fit_max_tokens(self.context_window, estimate, requested)
+        if fitted <= 0:
+            raise LLMError(
+                f"{self.provider}:{self.model}: the prompt (about {estimate} tokens) leaves no room for a reply "
+                f"in the model's {self.context_window}-token context window",
+                provider=self.provider, model=self.model, kind="context_overflow",
+                context_tokens=self.context_window,
+            )
+        return fitted
+
+    def _learn_overflow(self, exc: LLMError, chars: int) -> bool:
+        """Take the window and prompt size a context-overflow error reports; True if
+        anything was learnt (then a refitted retry may succeed)."""
+        import re
+
+        learnt = False
+        if exc.context_tokens and exc.context_tokens != self.context_window:
+            self.context_window, self.context_source, learnt = int(exc.context_tokens), "server error", True
+        m = re.search(r"(\d+) (?:tokens )?in the messages", str(exc))
+        if m:
+            before = self.meter.estimate([Message.user("x" * chars)])
+            self.meter.observe(chars, int(m.group(1)))
+            learnt = learnt or self.meter.estimate([Message.user("x" * chars)]) > before
+        return learnt
 
     def _create(
         self, messages: list[Message], tools: list[ToolSpec], max_tokens: int, temperature: float | None

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from typing import Any, Callable, Mapping, Sequence
 
 from glia_nb.llm.accounting import UsageLedger
 from glia_nb.llm.base import DEFAULT_TIMEOUT_S, SDKClient, sdk_classifier
+from glia_nb.llm.context import DEFAULT_LOCAL_CONTEXT, probe_context_window
 from glia_nb.llm.retry import LLMConfigError, LLMError, RetryPolicy
 from glia_nb.llm.types import Message, ToolCall, ToolSpec, Usage
 
@@ -48,7 +50,8 @@ def to_openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for m in messages:
         if m.role == "assistant":
-            d: dict[str, Any] = {"role": "assistant", "content": m.content or (None if m.tool_calls else "")}
+            # Never null: llama-cpp-python's server rejects it (HTTP 500, "Input should be a valid string").
+            d: dict[str, Any] = {"role": "assistant", "content": m.content or ""}
             if m.tool_calls:
                 d["tool_calls"] = [
                     {"id": tc.id, "type": "function", "function": {"name": tc.name, "arguments": _arguments_text(tc)}}
@@ -168,7 +171,7 @@ class OpenAIClient(SDKClient):
             context_window=context_window,
             ledger=ledger,
             sleep=sleep,
-            classify=sdk_classifier(openai),
+            classify=sdk_classifier(openai, base_url or ""),
         )
         kwargs: dict[str, Any] = {"api_key": api_key, "timeout": timeout, "max_retries": 0}
         if base_url:
@@ -188,6 +191,7 @@ class OpenAIClient(SDKClient):
         }
         if tools:
             kwargs["tools"] = to_openai_tools(tools)
+            kwargs["tool_choice"] = "auto"  # without it llama.cpp's server ignores the tools
         if temperature is not None:
             kwargs["temperature"] = temperature
         return self._sdk.chat.completions.create(**kwargs)
@@ -205,7 +209,8 @@ class OpenAICompatibleClient(OpenAIClient):
     ``base_url`` is the API root, e.g. ``http://127.0.0.1:8000/v1`` (defaults to
     ``$OPENAI_BASE_URL``). Calls are free unless ``prices`` names the model: the built-in
     price table is not used, since a local model that shares a hosted model's name costs
-    nothing. Sends ``max_tokens``, which these servers understand.
+    nothing. Sends ``max_tokens``, which these servers understand, cut to what the context
+    window leaves (see :mod:`glia_nb.llm.context` for how the window is found).
     """
 
     provider = "openai-compatible"
@@ -235,3 +240,24 @@ class OpenAICompatibleClient(OpenAIClient):
         self._init(
             model, api_key or "not-needed", url, timeout, retry, prices, False, context_window, ledger, http_client, sleep
         )
+        if not context_window:  # a local model's name says nothing about the window it was served with
+            self.context_window, self.context_source = DEFAULT_LOCAL_CONTEXT, "default"
+        self._probe_lock = threading.Lock()
+        self._probed = bool(context_window)
+        self._probe_timeout = min(float(timeout), 10.0)
+
+    def discover_context(self) -> int:
+        """The served model's context window: asked of the server once (vLLM, llama.cpp,
+        Ollama answer), else the one given, else :data:`DEFAULT_LOCAL_CONTEXT`. A refused
+        connection raises :class:`LLMError` naming the URL."""
+        with self._probe_lock:
+            if not self._probed:
+                self._probed = True
+                http = getattr(self._sdk, "_client", None)  # the SDK's own httpx client
+                kw: dict[str, Any] = {"timeout": self._probe_timeout}
+                if http is not None and hasattr(http, "get") and hasattr(http, "post"):
+                    kw.update(get=http.get, post=http.post)
+                found = probe_context_window(str(self.base_url), self.model, **kw)
+                if found:
+                    self.context_window, self.context_source = int(found), "server"
+        return self.context_window

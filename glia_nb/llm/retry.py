@@ -8,6 +8,7 @@ tests run with zero delay and long studies can wait out rate limits.
 from __future__ import annotations
 
 import random
+import re
 import time
 from dataclasses import dataclass
 from typing import Callable, TypeVar
@@ -35,8 +36,12 @@ class LLMError(RuntimeError):
         status_code: int | None = None,
         attempts: int = 0,
         retryable: bool = False,
+        kind: str = "other",
+        context_tokens: int | None = None,
     ) -> None:
         super().__init__(message)
+        self.kind = kind
+        self.context_tokens = context_tokens
         self.provider = provider
         self.model = model
         self.status_code = status_code
@@ -88,11 +93,49 @@ class Failure:
     status_code: int | None
     detail: str
     retry_after: float | None = None
+    kind: str = "other"
+    context_tokens: int | None = None
 
 
 def is_retryable_status(status: int) -> bool:
     """True for HTTP statuses worth retrying (408, 409, 429 and all 5xx)."""
     return status in RETRYABLE_STATUS or status >= 500
+
+
+# What servers say when the prompt plus max_tokens do not fit: OpenAI, vLLM, llama.cpp
+# (C++ and Python servers), Ollama. Group 1, when present, is the window in tokens.
+_OVERFLOW = (
+    re.compile(r"maximum context length is (\d+)", re.IGNORECASE),
+    re.compile(r"context window of (\d+)", re.IGNORECASE),
+    re.compile(r"context (?:length|size) of (\d+)", re.IGNORECASE),
+    re.compile(r"n_ctx(?:_slot)?\s*[=:]?\s*(\d+)", re.IGNORECASE),
+    re.compile(r"exceeds? (?:the )?(?:available )?context", re.IGNORECASE),
+    re.compile(r"prompt is too long|too many tokens|context_length_exceeded", re.IGNORECASE),
+)
+# A 5xx whose body says the request itself is wrong will fail the same way every time
+# (llama-cpp-python answers a pydantic validation error with HTTP 500).
+_INVALID = re.compile(r"validation error|input should be|invalid request|is not valid|"
+                      r"unrecognized|not supported|unsupported", re.IGNORECASE)
+
+
+def classify_status(status: int, text: str, retry_after: float | None = None) -> Failure:
+    """A :class:`Failure` for an HTTP error ``status`` with body/message ``text``: only
+    rate limits, timeouts, conflicts and genuine server faults are retried."""
+    detail = f"HTTP {status}: {text[:500]}"
+    for pattern in _OVERFLOW:
+        m = pattern.search(text)
+        if m and status < 500 or (m and status >= 500 and "context" in text.lower()):
+            window = int(m.group(1)) if m.groups() and m.group(1) else None
+            return Failure(False, status, detail, None, "context_overflow", window)
+    if status in (401, 403):
+        return Failure(False, status, detail, None, "auth")
+    if status == 429:
+        return Failure(True, status, detail, retry_after, "rate_limit")
+    if status >= 500 and _INVALID.search(text):
+        return Failure(False, status, detail, None, "invalid_request")
+    if is_retryable_status(status):
+        return Failure(True, status, detail, retry_after, "server" if status >= 500 else "other")
+    return Failure(False, status, detail, None, "invalid_request")
 
 
 def parse_retry_after(headers) -> float | None:
@@ -143,5 +186,7 @@ def call_with_retries(
                     status_code=failure.status_code,
                     attempts=attempt,
                     retryable=failure.retryable,
+                    kind=failure.kind,
+                    context_tokens=failure.context_tokens,
                 ) from exc
             sleep(policy.delay(attempt - 1, failure.retry_after))
