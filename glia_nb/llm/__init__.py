@@ -7,7 +7,7 @@ Importing this package does not import the provider SDKs; a client does when bui
 from glia_nb.llm.accounting import UsageLedger
 from glia_nb.llm.anthropic_client import AnthropicClient
 from glia_nb.llm.base import LLMClient
-from glia_nb.llm.clients import ClientSpec, make_client, parse_spec
+from glia_nb.llm.clients import ClientSpec, client_from_info, make_client, parse_spec
 from glia_nb.llm.fake import ScriptedClient
 from glia_nb.llm.openai_client import OpenAIClient, OpenAICompatibleClient
 from glia_nb.llm.pricing import PRICES, Cost, ModelPrice, context_window_for, cost_usd, lookup_price
@@ -33,6 +33,7 @@ __all__ = [
     "ToolSpec",
     "Usage",
     "UsageLedger",
+    "client_from_info",
     "context_window_for",
     "cost_usd",
     "lookup_price",

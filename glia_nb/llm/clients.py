@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from glia_nb.llm.anthropic_client import DEFAULT_ANTHROPIC_MODEL, AnthropicClient
 from glia_nb.llm.base import LLMClient
@@ -30,6 +30,7 @@ __all__ = [
     "LLMClient",
     "OpenAIClient",
     "OpenAICompatibleClient",
+    "client_from_info",
     "make_client",
     "parse_spec",
 ]
@@ -115,3 +116,18 @@ def make_client(spec: str | None = None, **kwargs: Any) -> LLMClient:
     if parsed.provider == "openai":
         return OpenAIClient(parsed.model, **kwargs)
     return OpenAICompatibleClient(parsed.base_url, parsed.model, **kwargs)
+
+
+def client_from_info(info: Mapping[str, Any], **kwargs: Any) -> LLMClient:
+    """Rebuild a client from what a journal header records about it (``provider``,
+    ``model``, ``base_url``; a ``context_window`` that was given rather than learnt)."""
+    provider, model = info.get("provider"), info.get("model")
+    if not provider or not model:
+        raise LLMConfigError(f"cannot rebuild a model client from {dict(info)}")
+    if provider == "openai-compatible":
+        if not info.get("base_url"):
+            raise LLMConfigError(f"the journal names no server URL for {model!r}; pass the client explicitly")
+        if info.get("context_source") == "given" and info.get("context_window"):
+            kwargs.setdefault("context_window", int(info["context_window"]))
+        return OpenAICompatibleClient(info["base_url"], model, **kwargs)
+    return make_client(f"{provider}:{model}", **kwargs)

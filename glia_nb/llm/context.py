@@ -26,7 +26,8 @@ from glia_nb.llm.retry import LLMError
 from glia_nb.llm.types import Message, ToolSpec
 
 __all__ = [
-    "DEFAULT_LOCAL_CONTEXT", "MIN_COMPLETION_TOKENS", "OLLAMA_DEFAULT_CTX", "TokenMeter", "estimate_text_tokens", "fit_max_tokens",
+    "DEFAULT_LOCAL_CONTEXT", "MIN_COMPLETION_TOKENS", "OLLAMA_DEFAULT_CTX", "TokenMeter", "context_window_of",
+    "estimate_text_tokens", "fit_max_tokens",
     "probe_context_window", "refused", "window_from_payloads",
 ]
 
@@ -76,6 +77,16 @@ class TokenMeter:
         with self._lock:
             self.chars_per_token = ratio if self.observed == 0 else 0.5 * self.chars_per_token + 0.5 * ratio
             self.observed += 1
+
+
+def context_window_of(client: Any) -> int | None:
+    """A client's context window, asking the server first where the client can
+    (``discover_context``); a refused connection raises the client's LLMError."""
+    discover = getattr(client, "discover_context", None)
+    if callable(discover):
+        return int(discover())
+    window = getattr(client, "context_window", None)
+    return int(window) if window else None
 
 
 def fit_max_tokens(window: int, prompt_tokens: int, requested: int) -> int:

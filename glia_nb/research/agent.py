@@ -5,18 +5,31 @@ through the toolbox. Malformed arguments and failing tools go back to the model 
 tool results, so the model can correct itself and the loop never raises for them. The
 caller (a :class:`~glia_nb.research.session.session.Session`, a test, a notebook cell) owns the
 conversation and decides when to stop, which keeps this module small.
+
+A model or server without native tool calls (``tool_mode="text"``, or ``"auto"`` once a
+local server answers a tool offer in prose) gets the tools described in its system prompt
+and acts with fenced JSON blocks (:mod:`glia_nb.llm.text_tools`); its actions become the
+same ToolCalls, tool results and journal records as native ones.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import inspect
+import secrets
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
+from glia_nb.llm.retry import LLMError
+from glia_nb.llm.text_tools import REMINDER, TEXT_ID_PREFIX, parse_actions, render_protocol, to_text_conversation
 from glia_nb.llm.types import Completion, Message, ToolCall, ToolSpec, Usage
 
-__all__ = ["Agent", "AgentConfig", "Researcher", "StepResult", "ToolBoxLike", "ToolOutcome", "clip_text", "load_prompt"]
+__all__ = ["Agent", "AgentConfig", "Researcher", "StepResult", "ToolBoxLike", "ToolOutcome", "call_fields", "call_step",
+           "clip_text", "load_prompt"]
 
 FINISH_TOOL = "finish"
+TOOL_MODES = ("auto", "native", "text")
+# Providers whose tool calling is known to work: "auto" never leaves native mode for them.
+_NATIVE_PROVIDERS = ("anthropic", "openai", "scripted")
 # The event hook gets ("reply", {"completion": ...}) right after the model answers and
 # ("tool", {"call", "message", "outcome"}) after each tool, so a session can journal as it goes.
 EventHook = Callable[[str, Mapping[str, Any]], None]
@@ -39,7 +52,10 @@ class Researcher(Protocol):
 @dataclass(frozen=True)
 class AgentConfig:
     """One configuration of the loop. ``max_tool_chars`` caps a tool result sent back to
-    the model (head and tail are kept: errors and summaries tend to sit at the end)."""
+    the model (head and tail are kept: errors and summaries tend to sit at the end).
+    ``tool_mode``: ``native`` (the API's tool calls), ``text`` (fenced JSON actions told in
+    the system prompt) or ``auto`` (native, falling back to text for a local server that
+    answers a tool offer without tool calls or rejects ``tools``)."""
 
     name: str
     system_prompt: str
@@ -47,6 +63,11 @@ class AgentConfig:
     max_tokens: int = 8192
     temperature: float | None = None
     max_tool_chars: int = 20_000
+    tool_mode: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.tool_mode not in TOOL_MODES:
+            raise ValueError(f"tool_mode must be one of {TOOL_MODES}, got {self.tool_mode!r}")
 
 
 @dataclass(frozen=True)
@@ -113,6 +134,7 @@ class Agent:
         self.client = client
         self.config = config
         self.toolbox = toolbox if config.tools else None
+        self.text_tools = config.tool_mode == "text"
 
     @property
     def model(self) -> str:
@@ -123,11 +145,22 @@ class Agent:
         """One model call on ``messages`` (without the system prompt, which is prepended
         here), then every tool call executed in order. LLM errors propagate."""
         emit = on_event or (lambda kind, payload: None)
-        specs = list(self.toolbox.specs()) if self.toolbox is not None else None
-        convo = [Message.system(self.config.system_prompt), *messages]
-        completion = self.client.complete(
-            convo, specs or None, max_tokens=self.config.max_tokens, temperature=self.config.temperature
-        )
+        specs = list(self.toolbox.specs()) if self.toolbox is not None else []
+        if specs and self.text_tools:
+            completion = self._complete_text(messages, specs)
+        elif specs:
+            try:
+                completion = self._complete(Message.system(self.config.system_prompt), list(messages), specs)
+            except LLMError as exc:  # a server that refuses the tools parameter outright
+                if not (self._may_fall_back() and exc.kind == "invalid_request" and "tool" in str(exc).lower()):
+                    raise
+                self._switch_to_text(f"the server rejected native tools ({exc})", emit)
+                completion = self._complete_text(messages, specs)
+            if not completion.message.tool_calls and self._may_fall_back():
+                self._switch_to_text("the server answered a tool offer without tool calls", emit)
+                completion = self._read_actions(completion, specs)
+        else:
+            completion = self._complete(Message.system(self.config.system_prompt), list(messages), None)
         emit("reply", {"completion": completion})
         tool_messages: list[Message] = []
         outcomes: list[ToolOutcome] = []
@@ -153,6 +186,33 @@ class Agent:
             completion=completion,
         )
 
+    def _complete(self, system: Message, messages: list[Message], specs: list[ToolSpec] | None) -> Completion:
+        return self.client.complete([system, *messages], specs or None, max_tokens=self.config.max_tokens,
+                                    temperature=self.config.temperature)
+
+    def _may_fall_back(self) -> bool:
+        return self.config.tool_mode == "auto" and getattr(self.client, "provider", "") not in _NATIVE_PROVIDERS
+
+    def _switch_to_text(self, reason: str, emit: EventHook) -> None:
+        self.text_tools = True
+        emit("tool_mode", {"mode": "text", "reason": reason})
+
+    def _complete_text(self, messages: Sequence[Message], specs: list[ToolSpec]) -> Completion:
+        """One call in the plain-text protocol: tools told in the system prompt, results as
+        user turns, a one-line reminder of the action format at the end."""
+        system = Message.system(f"{self.config.system_prompt}\n\n{render_protocol(specs)}")
+        convo = to_text_conversation(messages)
+        if convo and convo[-1].role == "user":
+            convo[-1] = Message.user(f"{convo[-1].content}\n\n({REMINDER})", name=convo[-1].name)
+        return self._read_actions(self._complete(system, convo, None), specs)
+
+    def _read_actions(self, completion: Completion, specs: list[ToolSpec]) -> Completion:
+        text = completion.message.content
+        calls = parse_actions(text, specs, f"{TEXT_ID_PREFIX}{secrets.token_hex(3)}")
+        if not calls:
+            return completion
+        return replace(completion, message=Message.assistant(text, calls), stop_reason="tool_use")
+
     def _run_tool(self, call: ToolCall) -> ToolOutcome:
         # Every failure becomes an error result the model reads; raising here would end the
         # study over a typo in a tool argument.
@@ -175,3 +235,28 @@ class Agent:
 
     def __repr__(self) -> str:
         return f"Agent({self.config.name!r}, model={self.model!r}, tools={self.config.tools})"
+
+
+def call_step(researcher: Any, messages: list[Message], on_event: Callable[..., None]) -> StepResult:
+    """``researcher.step(messages)``, with ``on_event`` only if its signature takes it (a
+    rule-based researcher may implement the plain one-argument protocol)."""
+    try:
+        params = inspect.signature(researcher.step).parameters
+    except (TypeError, ValueError):
+        params = {}
+    if "on_event" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return researcher.step(messages, on_event=on_event)
+    return researcher.step(messages)
+
+
+def call_fields(source: Any) -> dict[str, Any]:
+    """llm_call fields from a Completion or a StepResult (a rule-based turn has no model)."""
+    completion = source if isinstance(source, Completion) else source.completion
+    if completion is not None:
+        return {"model": completion.model, "provider": completion.provider, "usage": completion.usage.to_dict(),
+                "cost_usd": completion.cost_usd, "cost_known": completion.cost_known,
+                "stop_reason": completion.stop_reason, "latency_s": completion.latency_s,
+                "attempts": completion.attempts}
+    return {"model": source.model or "offline", "provider": "offline", "usage": source.usage.to_dict(),
+            "cost_usd": float(source.cost_usd), "cost_known": True, "stop_reason": source.stop_reason or "offline",
+            "latency_s": 0.0, "attempts": 0}

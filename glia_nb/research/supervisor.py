@@ -110,6 +110,7 @@ class Decision:
     raw: str = ""
     parsed: bool = True
     step: StepResult | None = field(default=None, compare=False, repr=False)
+    steps: tuple = field(default=(), compare=False, repr=False)  # every model call of the review
 
     @property
     def intervenes(self) -> bool:
@@ -210,6 +211,10 @@ def render_review_prompt(context: ReviewContext, max_chars: int) -> str:
     return "\n\n".join(p for p in parts if p)
 
 
+REASK = ("Your reply did not start with a DECISION line, so it could not be read. Answer again in the required "
+         "form: first line `DECISION: proceed` (or question, recall, redirect, stop), then `REASON: ...` and, "
+         "unless you proceed, `MESSAGE: ...` for the Researcher.")
+
 _TRIGGER_NOTES = {
     "finish": "The Researcher has called finish and wants to end the study. Decide whether it may.",
     "stall": "Several experiments in a row have not improved the best score.",
@@ -259,12 +264,25 @@ class Supervisor:
         return None
 
     def review(self, context: ReviewContext) -> Decision:
-        """Ask the model for a decision on ``context``; LLM errors propagate."""
+        """Ask the model for a decision on ``context``; LLM errors propagate. A reply with
+        no readable DECISION line is answered once with a request for the required form;
+        only if the second reply is unreadable too does the review count as ``proceed``
+        (with ``parsed=False`` and both replies in ``raw``)."""
         prompt = render_review_prompt(context, self.config.max_context_chars)
-        step = self.agent.step([Message.user(prompt)])
-        raw = step.assistant.content
+        first = self.agent.step([Message.user(prompt)])
+        raw = first.assistant.content
         kind, text, reason, parsed = parse_decision(raw)
-        return Decision(kind=kind, text=text, reason=reason, trigger=context.trigger, raw=raw, parsed=parsed, step=step)
+        steps = [first]
+        if not parsed:
+            again = self.agent.step([Message.user(prompt), Message.assistant(raw or "(empty reply)"), Message.user(REASK)])
+            steps.append(again)
+            kind, text, reason, parsed = parse_decision(again.assistant.content)
+            if not parsed:
+                raw = f"{raw}\n---\n{again.assistant.content}"
+            else:
+                raw = again.assistant.content
+        return Decision(kind=kind, text=text, reason=reason, trigger=context.trigger, raw=raw, parsed=parsed,
+                        step=steps[-1], steps=tuple(steps))
 
     def __repr__(self) -> str:
         return f"Supervisor(model={self.model!r}, config={self.config})"

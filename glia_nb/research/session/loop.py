@@ -19,13 +19,17 @@ from glia_nb.research.journal import Journal
 from glia_nb.llm.types import Message
 from glia_nb.research.session.replay import Intervention, Replay, experiment_fields, is_improvement
 from glia_nb.research.supervisor import Decision, ReviewContext, ReviewState
+from glia_nb.research.digest import build_digest
+from glia_nb.research.sizing import compact_task_text
+from glia_nb.llm.retry import LLMError
 
 __all__ = ["SessionLoop", "ENDED", "CONTINUE_TEXT", "CONTEXT_FRACTION", "check_approval"]
 
 log = logging.getLogger("glia_nb.research.session.session")
 
 ENDED = ("stopped", "finished", "failed")
-CONTEXT_FRACTION = 0.9  # stop before the window is full: the next prompt is always larger
+CONTEXT_FRACTION = 0.9  # compact before the window is full: the next prompt is always larger
+MAX_UNUSABLE_TURNS = 6  # turns in a row without one tool call that ran: the model cannot do the task
 CONTINUE_TEXT = "Continue the research with your tools, or call finish(summary) when you are done."
 _PREFIX = {"supervisor": "[Supervisor] ", "person": "[Person] "}
 
@@ -45,6 +49,9 @@ class SessionLoop:
         self.task, self.workspace, self.journal, self.tracker = task, workspace, journal, tracker
         self.toolbox, self.researcher, self.supervisor = parts.toolbox, parts.researcher, parts.supervisor
         self.context_limit_tokens = parts.context_limit_tokens
+        self.sizing = getattr(parts, "sizing", None)
+        self.max_unusable_turns = MAX_UNUSABLE_TURNS
+        self._unusable = 0
         self.run_baseline = run_baseline
         self._lower = wiring.lower_is_better(task)
         self._cond = threading.Condition(threading.RLock())
@@ -64,6 +71,7 @@ class SessionLoop:
         self._exp_at_review, self._turn_at_review = r.experiments_at_review, r.turn_at_review
         self._finish_unreviewed, self._finish_accepted = r.finish_unreviewed, r.finish_accepted
         self._summary: str | None = r.summary
+        self._digests = int(getattr(r, "digests", 0))
         self.toolbox.on_experiment = self._on_experiment
 
     # ------------------------------------------------------------------ the loop
@@ -79,9 +87,10 @@ class SessionLoop:
                 if reason:
                     self._log("budget_exhausted", reason=reason, budget_used=self.tracker.snapshot())
                     return self._end("finished", f"budget:{reason}")
-                if self._context_full():
+                if self._context_full() and not self._compact("threshold"):
                     self._log("context_limit", prompt_tokens=self._last_prompt_tokens, limit=self.context_limit_tokens)
-                    return self._end("finished", "context_limit")
+                    return self._end("failed", f"the conversation no longer fits the model's "
+                                               f"{self.context_limit_tokens}-token context window, even compacted")
                 if not self._messages:
                     self._open_study()
                     continue
@@ -89,14 +98,26 @@ class SessionLoop:
                     self._after_turn(finished=True, idle=False)
                     continue
                 self._flush_outbox()
-                step = self._researcher_turn()
+                step = self._researcher_turn_fitted()
+                if step is None:
+                    return
                 self._after_turn(finished=step.finished, idle=not step.assistant.tool_calls, summary=step.finish_summary)
+                if self._count_unusable(step):
+                    return self._end("failed", f"the model produced no usable tool call in {self._unusable} turns "
+                                               "in a row")
+        except LLMError as exc:  # the model cannot be used: say why in one line
+            log.info("session failed: %s", exc)
+            self._log("error", error=f"LLMError: {exc}", kind=exc.kind, status_code=exc.status_code)
+            self._end("failed", _one_line(str(exc)))
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM (the CLI maps it): end the journal cleanly
+            self._end("stopped", "interrupted")
+            raise
         except BaseException as exc:  # journal it; the session can be resumed from here
             log.exception("session failed")
             try:
                 self._log("error", error=f"{type(exc).__name__}: {exc}")
             finally:
-                self._end("failed", f"error: {type(exc).__name__}")
+                self._end("failed", f"error: {type(exc).__name__}: {_one_line(str(exc))}")
             if not isinstance(exc, Exception):
                 raise
         finally:
@@ -121,7 +142,61 @@ class SessionLoop:
 
     def _context_full(self) -> bool:
         limit = self.context_limit_tokens
-        return bool(limit) and self._last_prompt_tokens > CONTEXT_FRACTION * float(limit)
+        if not limit:
+            return False
+        threshold = self.sizing.compact_at if self.sizing is not None else CONTEXT_FRACTION * float(limit)
+        return self._last_prompt_tokens > threshold
+
+    def _task_text(self) -> str:
+        score = getattr(self.workspace, "baseline_score", None)
+        if self.sizing is not None and self.sizing.compact:
+            return compact_task_text(self.task, score) + f"\nBudget: {self.tracker.describe()}."
+        return wiring.task_text(self.task, score)
+
+    def _compact(self, why: str) -> bool:
+        """Fold the conversation into a research digest (journaled as a ``digest`` record,
+        which resume replays); False when there is nothing left to fold."""
+        with self._cond:
+            if len(self._messages) <= 2:
+                return False
+            findings, questions = list(self._researcher_text), list(self._interventions_text)
+            experiments, dropped = list(self._experiments), len(self._messages)
+        window = self.context_limit_tokens
+        text = build_digest(
+            number=self._digests + 1, window=window, task_text=self._task_text(),
+            ledger=wiring.ledger_summary(self.workspace, experiments), findings=findings, questions=questions,
+            turns=self.tracker.turns, policy_file=getattr(self.task, "policy_file", "policy.py"),
+            max_chars=int((window or 200_000) * 3.2 * 0.3),
+        )
+        self._log("digest", number=self._digests + 1, why=why, text=text, dropped_messages=dropped,
+                  prompt_tokens=self._last_prompt_tokens, limit=window)
+        with self._cond:
+            self._digests += 1
+            self._messages = [Message.user(text, name="digest")]
+            self._last_prompt_tokens = 0
+        return True
+
+    def _researcher_turn_fitted(self) -> StepResult | None:
+        """A Researcher turn; when the model's window overflows, compact once and retry.
+        None when the session has ended (the conversation cannot be made to fit)."""
+        try:
+            return self._researcher_turn()
+        except LLMError as exc:
+            if exc.kind != "context_overflow":
+                raise
+            if exc.context_tokens:
+                self.context_limit_tokens = exc.context_tokens
+            if not self._compact("overflow"):
+                raise
+        return self._researcher_turn()
+
+    def _count_unusable(self, step: StepResult) -> bool:
+        """Count turns without a tool call that ran; True once there are too many in a row."""
+        if step.completion is None or any(not o.is_error for o in step.outcomes):
+            self._unusable = 0
+            return False
+        self._unusable += 1
+        return self._unusable >= self.max_unusable_turns
 
     def _open_study(self) -> None:
         """Evaluate the baseline (if wanted and not yet known), then hand over the task."""
@@ -129,8 +204,7 @@ class SessionLoop:
         if fields is not None:
             rec = self._log("baseline", **fields)
             self._baseline = {k: v for k, v in rec.items() if k != "ts"}
-        score = getattr(self.workspace, "baseline_score", None)
-        self._deliver("task", "task", wiring.task_text(self.task, score))
+        self._deliver("task", "task", self._task_text())
 
     def _flush_outbox(self) -> None:
         with self._cond:
@@ -164,6 +238,8 @@ class SessionLoop:
             elif kind == "tool" and replied:  # without the reply first, wait for the step's end
                 self._log_message(payload["message"])
                 journaled.add(payload["message"].tool_call_id)
+            elif kind == "tool_mode":
+                self._log("tool_mode", agent="researcher", mode=payload.get("mode"), reason=payload.get("reason"))
 
         with self._cond:
             convo = list(self._messages)
@@ -213,7 +289,7 @@ class SessionLoop:
     def _review(self, trigger: str) -> Decision:
         with self._cond:
             context = ReviewContext(
-                task_text=wiring.task_text(self.task, getattr(self.workspace, "baseline_score", None)),
+                task_text=self._task_text(),
                 researcher_text=list(self._researcher_text),
                 ledger_summary=wiring.ledger_summary(self.workspace, self._experiments),
                 trigger=trigger,
@@ -224,8 +300,8 @@ class SessionLoop:
             decision = self.supervisor.review(context)  # type: ignore[union-attr]
         except Exception as exc:  # a failed review must not end the study: let it proceed
             decision = Decision("proceed", "", f"review failed: {type(exc).__name__}: {exc}", trigger, "", False)
-        if decision.step is not None:
-            self._log_call("supervisor", wiring.call_fields(decision.step))
+        for step in getattr(decision, "steps", None) or ([decision.step] if decision.step is not None else []):
+            self._log_call("supervisor", wiring.call_fields(step))
         self._exp_at_review, self._turn_at_review = len(self._experiments), self.tracker.turns
         self._log("supervisor_review", trigger=trigger, kind=decision.kind, text=decision.text,
                   reason=decision.reason, parsed=decision.parsed, raw=None if decision.parsed else decision.raw,
@@ -295,3 +371,9 @@ class SessionLoop:
         self._set_status(status)
         with self._cond:
             self._cond.notify_all()
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    """The first line of ``text``, at most ``limit`` characters (for a status reason)."""
+    line = (text.strip().splitlines() or [""])[0]
+    return line if len(line) <= limit else line[: limit - 1] + "…"

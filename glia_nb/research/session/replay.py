@@ -58,6 +58,7 @@ class Replay:
     ended: bool = False
     approval: str | None = None
     baseline: dict[str, Any] | None = None
+    digests: int = 0
 
 
 def is_improvement(score: Any, earlier: Iterable[Mapping[str, Any]], lower_is_better: bool) -> bool:
@@ -182,6 +183,12 @@ def replay_records(records: Iterable[Mapping[str, Any]], *, lower_is_better: boo
             if rec.get("name") == "finish" and not rec.get("is_error") and cid in calls:
                 r.finish_unreviewed = True
                 r.summary = str(calls[cid].arguments.get("summary") or rec.get("text") or "")
+        elif t == "digest":  # the conversation was folded: it restarts from the digest message
+            r.messages = [Message.user(rec.get("text", ""), name="digest")]
+            owner.clear()
+            early.clear()
+            r.last_prompt_tokens = 0
+            r.digests = int(rec.get("number", r.digests + 1))
         elif t == "llm_call":
             r.usd += float(rec.get("cost_usd") or 0.0)
             r.llm_calls += 1

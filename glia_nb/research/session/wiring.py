@@ -14,7 +14,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from glia_nb.research.agent import Agent, AgentConfig, StepResult, load_prompt
+from glia_nb.research.agent import Agent, AgentConfig, call_fields, call_step
+from glia_nb.research.sizing import PromptSizing, researcher_config_for, sizing_for, supervisor_config_for
+from glia_nb.llm.context import context_window_of
 from glia_nb.tasks.budget import Budget, BudgetTracker
 from glia_nb.research.journal import finite_or_none, read_journal, to_jsonable
 from glia_nb.llm.types import Completion, Message
@@ -198,7 +200,7 @@ def _call_flex(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 # ---------------------------------------------------------------------- agents
 def build_researcher(
     spec: Any, *, registry: Mapping[str, Any], task: Any, workspace: Any, seed: int, budget: Budget,
-    config: AgentConfig | None, toolbox: Any,
+    config: AgentConfig | None, toolbox: Any, context_limit_tokens: int | None = None,
 ) -> tuple[Any, dict[str, Any], Any]:
     """``(researcher, journal_info, llm_client_or_None)`` from an LLM client, a client spec,
     a name in ``registry`` (:data:`glia_nb.research.session.session.RESEARCHERS`) or a ready researcher."""
@@ -220,9 +222,11 @@ def build_researcher(
 
         spec = make_client(spec)
     if hasattr(spec, "complete"):
-        cfg = config or AgentConfig(name="researcher", system_prompt=load_prompt("researcher_system"))
+        cfg = config or researcher_config_for(context_limit_tokens or context_window_of(spec))
         info = {"kind": "llm", "provider": getattr(spec, "provider", ""), "model": getattr(spec, "model", ""),
-                "max_tokens": cfg.max_tokens, "temperature": cfg.temperature}
+                "base_url": getattr(spec, "base_url", None), "context_window": getattr(spec, "context_window", None),
+                "context_source": getattr(spec, "context_source", None),
+                "max_tokens": cfg.max_tokens, "temperature": cfg.temperature, "tool_mode": cfg.tool_mode}
         return Agent(spec, cfg, toolbox), info, spec
     if hasattr(spec, "step"):
         return spec, {"kind": "object", "name": type(spec).__name__, "model": getattr(spec, "model", "")}, None
@@ -231,7 +235,8 @@ def build_researcher(
 
 def build_supervisor(client: Any, researcher_client: Any, config: SupervisorConfig | None) -> Supervisor | None:
     """The Supervisor on ``client`` (default: the Researcher's LLM client), or None when
-    disabled (``config=None``, ``client=False``) or when there is no model to run it."""
+    disabled (``config=None``, ``client=False``) or when there is no model to run it. A
+    small context window shortens its review and its reply."""
     if config is None or client is False:
         return None
     if isinstance(client, str):
@@ -241,7 +246,7 @@ def build_supervisor(client: Any, researcher_client: Any, config: SupervisorConf
     client = client if client is not None else researcher_client
     if client is None:
         return None
-    return Supervisor(client, config)
+    return Supervisor(client, supervisor_config_for(config, context_window_of(client)))
 
 
 @dataclass(frozen=True)
@@ -253,6 +258,7 @@ class Parts:
     researcher_info: dict
     supervisor: Supervisor | None
     context_limit_tokens: int | None
+    sizing: PromptSizing | None = None
 
 
 def assemble(*, task: Any, workspace: Any, tracker: BudgetTracker, toolbox: Any, researcher: Any,
@@ -261,10 +267,11 @@ def assemble(*, task: Any, workspace: Any, tracker: BudgetTracker, toolbox: Any,
     """Toolbox (guarded), Researcher, Supervisor and context limit of a new or resumed session."""
     guard = GuardedToolBox(build_toolbox(toolbox, workspace, task, tracker.budget), tracker)
     r, info, client = build_researcher(researcher, registry=registry, task=task, workspace=workspace, seed=seed,
-                                       budget=tracker.budget, config=researcher_config, toolbox=guard)
+                                       budget=tracker.budget, config=researcher_config, toolbox=guard,
+                                       context_limit_tokens=context_limit_tokens)
     supervisor = build_supervisor(supervisor_client, client, supervisor_config)
     limit = context_limit_tokens if context_limit_tokens is not None else getattr(client, "context_window", None)
-    return Parts(guard, r, info, supervisor, limit)
+    return Parts(guard, r, info, supervisor, limit, sizing_for(limit) if client is not None else None)
 
 
 def journal_header(task: Any, parts: Parts, *, seed: int, approval: str, config: SupervisorConfig | None,
@@ -285,7 +292,9 @@ def journal_header(task: Any, parts: Parts, *, seed: int, approval: str, config:
         "context_limit_tokens": parts.context_limit_tokens,
         "researcher": parts.researcher_info,
         "researcher_model": parts.researcher_info.get("model"),
-        "supervisor": {"provider": getattr(sup.agent.client, "provider", ""), "model": sup.model} if sup else None,
+        "supervisor": {"provider": getattr(sup.agent.client, "provider", ""), "model": sup.model, "same_client":
+                       sup.agent.client is getattr(parts.researcher, "client", None),
+                       "base_url": getattr(sup.agent.client, "base_url", None)} if sup else None,
         "supervisor_model": sup.model if sup else None,
     }
 
@@ -336,6 +345,9 @@ def build_resumed(journal_path: Path, researcher: Any, *, registry: Mapping[str,
                     wall_s=replay.wall_s)
     if researcher is None:
         researcher = client_from_header(header.get("researcher") or {})
+        sup_info = header.get("supervisor") or {}
+        if supervisor_client is None and sup_info and not sup_info.get("same_client", True):
+            supervisor_client = client_from_header({"kind": "llm", **sup_info})
     limit = context_limit_tokens if context_limit_tokens is not None else header.get("context_limit_tokens")
     parts = assemble(task=task, workspace=workspace, tracker=tracker, toolbox=toolbox, researcher=researcher,
                      registry=registry, supervisor_client=supervisor_client, supervisor_config=supervisor_config,
@@ -347,9 +359,11 @@ def client_from_header(info: Mapping[str, Any]) -> Any:
     """What to build the Researcher from on resume when no client is given."""
     if info.get("kind") == "registered":
         return info["name"]
-    provider, model = info.get("provider"), info.get("model")
-    if info.get("kind") == "llm" and provider in ("anthropic", "openai") and model:
-        return f"{provider}:{model}"
+    if info.get("kind") == "llm" and info.get("model") and (info.get("provider") in ("anthropic", "openai")
+                                                           or info.get("base_url")):
+        from glia_nb.llm import client_from_info
+
+        return client_from_info(info)
     raise ValueError(
         f"cannot rebuild the Researcher ({dict(info)}) from the journal; pass researcher_client= to Session.resume"
     )
@@ -392,28 +406,3 @@ class ToolResult:
     text: str
     is_error: bool = False
     data: Any = None
-
-
-def call_step(researcher: Any, messages: list[Message], on_event: Callable[..., None]) -> StepResult:
-    """``researcher.step(messages)``, with ``on_event`` only if its signature takes it (a
-    rule-based researcher may implement the plain one-argument protocol)."""
-    try:
-        params = inspect.signature(researcher.step).parameters
-    except (TypeError, ValueError):
-        params = {}
-    if "on_event" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return researcher.step(messages, on_event=on_event)
-    return researcher.step(messages)
-
-
-def call_fields(source: Any) -> dict[str, Any]:
-    """llm_call fields from a Completion or a StepResult (a rule-based turn has no model)."""
-    completion = source if isinstance(source, Completion) else source.completion
-    if completion is not None:
-        return {"model": completion.model, "provider": completion.provider, "usage": completion.usage.to_dict(),
-                "cost_usd": completion.cost_usd, "cost_known": completion.cost_known,
-                "stop_reason": completion.stop_reason, "latency_s": completion.latency_s,
-                "attempts": completion.attempts}
-    return {"model": source.model or "offline", "provider": "offline", "usage": source.usage.to_dict(),
-            "cost_usd": float(source.cost_usd), "cost_known": True, "stop_reason": source.stop_reason or "offline",
-            "latency_s": 0.0, "attempts": 0}

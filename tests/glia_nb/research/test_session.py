@@ -111,13 +111,18 @@ def test_finish_with_a_supervisor_question_lets_the_researcher_continue(tmp_path
 
 
 def test_supervisor_stop_on_finish_ends_and_unparseable_reply_means_proceed(tmp_path):
-    s = make(tmp_path, [exp(1), "Not sure what to do next.", finish()], supervisor=[
-        "I have no strong opinion here.",  # idle review: unparseable -> proceed, raw kept
+    sup = ScriptedClient([
+        "I have no strong opinion here.",  # idle review: unparseable, asked once more ...
+        "Still none.",  # ... and unparseable again -> proceed, both replies kept
         decision("stop")])
+    s = make(tmp_path, [exp(1), "Not sure what to do next.", finish()], supervisor=sup)
     s.run()
     idle, fin = records(s, "supervisor_review")
     assert (idle["trigger"], idle["kind"], idle["parsed"]) == ("idle", "proceed", False)
-    assert idle["raw"] == "I have no strong opinion here."
+    assert idle["raw"] == "I have no strong opinion here.\n---\nStill none."
+    reask = sup.calls[1][0]
+    assert reask[-2].content == "I have no strong opinion here." and "DECISION" in reask[-1].content
+    assert [r["agent"] for r in records(s, "llm_call")].count("supervisor") == 3
     assert (fin["trigger"], fin["kind"]) == ("finish", "stop") and s.status == "finished"
     # After a text-only turn with nothing else to say, the loop prompts the model to go on.
     assert [r["source"] for r in records(s, "user_message")] == ["task", "loop"]
@@ -307,20 +312,41 @@ def test_no_experiment_starts_once_the_simulation_budget_is_spent(tmp_path):
     assert all(r["is_error"] and "simulation budget is spent" in r["text"] for r in refused)
 
 
-def test_context_limit_stops_the_session(tmp_path):
-    client = PricedClient([exp(i) for i in range(1, 10)], input_tokens=[1000, 5000, 9500, 9900],
-                          context_window=10_000)
-    s = make(tmp_path, client, **NO_SUPERVISOR)
-    assert s.context_limit_tokens == 10_000  # from the client's context window
+def test_a_history_beyond_a_small_window_is_compacted_into_a_journaled_digest(tmp_path):
+    # An 8k window: the prompt passes the compaction point after the third turn.
+    client = PricedClient([exp(i) for i in range(1, 7)] + [finish("done")],
+                          input_tokens=[1500, 4000, 7000, 1200, 2500, 3000, 3500], context_window=8192)
+    s = make(tmp_path, client, [40, 35, 30, 28, 27, 26], **NO_SUPERVISOR)
+    assert s.context_limit_tokens == 8192 and s.sizing.compact
     s.run()
-    assert s.end_reason == "context_limit" and len(client.calls) == 3
-    assert records(s, "context_limit")[0]["prompt_tokens"] == 9500
+    assert s.status == "finished" and s.end_reason == "researcher_finished"
+    assert len(client.calls) == 7  # went on past the window instead of stopping
+    (digest,) = records(s, "digest")
+    assert digest["prompt_tokens"] == 7000 and digest["limit"] == 8192 and digest["number"] == 1
+    assert "Research digest 1" in digest["text"] and "## Experiment ledger" in digest["text"]
+    # The fourth call starts from the digest alone, not from the old turns.
+    fourth = client.calls[3][0]
+    assert fourth[1].content == digest["text"] and len(fourth) == 2  # system prompt + digest
+    assert "| 3 |" in digest["text"]  # the ledger holds the three experiments run so far
+    # A resumed session rebuilds the same conversation: the digest, then what came after it.
+    resumed = Session.resume(s.path, PricedClient([finish("again")]), toolbox=FakeToolBox([25]))
+    assert resumed.messages[0].content == digest["text"] and resumed.messages[0].name == "digest"
+    assert [m.to_dict() for m in resumed.messages] == [m.to_dict() for m in s.messages]
+    assert len(s.messages) < 2 * 7  # the seven turns' messages minus the folded ones
 
-    client2 = PricedClient([exp(i) for i in range(1, 10)], input_tokens=600, context_window=10_000)
-    s2 = Session.create(TASK, tmp_path / "ws2", client2, toolbox=FakeToolBox(), context_limit_tokens=600,
-                        supervisor_config=None)
-    s2.run()
-    assert s2.end_reason == "context_limit" and len(client2.calls) == 1
+
+def test_a_prompt_that_cannot_fit_even_compacted_fails_with_a_reason(tmp_path):
+    from glia_nb.llm.retry import LLMError
+
+    def overflow(messages, tools):
+        raise LLMError("scripted: the prompt (about 9000 tokens) leaves no room for a reply in the model's "
+                       "600-token context window", kind="context_overflow", context_tokens=600)
+
+    s = Session.create(TASK, tmp_path / "ws2", PricedClient([overflow, overflow]), toolbox=FakeToolBox(),
+                       supervisor_config=None)
+    s.run()
+    assert s.status == "failed" and "600-token context window" in s.end_reason
+    assert records(s, "finished")[0]["reason"] == s.end_reason
 
 
 def test_background_thread_never_blocks_the_caller_and_stop_works(tmp_path):
@@ -344,7 +370,7 @@ def test_background_thread_never_blocks_the_caller_and_stop_works(tmp_path):
 def test_researcher_llm_failure_fails_the_session_and_is_journaled(tmp_path):
     s = make(tmp_path, ScriptedClient([exp(1)]), [40], **NO_SUPERVISOR)  # the script runs out
     s.run()
-    assert s.status == "failed" and s.end_reason == "error: LLMError"
+    assert s.status == "failed" and "no reply left" in s.end_reason and "\n" not in s.end_reason
     assert "no reply left" in records(s, "error")[0]["error"]
 
 
