@@ -50,8 +50,16 @@ def sdk_classifier(sdk: Any, where: str = "") -> Callable[[BaseException], Failu
     def classify(exc: BaseException) -> Failure | None:
         if isinstance(exc, status_error):
             status = int(exc.status_code)
-            headers = getattr(getattr(exc, "response", None), "headers", None)
-            return classify_status(status, str(exc), parse_retry_after(headers))
+            response = getattr(exc, "response", None)
+            headers = getattr(response, "headers", None)
+            text = str(exc)
+            try:  # the SDK's message omits bodies without an "error" key (FastAPI's "detail")
+                body = response.text if response is not None else ""
+            except Exception:  # noqa: BLE001 - a streamed or closed body: the message must do
+                body = ""
+            if body and body[:200] not in text:
+                text = f"{text} {body}"
+            return classify_status(status, text, parse_retry_after(headers))
         if isinstance(exc, timeout_error):
             return Failure(True, None, f"request to{at or ' the server'} timed out ({exc})", kind="timeout")
         if isinstance(exc, conn_error):
@@ -96,6 +104,7 @@ class SDKClient:
         self.context_window = int(context_window) if context_window else context_window_for(model)
         self.context_source = "given" if context_window else "table"
         self.meter = TokenMeter()
+        self.max_output_tokens: int | None = None  # a cap on every reply (the CLI's --max-tokens)
         self.ledger = ledger
         self._sleep = sleep
         self._classify = classify
@@ -120,8 +129,9 @@ class SDKClient:
         self.discover_context()
         chars = self.meter.chars(msgs, tool_list)
         t0 = time.perf_counter()
+        exact: int | None = None  # the prompt's size as a server counted it in an overflow error
         for fit_try in range(2):
-            sent_max = self._fit(msgs, tool_list, max_tokens)
+            sent_max = self._fit(msgs, tool_list, max_tokens, exact)
             try:
                 raw, attempts = call_with_retries(
                     lambda: self._create(msgs, tool_list, sent_max, temperature),
@@ -134,7 +144,8 @@ class SDKClient:
                 break
             except LLMError as exc:
                 # The server named a smaller window than we assumed: learn it and refit once.
-                if exc.kind != "context_overflow" or fit_try or not self._learn_overflow(exc, chars):
+                learnt, exact = self._learn_overflow(exc, chars) if exc.kind == "context_overflow" else (False, None)
+                if fit_try or not learnt:
                     raise
         latency = time.perf_counter() - t0
         message, usage, stop_reason, served_model = self._parse(raw)
@@ -164,9 +175,11 @@ class SDKClient:
         """The context window in tokens (servers that can say are asked once, first)."""
         return self.context_window
 
-    def _fit(self, msgs: list[Message], tools: list[ToolSpec], requested: int) -> int:
+    def _fit(self, msgs: list[Message], tools: list[ToolSpec], requested: int, exact: int | None = None) -> int:
         """``requested`` cut to the room the window leaves; LLMError when none is left."""
-        estimate = self.meter.estimate(msgs, tools)
+        estimate = exact if exact else self.meter.estimate(msgs, tools)
+        if self.max_output_tokens:
+            requested = min(requested, int(self.max_output_tokens))
         fitted = fit_max_tokens(self.context_window, estimate, requested)
         if fitted <= 0:
             raise LLMError(
@@ -177,20 +190,20 @@ class SDKClient:
             )
         return fitted
 
-    def _learn_overflow(self, exc: LLMError, chars: int) -> bool:
-        """Take the window and prompt size a context-overflow error reports; True if
-        anything was learnt (then a refitted retry may succeed)."""
+    def _learn_overflow(self, exc: LLMError, chars: int) -> tuple[bool, int | None]:
+        """Take the window and prompt size a context-overflow error reports: ``(learnt,
+        prompt_tokens)``; when something was learnt a refitted retry may succeed."""
         import re
 
         learnt = False
         if exc.context_tokens and exc.context_tokens != self.context_window:
             self.context_window, self.context_source, learnt = int(exc.context_tokens), "server error", True
         m = re.search(r"(\d+) (?:tokens )?in the messages", str(exc))
-        if m:
-            before = self.meter.estimate([Message.user("x" * chars)])
-            self.meter.observe(chars, int(m.group(1)))
-            learnt = learnt or self.meter.estimate([Message.user("x" * chars)]) > before
-        return learnt
+        exact = int(m.group(1)) if m else None
+        if exact:
+            self.meter.observe(chars, exact)
+            learnt = True
+        return learnt, exact
 
     def _create(
         self, messages: list[Message], tools: list[ToolSpec], max_tokens: int, temperature: float | None

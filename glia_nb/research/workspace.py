@@ -250,6 +250,18 @@ class Workspace:
                     r[k] = int(float(v))
         return rows
 
+    def experiment_with_same_policy(self) -> dict | None:
+        """The latest ledger row whose code snapshot equals the current policy file, or None
+        (the baseline, experiment 0, has no snapshot and never matches)."""
+        if not self.policy_path.exists():
+            return None
+        code = self.policy_path.read_bytes()
+        for row in reversed(self.ledger_rows()):
+            snap = self.path / str(row.get("folder") or "") / self.task.policy_file
+            if row.get("id") and row.get("folder") and snap.is_file() and snap.read_bytes() == code:
+                return row
+        return None
+
     def ledger(self):
         """The ledger as a pandas DataFrame (one row per experiment)."""
         import pandas as pd

@@ -243,6 +243,7 @@ class SessionLoop:
 
         with self._cond:
             convo = list(self._messages)
+        self._emit({"type": "llm_call_started", "agent": "researcher", "call": self.tracker.turns + 1})
         step = wiring.call_step(self.researcher, convo, on_event)
         if not replied:
             self._log_call("researcher", wiring.call_fields(step))

@@ -390,6 +390,12 @@ class GuardedToolBox:
         """Run a tool through the wrapped toolbox; report experiments to the session."""
         if name == RUN_EXPERIMENT and self.tracker.exhausted() == "simulations":
             return ToolResult("The simulation budget is spent; no experiment was run. Call finish(summary).", True)
+        same = _same_policy(self.inner) if name == RUN_EXPERIMENT else None
+        if same is not None:  # an unchanged policy would only repeat a paid-for result
+            return ToolResult(f"Not run: the policy is unchanged since experiment {same['id']:03d} \"{same['name']}\", "
+                              f"so nothing was simulated and no budget was spent. Its result: {same['status']}, "
+                              f"score {same.get('score')}. Change the policy before the next run.", False,
+                              {"duplicate_of": same["id"], "experiment": same})
         result = self.inner.call(name, arguments)
         if name == RUN_EXPERIMENT and self.on_experiment is not None:
             self.on_experiment(arguments, result)
@@ -397,6 +403,11 @@ class GuardedToolBox:
 
     def __getattr__(self, item: str) -> Any:
         return getattr(self.inner, item)
+
+
+def _same_policy(toolbox: Any) -> dict[str, Any] | None:
+    finder = getattr(getattr(toolbox, "workspace", None), "experiment_with_same_policy", None)
+    return finder() if callable(finder) else None
 
 
 @dataclass(frozen=True)

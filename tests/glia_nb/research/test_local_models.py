@@ -1,0 +1,114 @@
+"""The Researcher on a model without native tool calls, and a session's small-window and
+failure paths, with scripted local-server stand-ins (no model needed)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from session_fakes import FakeToolBox, ScriptedClient, journal_records
+
+from glia_nb.llm import LLMError, Message
+from glia_nb.llm.text_tools import INVALID_ACTION
+from glia_nb.research.agent import Agent, AgentConfig
+from glia_nb.research.session.session import Session
+from glia_nb.research.sizing import compact_task_text, sizing_for
+from glia_nb.tasks import get_task
+
+CFG = AgentConfig(name="researcher", system_prompt="SYSTEM PROMPT", max_tokens=200)
+
+
+class LocalClient(ScriptedClient):
+    """A scripted model behind an OpenAI-compatible server: text replies, no tool calls."""
+
+    provider = "openai-compatible"
+
+
+def block(tool: str, **arguments) -> str:
+    return f"Next step.\n```json\n{json.dumps({'tool': tool, 'arguments': arguments})}\n```"
+
+
+def test_auto_mode_falls_back_to_text_actions_with_the_same_records():
+    client = LocalClient([block("run_experiment", name="llq-2", hypothesis="less queueing"),
+                          block("shell", command="ls")])
+    toolbox, events = FakeToolBox([40.0]), []
+    agent = Agent(client, CFG, toolbox)
+    first = agent.step([Message.user("task")], on_event=lambda k, p: events.append((k, dict(p))))
+    # The server answered the tool offer in prose; the action in it still ran.
+    assert [k for k, _ in events] == ["tool_mode", "reply", "tool"] and agent.text_tools
+    assert client.calls[0][1] != []  # native tools were offered first
+    (call,) = first.assistant.tool_calls
+    assert (call.name, dict(call.arguments)) == ("run_experiment", {"name": "llq-2", "hypothesis": "less queueing"})
+    assert first.tool_messages[0].tool_call_id == call.id and toolbox.experiments == 1
+    # From now on: no tools parameter, the protocol in the system prompt, results as user turns.
+    agent.step([Message.user("task"), *first.messages])
+    sent, tools = client.calls[1]
+    assert tools == [] and "## How to use tools" in sent[0].content and "- shell(" in sent[0].content
+    assert sent[-1].role == "user" and sent[-1].content.startswith("Result of run_experiment:")
+    assert "Act with exactly one fenced block" in sent[-1].content
+    assert all(m.role != "tool" for m in sent)
+
+
+def test_malformed_text_actions_go_back_as_errors():
+    client = LocalClient(['```json\n{"tool": "shell", "arguments": {"command": "ls"\n```'])
+    agent = Agent(client, AgentConfig(name="r", system_prompt="S", tool_mode="text"), FakeToolBox())
+    step = agent.step([Message.user("task")])
+    (call,) = step.assistant.tool_calls
+    assert call.name == INVALID_ACTION and step.tool_messages[0].is_error
+    assert "not a JSON object" in step.tool_messages[0].content
+    assert client.calls[0][1] == []  # text mode never offers native tools
+
+
+def test_hosted_providers_never_leave_native_tool_calls():
+    client = ScriptedClient([block("shell", command="ls")])  # provider "scripted": treated as native
+    agent = Agent(client, CFG, FakeToolBox())
+    step = agent.step([Message.user("task")])
+    assert not agent.text_tools and step.assistant.tool_calls == ()
+
+
+def test_a_model_that_never_acts_fails_the_session_with_a_reason(tmp_path):
+    client = LocalClient(["I like routers."] * 10)
+    s = Session.create("route requests well", tmp_path / "ws", client, toolbox=FakeToolBox(), supervisor_config=None)
+    s.max_unusable_turns = 3
+    s.run()
+    assert s.status == "failed" and s.end_reason == "the model produced no usable tool call in 3 turns in a row"
+    recs = journal_records(s.journal.path)
+    assert [r["type"] for r in recs].count("llm_call") == 3
+    assert all("input_tokens" in r["usage"] for r in recs if r["type"] == "llm_call")
+    assert recs[-1]["type"] == "finished" and recs[-1]["status"] == "failed"
+
+
+def test_an_unreachable_model_fails_the_session_in_one_line(tmp_path):
+    def dead(messages, tools):
+        raise LLMError("cannot reach http://127.0.0.1:9/v1: connection refused", kind="connection")
+
+    s = Session.create("route requests well", tmp_path / "ws", LocalClient([dead]), toolbox=FakeToolBox(),
+                       supervisor_config=None)
+    s.run()
+    assert s.status == "failed" and s.end_reason == "cannot reach http://127.0.0.1:9/v1: connection refused"
+    (err,) = [r for r in journal_records(s.journal.path) if r["type"] == "error"]
+    assert err["kind"] == "connection"
+
+
+def test_small_windows_get_compact_prompts_and_large_ones_do_not():
+    task = get_task("routing-a10")
+    text = compact_task_text(task, 35.67)
+    assert len(text) < 2000 and "TASK.md" in text and "35.670" in text and "policy.py" in text
+    assert len(task.render_text(35.67)) > 4 * len(text)
+    small, large = sizing_for(8192), sizing_for(200_000)
+    assert small.compact and not large.compact
+    assert small.max_tokens <= 1024 and small.max_tool_chars < large.max_tool_chars
+    assert 4096 <= small.compact_at < 8192 and large.compact_at > 150_000
+
+
+@pytest.mark.parametrize("window", [8192])
+def test_a_session_on_an_8k_model_opens_with_a_prompt_that_fits(tmp_path, window):
+    from session_fakes import finish
+
+    client = LocalClient([finish()], context_window=window)
+    s = Session.create("routing-a10", tmp_path / "ws", client, toolbox=FakeToolBox(), supervisor_config=None,
+                       run_baseline=False)
+    s.run()
+    sent, _ = client.calls[0]
+    chars = sum(len(m.content) for m in sent)
+    assert chars < 3.0 * window * 0.4  # system prompt + task: well under half the window
+    assert "TASK.md" in sent[1].content
