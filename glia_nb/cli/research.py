@@ -34,6 +34,9 @@ def register(sub) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=2, help="processes for simulations")
     s.add_argument("--out", help="where session folders go (default glia_runs/<task>-<time>)")
+    s.add_argument("--duration", type=float, help="shorter traces, in simulated seconds "
+                   "(quick checks and tests; scores are not comparable to full runs)")
+    s.add_argument("--eval-seeds", type=int, help="evaluate over the scenario's first N seeds")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=cmd_study)
 
@@ -205,9 +208,14 @@ def cmd_study(args) -> int:
             os._exit(143)
         raise KeyboardInterrupt
 
+    from glia_nb.tasks import get_task
+
+    task = get_task(args.task)
+    changes = {k: v for k, v in (("duration_s", args.duration), ("num_eval_seeds", args.eval_seeds)) if v}
+    task = task.replace(**changes) if changes else task
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
-        doc = run_study(args.task, args.researcher, budget_sims=args.budget_sims,
+        doc = run_study(args.task, args.researcher, task=task, budget_sims=args.budget_sims,
                         budget_usd=args.budget_usd, parallel=args.parallel,
                         sequential=args.sequential, target=args.target, seed=args.seed,
                         workers=args.workers, out=args.out, progress=progress, max_turns=args.max_turns,

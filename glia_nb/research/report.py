@@ -71,7 +71,8 @@ def summarize_session(path) -> dict:
         "llm_calls": len(calls),
         "input_tokens": tokens_in,
         "output_tokens": tokens_out,
-        "cost_usd": cost,
+        "cost_usd": cost if all(c.get("cost_known", True) for c in calls) else None,
+        "cost_known": all(c.get("cost_known", True) for c in calls),
         "supervisor_reviews": len(reviews),
         "interventions": [{"kind": r.get("kind"), "trigger": r.get("trigger"),
                            "text": r.get("text")} for r in interventions],
@@ -82,7 +83,7 @@ def summarize_session(path) -> dict:
              f"task {doc['task']}  researcher {doc['researcher']}  records {len(records)}",
              f"experiments {len(exps)} ({doc['num_failed_experiments']} failed)  "
              f"LLM calls {len(calls)}  tokens {tokens_in:,} in / {tokens_out:,} out  "
-             f"cost ${cost:.2f}"]
+             + (f"cost ${cost:.2f}" if doc["cost_known"] else "cost unpriced (a local or unknown model)")]
     for e in exps:
         score = e.get("score")
         lines.append(f"  {str(e.get('id', '')):>4} {str(e.get('name', ''))[:34]:34s} "
