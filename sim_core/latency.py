@@ -232,6 +232,14 @@ class LatencyTable:
             raise ValueError(f"{path}: not valid JSON ({exc})") from exc
         return cls.from_dict(doc, source=str(path))
 
+    @classmethod
+    def from_vidur(cls, directory, *, gpu: str, model: str, tp: int = 1, **kw) -> "LatencyTable":
+        """A table from Vidur's profile files (``mlp.csv``, optional ``attention.csv`` and
+        ``all_reduce.csv``) in ``directory``; see :mod:`sim_core.vidur_profiles`."""
+        from sim_core.vidur_profiles import table_from_vidur  # pandas only when asked for
+
+        return table_from_vidur(directory, gpu=gpu, model=model, tp=tp, **kw)
+
     def save(self, path) -> None:
         """Write the table as JSON, one grid or table row per line so it stays hand-editable."""
         Path(path).write_text(_dumps(self.to_dict()) + "\n", encoding="utf-8")
