@@ -96,7 +96,7 @@ def test_a10_token_work_is_the_measured_profile_and_attention_comes_on_top(n):
 @pytest.mark.parametrize("kv, target", [(1024, 86.0), (4096, 224.0)])
 def test_a10_decode_calibration(kv, target):
     blob = load_latency_table("a10", "llama-3-8b", 1).pack()
-    assert _decode(blob, 128, kv) == pytest.approx(target, rel=0.01)
+    assert _decode(blob, 128, kv) == pytest.approx(target, rel=0.03)
 
 
 def test_previous_tables_load_by_name_for_comparison():
@@ -278,7 +278,7 @@ def test_derivation_script_reproduces_the_shipped_tables():
     shipped = load_latency_table("a10", "llama-3-8b", 1)
     np.testing.assert_allclose(built.token_ms, shipped.token_ms, rtol=1e-4)
     np.testing.assert_allclose(built.decode_ms, shipped.decode_ms, rtol=1e-4)
-    assert shipped.provenance_dict["calibration"]["max_abs_error_pct"] < 1
+    assert shipped.provenance_dict["calibration"]["max_abs_error_pct"] < 3
     h100 = load_latency_table("h100", "llama-3-8b", 1)
     r = mod.Roofline(mod.GPUS["h100"], mod.MODELS["llama-3-8b"], 1, eff_h100)
     np.testing.assert_allclose(r.token_work(h100.tokens), h100.token_ms, rtol=1e-3)
