@@ -33,7 +33,9 @@ Grids need at least two strictly increasing, finite, non-negative points; times 
 and non-negative.  Prefill cells with ``chunk > kv_context`` never occur in a simulation; fill
 them with anything sensible (the shipped tables use the value at ``kv_context = chunk``).
 Shipped tables live in ``sim_core/data/latency/<gpu>__<model>__tp<tp>.json`` and are derived by
-``scripts/derive_latency_tables.py`` (roofline model calibrated to Vidur's A10 profile).
+``scripts/derive_latency_tables.py`` from Vidur's measured operator profiles and a roofline
+(``sim_core.roofline``); ``LatencyTable.from_vidur`` reads Vidur's profile CSVs
+(``sim_core.vidur_profiles``).  ``<model>-v1`` tables are the first calibration, kept for comparison.
 
 Blob layout (``LatencyTable.pack()``, one float64 array read by the compiled functions).  The first
 ``HEADER_LEN`` slots hold integers stored as floats; ``off_*`` are offsets into the blob::
