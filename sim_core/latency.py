@@ -33,7 +33,9 @@ Grids need at least two strictly increasing, finite, non-negative points; times 
 and non-negative.  Prefill cells with ``chunk > kv_context`` never occur in a simulation; fill
 them with anything sensible (the shipped tables use the value at ``kv_context = chunk``).
 Shipped tables live in ``sim_core/data/latency/<gpu>__<model>__tp<tp>.json`` and are derived by
-``scripts/derive_latency_tables.py`` (roofline model calibrated to Vidur's A10 profile).
+``scripts/derive_latency_tables.py`` from Vidur's measured operator profiles and a roofline
+(``sim_core.roofline``); ``LatencyTable.from_vidur`` reads Vidur's profile CSVs
+(``sim_core.vidur_profiles``).  ``<model>-v1`` tables are the first calibration, kept for comparison.
 
 Blob layout (``LatencyTable.pack()``, one float64 array read by the compiled functions).  The first
 ``HEADER_LEN`` slots hold integers stored as floats; ``off_*`` are offsets into the blob::
@@ -231,6 +233,14 @@ class LatencyTable:
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}: not valid JSON ({exc})") from exc
         return cls.from_dict(doc, source=str(path))
+
+    @classmethod
+    def from_vidur(cls, directory, *, gpu: str, model: str, tp: int = 1, **kw) -> "LatencyTable":
+        """A table from Vidur's profile files (``mlp.csv``, optional ``attention.csv`` and
+        ``all_reduce.csv``) in ``directory``; see :mod:`sim_core.vidur_profiles`."""
+        from sim_core.vidur_profiles import table_from_vidur  # pandas only when asked for
+
+        return table_from_vidur(directory, gpu=gpu, model=model, tp=tp, **kw)
 
     def save(self, path) -> None:
         """Write the table as JSON, one grid or table row per line so it stays hand-editable."""
