@@ -42,7 +42,7 @@ from sim_core.config import DTYPE_BYTES, kv_blocks_from_memory  # noqa: E402
 from sim_core.latency import LatencyTable, iteration_ms, prefill_attn_ms, table_filename  # noqa: E402
 from sim_core.roofline import GPUS, MODELS, Efficiency, Roofline  # noqa: E402
 from sim_core.vidur_profiles import (CHUNK_GRID, DECODE_N_GRID, KV_GRID, MLP_OPS,  # noqa: E402
-                                     TOKENS_GRID, read_all_reduce, read_mlp, table_from_vidur)
+                                     TOKENS_GRID, read_all_reduce, read_mlp)
 
 PROFILES = ROOT / "sim_core" / "data" / "vidur_profiles"
 A10_DIR = PROFILES / "compute" / "a10" / "meta-llama" / "Meta-Llama-3-8B"
@@ -198,7 +198,7 @@ def build_a10(eff: Efficiency, a10_tokens, date: str) -> LatencyTable:
     """The A10 table: measured token work + roofline attention and KV write on top."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the attention fallback is intended here and recorded
-        t = table_from_vidur(A10_DIR, gpu="a10", model="llama-3-8b", tp=1, efficiency=eff)
+        t = LatencyTable.from_vidur(A10_DIR, gpu="a10", model="llama-3-8b", tp=1, efficiency=eff)
     t = replace(t, token_ms=_sig(t.token_ms), prefill_ms=_sig(t.prefill_ms), decode_ms=_sig(t.decode_ms))
     blob, prov = t.pack(), t.provenance_dict
     for part in prov["profile"].values():  # repository-relative paths, not this machine's

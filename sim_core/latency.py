@@ -66,6 +66,8 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
+from sim_core.roofline import GPUS, Efficiency
+
 FORMAT = "glia-nb-latency-table/1"
 BLOB_VERSION = 1.0
 HEADER_LEN = 18
@@ -235,12 +237,23 @@ class LatencyTable:
         return cls.from_dict(doc, source=str(path))
 
     @classmethod
-    def from_vidur(cls, directory, *, gpu: str, model: str, tp: int = 1, **kw) -> "LatencyTable":
+    def from_vidur(cls, directory, *, gpu: str, model: str, tp: int = 1,
+                   efficiency: "Efficiency | None" = None, all_reduce=None) -> "LatencyTable":
         """A table from Vidur's profile files (``mlp.csv``, optional ``attention.csv`` and
-        ``all_reduce.csv``) in ``directory``; see :mod:`sim_core.vidur_profiles`."""
-        from sim_core.vidur_profiles import table_from_vidur  # pandas only when asked for
+        ``all_reduce.csv``) in ``directory``; see :mod:`sim_core.vidur_profiles`.
+        ``efficiency`` sets the roofline used for what the files lack (default: the factors
+        recorded in a shipped table of the same GPU, :func:`default_efficiency`)."""
+        # Lazy: the profile reader needs pandas, which simulating never does.
+        from sim_core.vidur_profiles import table_fields_from_vidur
 
-        return table_from_vidur(directory, gpu=gpu, model=model, tp=tp, **kw)
+        if gpu not in GPUS:
+            raise ValueError(f"unknown gpu {gpu!r}; known: {sorted(GPUS)}")
+        source = "given"
+        if efficiency is None:
+            efficiency, source = default_efficiency(gpu)
+        return cls(**table_fields_from_vidur(directory, gpu=gpu, model=model, tp=tp,
+                                             efficiency=efficiency, efficiency_source=source,
+                                             all_reduce=all_reduce))
 
     def save(self, path) -> None:
         """Write the table as JSON, one grid or table row per line so it stays hand-editable."""
@@ -418,3 +431,15 @@ def load_latency_table(gpu: str = "a10", model: str = "llama-3-8b", tp: int = 1)
                          f"shipped: {have}. Load your own with LatencyTable.load(path).")
     with resources.as_file(entry) as path:
         return LatencyTable.load(path)
+
+
+def default_efficiency(gpu: str) -> tuple[Efficiency, str]:
+    """The efficiency factors recorded in a shipped table of ``gpu`` (for roofline fallbacks)."""
+    for g, m, tp in available_latency_tables():
+        if g == gpu and not m.endswith("-v1"):
+            prov = load_latency_table(g, m, tp).provenance_dict
+            known = set(Efficiency.__dataclass_fields__)
+            eff = prov.get("efficiency") or {}
+            if set(eff) >= {"eta_gemm_lo", "eta_gemm_hi", "n_half", "eta_bw_weights", "eta_bw_kv"}:
+                return Efficiency(**{k: v for k, v in eff.items() if k in known}), f"{g}/{m}/tp{tp}"
+    raise ValueError(f"no shipped {gpu!r} table records roofline efficiencies; pass efficiency=")

@@ -2,7 +2,7 @@
 
 Every shipped table in ``sim_core/data/latency`` is built from this model (``scripts/
 derive_latency_tables.py`` fits its efficiency factors to measured profiles), and
-:func:`sim_core.vidur_profiles.table_from_vidur` falls back to it for whatever a profile lacks.
+:meth:`sim_core.latency.LatencyTable.from_vidur` falls back to it for whatever a profile lacks.
 Times are milliseconds for the whole model (all layers), per GPU of a tensor-parallel replica;
 ``tp`` splits weights, query/KV heads and FLOPs.  The parts follow Vidur's operator split:
 

@@ -1,7 +1,7 @@
-"""Read Vidur's operator profiles (``mlp.csv``, ``attention.csv``, ``all_reduce.csv``) into a LatencyTable.
+"""Read Vidur's operator profiles (``mlp.csv``, ``attention.csv``, ``all_reduce.csv``) into the fields of a LatencyTable.
 
 Vidur (microsoft/vidur, ``data/profiling/``) profiles one transformer layer's operators on a GPU
-and predicts an iteration as their sum over layers.  :func:`table_from_vidur` turns those files
+and predicts an iteration as their sum over layers.  :meth:`sim_core.latency.LatencyTable.from_vidur` turns those files
 into the piecewise-linear tables of :mod:`sim_core.latency`, using the same operator split Vidur
 uses (``vidur/entities/execution_time.py``) and each profile's ``median`` statistic (what Vidur
 trains on):
@@ -48,7 +48,6 @@ from pathlib import Path
 
 import numpy as np
 
-from sim_core.latency import LatencyTable, available_latency_tables, load_latency_table
 from sim_core.roofline import GPUS, MODELS, Efficiency, Model, Roofline
 
 MLP_OPS = ("attn_pre_proj", "attn_post_proj", "mlp_up_proj", "mlp_down_proj", "mlp_act",
@@ -259,18 +258,6 @@ def read_all_reduce(path, model: Model, tp: int) -> Curve:
     return _curve(path, col, g.index.to_numpy(dtype=float) / (2 * model.hidden), g.to_numpy(), "tokens")
 
 
-def default_efficiency(gpu: str) -> tuple[Efficiency, str]:
-    """The efficiency factors recorded in a shipped table of ``gpu`` (for roofline fallbacks)."""
-    for g, m, tp in available_latency_tables():
-        if g == gpu and not m.endswith("-v1"):
-            prov = load_latency_table(g, m, tp).provenance_dict
-            known = set(Efficiency.__dataclass_fields__)
-            eff = prov.get("efficiency") or {}
-            if set(eff) >= {"eta_gemm_lo", "eta_gemm_hi", "n_half", "eta_bw_weights", "eta_bw_kv"}:
-                return Efficiency(**{k: v for k, v in eff.items() if k in known}), f"{g}/{m}/tp{tp}"
-    raise ValueError(f"no shipped {gpu!r} table records roofline efficiencies; pass efficiency=")
-
-
 def _resolve(gpu: str, model: str) -> tuple:
     if gpu not in GPUS:
         raise ValueError(f"unknown gpu {gpu!r}; known: {sorted(GPUS)}")
@@ -279,21 +266,19 @@ def _resolve(gpu: str, model: str) -> tuple:
     return GPUS[gpu], MODELS[model]
 
 
-def table_from_vidur(directory, *, gpu: str, model: str, tp: int = 1,
-                     efficiency: Efficiency | None = None, all_reduce=None) -> LatencyTable:
-    """A LatencyTable from Vidur's profile files in ``directory`` (see the module docstring).
+def table_fields_from_vidur(directory, *, gpu: str, model: str, tp: int, efficiency: Efficiency,
+                            efficiency_source: str = "given", all_reduce=None) -> dict:
+    """The fields of a :class:`~sim_core.latency.LatencyTable` from Vidur's profile files in
+    ``directory`` (see the module docstring); ``LatencyTable.from_vidur`` builds the table.
 
     ``all_reduce`` names the all-reduce CSV when it is not in ``directory`` (Vidur keeps it under
-    ``network/<gpu>_dgx/``); ``efficiency`` sets the roofline used for what the files lack
-    (default: the factors recorded in a shipped table of the same GPU).
+    ``network/<gpu>_dgx/``); ``efficiency`` sets the roofline used for what the files lack.
     """
     d = Path(directory)
     g, m = _resolve(gpu, model)
     if not (d / "mlp.csv").is_file():
         raise ValueError(f"{d / 'mlp.csv'}: not found (Vidur's compute profile is required)")
-    eff_src = "given"
-    if efficiency is None:
-        efficiency, eff_src = default_efficiency(gpu)
+    eff_src = efficiency_source
     roof = Roofline(g, m, tp, efficiency)
     tok_curve, share = read_mlp(d / "mlp.csv", m, tp)
     fallbacks, prof = [], {
@@ -351,12 +336,12 @@ def table_from_vidur(directory, *, gpu: str, model: str, tp: int = 1,
             fallbacks.append(msg)
             ar_tokens, ar_ms = TOKENS_GRID, roof.allreduce(TOKENS_GRID)
     prov = {"summary": f"{m.name} on {tp}x {g.name} from Vidur operator profiles in {d}",
-            "generated_by": "sim_core.vidur_profiles.table_from_vidur", "statistic": STAT,
+            "generated_by": "sim_core.latency.LatencyTable.from_vidur", "statistic": STAT,
             "profile": prof, "fallbacks": fallbacks,
             "roofline": {"efficiency": asdict(efficiency), "efficiency_source": eff_src},
             "notes": ["GPU time only: Vidur's CPU overheads and NCCL launch constants are left out "
                       "(overhead_ms = 0)."]}
-    return LatencyTable(gpu=gpu, model=model, tp=tp, provenance=json.dumps(prov, indent=1),
+    return dict(gpu=gpu, model=model, tp=tp, provenance=json.dumps(prov, indent=1),
                         tokens=tokens, token_ms=token_ms, prefill_kv=KV_GRID, prefill_chunk=CHUNK_GRID,
                         prefill_ms=prefill, decode_n=DECODE_N_GRID, decode_kv=KV_GRID,
                         decode_ms=decode, allreduce_tokens=ar_tokens, allreduce_ms=ar_ms)

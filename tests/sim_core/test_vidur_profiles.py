@@ -13,7 +13,8 @@ import pytest
 from sim_core.latency import (LatencyTable, allreduce_ms, decode_attn_ms, iteration_ms,
                               prefill_attn_ms, token_ms)
 from sim_core.roofline import GPUS, MODELS, Roofline
-from sim_core.vidur_profiles import MLP_OPS, default_efficiency
+from sim_core.latency import default_efficiency
+from sim_core.vidur_profiles import MLP_OPS
 
 ROOT = Path(__file__).resolve().parents[2]
 STATS = ("min", "max", "mean", "median", "std")
@@ -201,7 +202,7 @@ def test_shipped_a10_token_work_is_the_committed_profile_summary():
 
 
 def test_cli_latency_import_writes_the_table(tmp_path, capsys):
-    from glia_nb.cli_latency import register
+    from glia_nb.cli.latency import register
 
     write_mlp(tmp_path)
     write_attention(tmp_path)
@@ -217,11 +218,11 @@ def test_cli_latency_import_writes_the_table(tmp_path, capsys):
     ref = LatencyTable.from_vidur(tmp_path, gpu="a10", model="llama-3-8b", tp=1)
     np.testing.assert_allclose(t.pack(), ref.pack())
     assert json.loads(out.read_text())["provenance"]["generated_by"] == \
-        "sim_core.vidur_profiles.table_from_vidur"
+        "sim_core.latency.LatencyTable.from_vidur"
 
 
 def test_cli_latency_import_reports_fallbacks_on_stderr(tmp_path, capsys, monkeypatch):
-    from glia_nb.cli_latency import register
+    from glia_nb.cli.latency import register
 
     write_mlp(tmp_path)
     monkeypatch.chdir(tmp_path)
