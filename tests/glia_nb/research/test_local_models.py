@@ -112,3 +112,23 @@ def test_a_session_on_an_8k_model_opens_with_a_prompt_that_fits(tmp_path, window
     chars = sum(len(m.content) for m in sent)
     assert chars < 3.0 * window * 0.4  # system prompt + task: well under half the window
     assert "TASK.md" in sent[1].content
+
+
+def test_glia_study_on_a_closed_port_exits_nonzero_within_seconds_naming_the_url(tmp_path):
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    t0 = time.monotonic()
+    run = subprocess.run([sys.executable, "-m", "glia_nb.cli", "study", "routing-a10", "--researcher",
+                          f"openai-compatible:{url}:smollm2", "--budget-sims", "3", "--out", str(tmp_path / "o"),
+                          "--json"], capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - t0 < 30 and run.returncode == 1
+    assert run.stderr.strip().splitlines() == [f"glia: study failed: cannot reach {url}: connection refused"]
+    doc = json.loads(run.stdout)
+    assert (doc["status"], doc["reason"]) == ("failed", f"cannot reach {url}: connection refused")

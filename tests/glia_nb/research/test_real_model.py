@@ -47,7 +47,8 @@ def server(tmp_path_factory):
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
             [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-             "--port", str(port), "--n_ctx", "8192", "--model_alias", "smollm2", "--n_threads", "2"],
+             "--port", str(port), "--n_ctx", "8192", "--model_alias", "smollm2",
+             "--n_threads", "1"],  # one thread: on a busy 2-core machine more threads spin and stall
             stdout=fh, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
     try:
