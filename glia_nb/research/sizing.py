@@ -16,7 +16,7 @@ from glia_nb.research.agent import AgentConfig, load_prompt
 from glia_nb.research.supervisor import SupervisorConfig
 
 __all__ = ["SMALL_WINDOW", "PromptSizing", "compact_task_text", "researcher_config_for", "sizing_for",
-           "supervisor_config_for"]
+           "supervisor_config_for", "supervisor_prompt_for"]
 
 SMALL_WINDOW = 16_384
 
@@ -74,6 +74,11 @@ def supervisor_config_for(config: SupervisorConfig, window: int | None) -> Super
         return config
     return replace(config, max_context_chars=min(config.max_context_chars, sizing.supervisor_chars),
                    max_tokens=min(config.max_tokens, sizing.supervisor_max_tokens))
+
+
+def supervisor_prompt_for(window: int | None) -> str:
+    """The Supervisor's system prompt: the compact one for a small window."""
+    return load_prompt("supervisor_compact" if sizing_for(window).compact else "supervisor_system")
 
 
 def compact_task_text(task: Any, baseline_score: float | None = None) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from glia_nb.research.agent import Agent, AgentConfig, call_fields, call_step
-from glia_nb.research.sizing import PromptSizing, researcher_config_for, sizing_for, supervisor_config_for
+from glia_nb.research import sizing as sz
 from glia_nb.llm.context import context_window_of
 from glia_nb.tasks.budget import Budget, BudgetTracker
 from glia_nb.research.journal import finite_or_none, read_journal, to_jsonable
@@ -222,7 +222,7 @@ def build_researcher(
 
         spec = make_client(spec)
     if hasattr(spec, "complete"):
-        cfg = config or researcher_config_for(context_limit_tokens or context_window_of(spec))
+        cfg = config or sz.researcher_config_for(context_limit_tokens or context_window_of(spec))
         info = {"kind": "llm", "provider": getattr(spec, "provider", ""), "model": getattr(spec, "model", ""),
                 "base_url": getattr(spec, "base_url", None), "context_window": getattr(spec, "context_window", None),
                 "context_source": getattr(spec, "context_source", None),
@@ -246,7 +246,8 @@ def build_supervisor(client: Any, researcher_client: Any, config: SupervisorConf
     client = client if client is not None else researcher_client
     if client is None:
         return None
-    return Supervisor(client, supervisor_config_for(config, context_window_of(client)))
+    w = context_window_of(client)
+    return Supervisor(client, sz.supervisor_config_for(config, w), system_prompt=sz.supervisor_prompt_for(w))
 
 
 @dataclass(frozen=True)
@@ -258,7 +259,7 @@ class Parts:
     researcher_info: dict
     supervisor: Supervisor | None
     context_limit_tokens: int | None
-    sizing: PromptSizing | None = None
+    sizing: sz.PromptSizing | None = None
 
 
 def assemble(*, task: Any, workspace: Any, tracker: BudgetTracker, toolbox: Any, researcher: Any,
@@ -271,7 +272,7 @@ def assemble(*, task: Any, workspace: Any, tracker: BudgetTracker, toolbox: Any,
                                        context_limit_tokens=context_limit_tokens)
     supervisor = build_supervisor(supervisor_client, client, supervisor_config)
     limit = context_limit_tokens if context_limit_tokens is not None else getattr(client, "context_window", None)
-    return Parts(guard, r, info, supervisor, limit, sizing_for(limit) if client is not None else None)
+    return Parts(guard, r, info, supervisor, limit, sz.sizing_for(limit) if client is not None else None)
 
 
 def journal_header(task: Any, parts: Parts, *, seed: int, approval: str, config: SupervisorConfig | None,
