@@ -132,3 +132,26 @@ def test_glia_study_on_a_closed_port_exits_nonzero_within_seconds_naming_the_url
     assert run.stderr.strip().splitlines() == [f"glia: study failed: cannot reach {url}: connection refused"]
     doc = json.loads(run.stdout)
     assert (doc["status"], doc["reason"]) == ("failed", f"cannot reach {url}: connection refused")
+
+
+def test_resume_rebuilds_the_openai_compatible_client_from_the_journal_header(tmp_path):
+    from standin_llm import StandInLLM
+
+    from glia_nb.llm import OpenAICompatibleClient, make_client
+    from glia_nb.tasks.budget import Budget
+
+    with StandInLLM(max_experiments=1) as llm:
+        client = make_client(llm.spec, context_window=16_000)
+        s = Session.create("route requests well", tmp_path / "ws", client, toolbox=FakeToolBox([40.0]),
+                           supervisor_config=None, budget=Budget(max_turns=1))
+        s.run()
+        header = journal_records(s.journal.path)[0]
+        assert header["researcher"]["base_url"] == llm.url and header["researcher"]["context_window"] == 16_000
+        s.journal.close()
+        again = Session.resume(s.path, toolbox=FakeToolBox([39.0]), budget=Budget(max_turns=3))
+        rebuilt = again.researcher.client
+        assert isinstance(rebuilt, OpenAICompatibleClient) and rebuilt.base_url == llm.url
+        assert rebuilt.model == "standin" and rebuilt.context_window == 16_000
+        again.run()  # the rebuilt client really talks to the server
+        calls = [r for r in journal_records(s.journal.path) if r["type"] == "llm_call"]
+        assert len(calls) >= 2 and all(c["provider"] == "openai-compatible" for c in calls)
