@@ -155,3 +155,33 @@ def test_resume_rebuilds_the_openai_compatible_client_from_the_journal_header(tm
         again.run()  # the rebuilt client really talks to the server
         calls = [r for r in journal_records(s.journal.path) if r["type"] == "llm_call"]
         assert len(calls) >= 2 and all(c["provider"] == "openai-compatible" for c in calls)
+
+
+def test_sigterm_ends_a_study_with_an_end_record_and_exit_130(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "o"
+    proc = subprocess.Popen([sys.executable, "-m", "glia_nb.cli", "study", "routing-a10", "--budget-sims", "20",
+                             "--eval-seeds", "2", "--workers", "1", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        journal = None
+        while time.monotonic() < deadline:  # wait for the study to be under way
+            found = list(out.glob("context0/*/journal.jsonl"))
+            if found and any(r["type"] == "user_message" for r in journal_records(found[0])):
+                journal = found[0]
+                break
+            time.sleep(0.2)
+        assert journal is not None, "the study never started"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "interrupted" in err
+    last = journal_records(journal)[-1]
+    assert (last["type"], last["status"], last["reason"]) == ("finished", "stopped", "interrupted")
