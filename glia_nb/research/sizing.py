@@ -53,7 +53,7 @@ def sizing_for(window: int | None) -> PromptSizing:
         max_tool_chars=max(1500, min(20_000, int(w * 0.4))),
         max_tokens=min(8192, max(256, w // 8 if small else w // 4)),
         supervisor_chars=max(2000, min(40_000, int(w * (0.3 if small else 0.8)))),
-        supervisor_max_tokens=min(2048, max(256, w // 8)),
+        supervisor_max_tokens=min(2048, max(256, w // 16)),
         compact_at=max(w // 2, w - reserve),
     )
 
