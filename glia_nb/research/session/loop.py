@@ -99,8 +99,6 @@ class SessionLoop:
                     continue
                 self._flush_outbox()
                 step = self._researcher_turn_fitted()
-                if step is None:
-                    return
                 self._after_turn(finished=step.finished, idle=not step.assistant.tool_calls, summary=step.finish_summary)
                 if self._count_unusable(step):
                     return self._end("failed", f"the model produced no usable tool call in {self._unusable} turns "
@@ -176,9 +174,9 @@ class SessionLoop:
             self._last_prompt_tokens = 0
         return True
 
-    def _researcher_turn_fitted(self) -> StepResult | None:
-        """A Researcher turn; when the model's window overflows, compact once and retry.
-        None when the session has ended (the conversation cannot be made to fit)."""
+    def _researcher_turn_fitted(self) -> StepResult:
+        """A Researcher turn; when the model's window overflows, compact once and retry
+        (a second overflow, or nothing left to fold, propagates the LLMError)."""
         try:
             return self._researcher_turn()
         except LLMError as exc:
