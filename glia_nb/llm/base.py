@@ -13,7 +13,8 @@ from glia_nb.llm.retry import Failure, LLMError, RetryPolicy, call_with_retries,
 from glia_nb.llm.types import Completion, Message, ToolSpec, Usage
 
 DEFAULT_MAX_TOKENS = 8192  # reasoning models spend part of this on hidden reasoning; cut to fit the window
-DEFAULT_TIMEOUT_S = 600.0  # long reasoning calls take minutes; matches the SDKs' default
+DEFAULT_TIMEOUT_S = 600.0
+SMALL_WINDOW_TOKENS = 16_384  # up to this, a reply is capped at a quarter of the window  # long reasoning calls take minutes; matches the SDKs' default
 
 
 @runtime_checkable
@@ -180,6 +181,8 @@ class SDKClient:
         estimate = exact if exact else self.meter.estimate(msgs, tools)
         if self.max_output_tokens:
             requested = min(requested, int(self.max_output_tokens))
+        if self.context_window <= SMALL_WINDOW_TOKENS:  # one reply may not eat a small window
+            requested = min(requested, self.context_window // 4)
         fitted = fit_max_tokens(self.context_window, estimate, requested)
         if fitted <= 0:
             raise LLMError(
