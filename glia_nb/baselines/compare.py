@@ -81,7 +81,7 @@ def _model_problem(model: str | None) -> str | None:
 
 
 def _run_llm_method(method, task, evaluator, baseline, baseline_code, budget, run, seed, *,
-                    model, budget_usd, run_dir, params, progress):
+                    model, budget_usd, run_dir, params, progress, max_tokens=None):
     from glia_nb.baselines.common import MethodContext, MethodRun, RunLedger
     from glia_nb.baselines.openevolve_runner import MethodUnavailable
     from glia_nb.llm import make_client
@@ -94,6 +94,7 @@ def _run_llm_method(method, task, evaluator, baseline, baseline_code, budget, ru
                    baseline_score=baseline.score)
     t0 = time.monotonic()
     client = make_client(model, ledger=ledger.usage)
+    client.max_output_tokens = max_tokens  # a cap on every reply (None: the model's own)
     ctx = MethodContext(task=task, evaluator=evaluator, ledger=ledger, client=client,
                         rng=random.Random(seed), seed=seed, baseline=baseline,
                         baseline_code=baseline_code, out_dir=run_dir, model_spec=model,
@@ -219,7 +220,7 @@ def run_compare(task="routing-a10", methods=METHODS, budgets=(15,), runs: int = 
                 model: str | None = None, out=None, *, glia_researcher: str | None = None,
                 budget_usd: float | None = None, workers: int = 2, seed: int = 0,
                 executor=None, limits=None, method_params: dict | None = None,
-                progress=None) -> dict:
+                progress=None, max_tokens: int | None = None) -> dict:
     """Run the comparison and write its figures and tables; returns a JSON-native summary.
 
     ``task``: a Task or a registered name. ``model``: the LLM spec for the search baselines
@@ -295,7 +296,7 @@ def run_compare(task="routing-a10", methods=METHODS, budgets=(15,), runs: int = 
                                              rseed, model=model, budget_usd=budget_usd,
                                              run_dir=run_dir,
                                              params=(method_params or {}).get(method, {}),
-                                             progress=tell)
+                                             progress=tell, max_tokens=max_tokens)
                     say(f"[b{budget} {method} run {r}] {mr.status}: {mr.sims_used} simulations, "
                         f"best {mr.curve(task.objective.direction)[-1]}")
                     runs_by_method[method].append(mr)
@@ -336,6 +337,7 @@ def register_compare(sub) -> None:
     c.add_argument("--duration", type=float, help="shorter traces, in simulated seconds "
                    "(quick checks and tests; results are not comparable to full runs)")
     c.add_argument("--eval-seeds", type=int, help="evaluate over the scenario's first N seeds")
+    c.add_argument("--max-tokens", type=int, help="cap on one model reply (small local models ramble)")
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.set_defaults(func=cmd_compare)
 
@@ -355,6 +357,7 @@ def cmd_compare(args) -> int:
     doc = run_compare(task, parse_methods(args.methods), parse_budgets(args.budget_sims),
                       args.runs, args.model, args.out, glia_researcher=args.glia_researcher,
                       budget_usd=args.budget_usd, workers=args.workers, seed=args.seed,
+                      max_tokens=args.max_tokens,
                       progress=(lambda t: print("  " + t, file=sys.stderr)) if live else None)
     if args.json:
         print(json.dumps(doc, default=str))

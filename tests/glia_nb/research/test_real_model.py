@@ -133,7 +133,8 @@ def test_the_server_drops_native_tools_and_the_researcher_falls_back_to_text(ser
 def test_compare_runs_llm_baselines_on_the_local_model(server, tmp_path):
     out = tmp_path / "compare"
     run = glia("compare", "routing-a10", "--methods", "as-is,funsearch", "--budget-sims", "1", "--runs", "1",
-               "--model", f"openai-compatible:{server}:smollm2", "--out", str(out), "--json", *QUICK)
+               "--model", f"openai-compatible:{server}:smollm2", "--max-tokens", "64", "--out", str(out), "--json",
+               *QUICK)
     assert run.returncode == 0, run.stderr[-2000:]
     doc = json.loads(run.stdout.strip().splitlines()[-1])
     assert doc["model"] == f"openai-compatible:{server}:smollm2"
