@@ -13,8 +13,8 @@ from glia_nb.llm.retry import Failure, LLMError, RetryPolicy, call_with_retries,
 from glia_nb.llm.types import Completion, Message, ToolSpec, Usage
 
 DEFAULT_MAX_TOKENS = 8192  # reasoning models spend part of this on hidden reasoning; cut to fit the window
-DEFAULT_TIMEOUT_S = 600.0
-SMALL_WINDOW_TOKENS = 16_384  # up to this, a reply is capped at a quarter of the window  # long reasoning calls take minutes; matches the SDKs' default
+DEFAULT_TIMEOUT_S = 600.0  # long reasoning calls take minutes; matches the SDKs' default
+SMALL_WINDOW_TOKENS = 16_384  # up to this, a reply is capped at a quarter of the window
 
 
 @runtime_checkable

@@ -274,7 +274,8 @@ class Supervisor:
         kind, text, reason, parsed = parse_decision(raw)
         steps = [first]
         if not parsed:
-            again = self.agent.step([Message.user(prompt), Message.assistant(raw or "(empty reply)"), Message.user(REASK)])
+            again = self.agent.step([Message.user(prompt), Message.assistant(raw or "(empty reply)"),
+                                     Message.user(REASK)])
             steps.append(again)
             kind, text, reason, parsed = parse_decision(again.assistant.content)
             if not parsed:
