@@ -182,14 +182,16 @@ class CaseStudy:
 
     def recheck_table(self, results: dict):
         """Scores of :meth:`recheck` as a DataFrame: one row per policy, one column per split,
-        plus the journal's score of the design."""
+        plus the scores the journal recorded for the design and the baseline."""
         import pandas as pd
 
         names = list(dict.fromkeys(n for n, _ in results))
         splits = list(dict.fromkeys(s for _, s in results))
         table = pd.DataFrame({s: [results[(n, s)].score for n in names] for s in splits}, index=names)
         table["restarted (task seeds)"] = [results[(n, splits[0])].summary.get("restart_fraction") for n in names]
-        table["journal"] = [self.journal_best()["score"] if n == "discovered" else None for n in names]
+        recorded = {"discovered": self.journal_best()["score"],
+                    self.task.baseline: self.context().summary.get("baseline_score")}
+        table["journal (task seeds)"] = [recorded.get(n) for n in names]
         table.index.name = "policy"
         return table
 

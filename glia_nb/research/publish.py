@@ -177,10 +177,12 @@ def _label(session: Path, root: Path) -> str:
     if session == root:
         return "session"
     parts = list(session.relative_to(root).parts)
-    # A session's own folder is named by task and time; its parent (context0, run1...) is
+    # A workspace's own folder is named by task and time; its parent (context0, run1...) is
     # the readable name unless the session sits directly in the study folder.
-    if len(parts) > 1:
+    if len(parts) > 1 and (session / "workspace.json").is_file():
         parts = parts[:-1]
+    if len(parts) > 1 and parts[0] == "contexts":  # an already published case study
+        parts = parts[1:]
     return "-".join(re.sub(r"[^A-Za-z0-9._-]+", "-", p) for p in parts) or "session"
 
 
