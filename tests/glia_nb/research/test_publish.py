@@ -202,3 +202,20 @@ def test_notebook_replays_and_rechecks_from_elsewhere(study, published, tmp_path
         pytest.skip("no /usr/bin/chromium to render the case study")
     _render(executed, ROOT / "test-artifacts" / "publish_case_study.png")
     assert (ROOT / "test-artifacts" / "publish_case_study.png").stat().st_size > 50_000
+
+
+@pytest.mark.parametrize("folder", sorted((ROOT / "case_studies").glob("*/manifest.json")),
+                         ids=lambda p: p.parent.name)
+def test_committed_case_studies_match_the_generator(folder):
+    """A committed case study's notebook is what the current generator builds from its
+    manifest (re-publish it after changing the notebook template)."""
+    import nbformat
+
+    from glia_nb.research.casestudy_notebook import build_notebook
+
+    manifest = json.loads(folder.read_text())
+    committed = nbformat.read(folder.parent / "case_study.ipynb", as_version=4)
+    built = build_notebook(manifest)
+    assert [c.source for c in committed.cells] == [c.source for c in built.cells]
+    for ctx in manifest["contexts"]:  # every policy the manifest names is there
+        assert all((folder.parent / p).is_file() for p in ctx["policies"].values())
