@@ -27,7 +27,11 @@ def register(sub) -> None:
 def execute_notebook(folder: Path, timeout_s: int = 600) -> Path:
     """Run the case study's notebook in a fresh kernel in its own folder and save it with
     its outputs; returns the notebook's path. A failing cell raises."""
-    import nbclient
+    try:
+        import nbclient
+    except ImportError:
+        raise RuntimeError("--execute needs nbclient and ipykernel (pip install nbclient "
+                           "ipykernel)") from None
     import nbformat
 
     from glia_nb.research.publish import NOTEBOOK

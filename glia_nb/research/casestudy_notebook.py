@@ -17,6 +17,7 @@ __all__ = ["build_notebook"]
 
 _SETUP = '''\
 %matplotlib inline
+import html
 import os
 from pathlib import Path
 
@@ -60,7 +61,7 @@ display(Markdown(
     f"seed, seeds {list(task.seeds)}; held-out seeds for the re-check "
     f"{study.manifest['held_out_seeds']}."))
 display(HTML("<details><summary>The Researcher's task text, as it was given</summary><pre style="
-             "'white-space:pre-wrap'>" + __import__("html").escape(c.header.get("task_text", ""))
+             "'white-space:pre-wrap'>" + html.escape(c.header.get("task_text", ""))
              + "</pre></details>"))
 '''
 
@@ -217,6 +218,13 @@ def build_notebook(manifest: dict) -> Any:
     ]
     if multi:
         cells += _context_sections(manifest)
+    for table in manifest.get("compare_tables") or ():
+        cells += [_md(f"### `glia compare`: every method on the same budget (`{table}`)"),
+                  _code(f"display(Markdown((study.folder / {table!r}).read_text()))", ("compare",))]
+    if not best:
+        cells.append(_md("## No result to re-check\n\nNo experiment of this study produced a "
+                         "score, so there is no discovered design to show or re-evaluate."))
+        return _notebook(cells, title, manifest)
     cells += [
         _md(f"## The discovered design\n\nThe code of the best design"
             + (f", *{best.get('name')}*," if best.get("name") else "")
@@ -239,6 +247,12 @@ def build_notebook(manifest: dict) -> Any:
             "a study of your own, `glia study " + manifest["task_name"] + "` (offline, no key) or "
             "with a model, then `glia publish` its folder."),
     ]
+    return _notebook(cells, title, manifest)
+
+
+def _notebook(cells: list, title: str, manifest: dict) -> Any:
+    import nbformat
+
     nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata.update({"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
                         "language_info": {"name": "python"},

@@ -14,6 +14,7 @@ Layout of ``publish_study(study_dir, out)``::
     baseline_policy.py       the starting policy (the task's baseline), for the diff
     contexts/<label>/journal.jsonl          the journal, redacted
     contexts/<label>/policies/NNN_<slug>.py  the evaluated code of each experiment
+    compare/table_bN.md      the method tables of a ``glia compare`` run
     binder/requirements.txt, binder/runtime.txt
     README.md
 
@@ -268,6 +269,11 @@ def publish_study(study_dir: str | os.PathLike, out: str | os.PathLike, *, title
         ctx, header, t = _publish_context(s, label, out, red, lineage_only)
         contexts.append(ctx.summary)
         header0, task = header0 or header, task or t
+    tables = []
+    for t in sorted(root.glob("table_b*.md")):  # a glia compare run: its method tables
+        (out / "compare").mkdir(exist_ok=True)
+        (out / "compare" / t.name).write_text(red.text(t.read_text(encoding="utf-8")), encoding="utf-8")
+        tables.append(f"compare/{t.name}")
     lower = task.objective.direction != "max"
     scored = [c for c in contexts if c["best"] and c["best"]["score"] is not None]
     best_ctx = (min if lower else max)(scored, key=lambda c: c["best"]["score"]) if scored else None
@@ -295,7 +301,7 @@ def publish_study(study_dir: str | os.PathLike, out: str | os.PathLike, *, title
         "best": None if best_ctx is None else {
             "context": best_ctx["label"], **best_ctx["best"],
             "policy": best_ctx["policies"].get(str(best_ctx["best"]["id"]))},
-        "contexts": contexts,
+        "contexts": contexts, "compare_tables": tables,
         "install": f"pip install glia-nb=={header0.get('version')}",
         "notebook": NOTEBOOK,
     })

@@ -140,6 +140,22 @@ def test_lineage_only_and_multi_context(tiny_task, tmp_path, capsys):
     assert f"`{manifest['best']['context']}` — best" in "\n".join(heads)
 
 
+def test_compare_run_publishes_one_section_per_method(tiny_task, tmp_path):
+    from glia_nb.baselines.compare import run_compare
+
+    run_compare(tiny_task, methods="glia-scg,baselines", budgets=(2,), runs=2,
+                out=tmp_path / "cmp", workers=1)
+    out = publish_study(tmp_path / "cmp", tmp_path / "cs")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [c["label"] for c in manifest["contexts"]] == ["b2-glia-scg-run0-context0",
+                                                          "b2-glia-scg-run1-context0"]
+    assert manifest["compare_tables"] == ["compare/table_b2.md"]
+    table = (out / "compare" / "table_b2.md").read_text()
+    assert "glia-scg" in table and str(tmp_path) not in table
+    best = min((c["best"] for c in manifest["contexts"]), key=lambda b: b["score"])
+    assert manifest["best"]["score"] == best["score"]
+
+
 def _render(notebook: Path, shot: Path) -> None:
     import subprocess
     import sys
