@@ -203,7 +203,12 @@ class CaseStudy:
             raise AssertionError(f"the re-check failed: {res.one_line()}")
         want = float(self.journal_best()["score"])
         if not math.isclose(res.score, want, rel_tol=rel_tol, abs_tol=0.0):
-            raise AssertionError(f"re-checked score {res.score!r} differs from the journal's {want!r}")
+            from glia_nb.research.journal import environment_info
+
+            raise AssertionError(
+                f"re-checked score {res.score!r} differs from the journal's {want!r}: the simulator "
+                f"is not the one the study ran on (recorded with glia-nb "
+                f"{self.manifest['versions'].get('glia_nb')}, running {environment_info()['version']})")
         return float(res.score)
 
     @staticmethod
