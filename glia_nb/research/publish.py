@@ -103,8 +103,8 @@ class Redactor:
         for v in self.secrets:
             s = s.replace(v, REDACTED)
         s = _KEY_SHAPES.sub(REDACTED, s)
-        for prefix, label in self.prefixes:
-            s = s.replace(prefix, label)
+        for prefix, label in self.prefixes:  # whole path components only: /root, not /rootfs
+            s = re.sub(re.escape(prefix) + r"(?![\w.-])", lambda _m, lab=label: lab, s)
         return _ABS_PATH.sub("<path>", s)
 
     def value(self, obj: Any) -> Any:

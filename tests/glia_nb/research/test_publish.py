@@ -78,6 +78,7 @@ def test_redactor_removes_secrets_keys_and_paths(monkeypatch):
     for bad in ("correct-horse", "sk-ant", "AKIA", "/home/alice", "/tmp/x"):
         assert bad not in out
     assert "<study>/ws/policy.py" in out and "workloads/data abc" in out
+    assert red.text("/home/alice/runs/study2/x") == "<path>"  # a sibling is not the study
     assert red.value({"k sk-abcdefghij": ["sk-abcdefghij", 3, None]}) == \
         {"k [REDACTED]": ["[REDACTED]", 3, None]}
 
