@@ -199,7 +199,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from glia_nb.tasks.budget import Budget
-from glia_nb.research.offline.researcher import OfflineSupervisorModel
+from glia_nb.research.offline.researcher import OfflineSupervisor
 from glia_nb.research.report import experiments_frame, summarize_session
 from glia_nb.research.session.session import Session
 from glia_nb.tasks import get_task
@@ -228,7 +228,7 @@ print(task.render_text()[:1200], "…")
 session = Session.create(
     task, RUNS,
     researcher_client=RESEARCHER,
-    supervisor_client=OfflineSupervisorModel() if RESEARCHER == "offline" else None,
+    supervisor_client=OfflineSupervisor() if RESEARCHER == "offline" else None,
     budget=Budget(max_simulations=MAX_SIMULATIONS, max_usd=MAX_USD),
     approval=APPROVAL,
 )

@@ -24,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from glia_nb.baselines.common import EvalRecord, MethodRun
-from glia_nb.research.multi import MultiResult, ParallelGlia, SequentialGlia, _pick_best
+from glia_nb.research.multi import MultiResult, ParallelGlia, SequentialGlia, _pick_best, reached
 from glia_nb.research.tools import ToolBox, ToolResult
 
 FIXED_ROUTERS = {"RR": "round_robin", "LLQ": "llq", "LOR": "lor", "HRA": "hra"}
@@ -69,9 +69,9 @@ class _Budgeted:
 
         sup = self.supervisor_client
         if sup is None and self.researcher == "offline":
-            from glia_nb.research.offline.researcher import OfflineSupervisorModel
+            from glia_nb.research.offline.researcher import OfflineSupervisor
 
-            sup = OfflineSupervisorModel()
+            sup = OfflineSupervisor()
         n_seeds = len(self.task.seeds)
         budget = replace(Budget.coerce(self.budget), max_simulations=experiments * n_seeds)
         if usd is not None:
@@ -141,8 +141,7 @@ class BudgetedSequentialGlia(_Budgeted, SequentialGlia):
                 s.run()
                 sessions.append(s)
                 _, best = _pick_best(sessions)
-                if self.target is not None and best and best.get("score") is not None \
-                        and best["score"] <= self.target:
+                if reached(self.target, best, s.lower_is_better):
                     break
         best_s, best = _pick_best(sessions)
         return MultiResult(sessions=sessions, best_session=best_s, best=best)

@@ -560,8 +560,8 @@ def test_end_to_end_through_the_real_sdk_clients(tmp_path, llm_http, monkeypatch
     assert records(s, "finished")[0]["summary"] == "LLQ is the best I found"
 
 
-def test_replay_attaches_tool_results_by_call_id_and_reports_unanswered_calls():
-    from glia_nb.research.session.replay import replay_records
+def test_fold_attaches_tool_results_by_call_id_and_reports_unanswered_calls():
+    from glia_nb.research.fold import fold_records
 
     a1 = {"type": "assistant", "text": "two calls", "tool_calls": [
         ToolCall.from_arguments("t1", "shell", {"command": "ls"}).to_dict(),
@@ -576,9 +576,9 @@ def test_replay_attaches_tool_results_by_call_id_and_reports_unanswered_calls():
         {"seq": 7, "type": "tool_result", "call_id": "zz", "name": "shell", "is_error": False, "text": "orphan"},
         {"seq": 8, "type": "nudge", "text": "hello"},
     ]
-    r = replay_records(recs)
+    r = fold_records(recs)
     assert [m.role for m in r.messages] == ["user", "assistant", "tool"]
     assert r.messages[2].content == "early"
     assert [c.id for c in r.unanswered_calls] == ["t2"]
     assert (r.simulations, r.turns, r.llm_calls, r.usd, r.last_prompt_tokens) == (3, 1, 2, 0.75, 77)
-    assert r.outbox == [("person", "nudge-8", "hello")]
+    assert r.outbox == {"nudge-8": ("person", "hello")}

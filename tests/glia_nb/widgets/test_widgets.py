@@ -16,7 +16,7 @@ pytest.importorskip("ipywidgets")
 
 from glia_nb.tasks.budget import Budget  # noqa: E402
 from glia_nb.llm import ScriptedClient  # noqa: E402
-from glia_nb.research.offline.researcher import OfflineSupervisorModel  # noqa: E402
+from glia_nb.research.offline.researcher import OfflineSupervisor  # noqa: E402
 from glia_nb.research.session.session import Session  # noqa: E402
 from glia_nb.research.supervisor import SupervisorConfig  # noqa: E402
 from glia_nb.tasks import get_task  # noqa: E402
@@ -57,7 +57,7 @@ def wait_until(predicate, timeout: float = 60.0, what: str = "condition"):
 
 @pytest.fixture
 def idle_session(tiny_task, tmp_path):
-    s = Session.create(tiny_task, tmp_path, researcher_client="offline", supervisor_client=OfflineSupervisorModel(),
+    s = Session.create(tiny_task, tmp_path, researcher_client="offline", supervisor_client=OfflineSupervisor(),
                        budget=Budget(max_simulations=2), run_baseline=False)
     yield s
     s.close()
@@ -214,7 +214,7 @@ def test_switching_to_auto_delivers_what_is_pending(questioning_session):
 
 @pytest.mark.slow
 def test_panel_follows_a_whole_offline_study_and_replays_it(tiny_task, tmp_path):
-    s = Session.create(tiny_task, tmp_path, researcher_client="offline", supervisor_client=OfflineSupervisorModel(),
+    s = Session.create(tiny_task, tmp_path, researcher_client="offline", supervisor_client=OfflineSupervisor(),
                        budget=Budget(max_simulations=3))
     panel = ResearchPanel(s)
     events = []
