@@ -92,11 +92,15 @@ class PlainWorkspace:
         return ""
 
 
+_NEEDS = {"ToolBoxLike": ("specs", "call"), "ResearcherLike": ("step",),
+          "SupervisorLike": ("should_review", "review", "provider", "model"),
+          "WorkspaceLike": ("path", "baseline_score", "ledger_text")}
+
+
 def require(obj: Any, protocol: type, what: str) -> Any:
     """``obj`` if it provides ``protocol``; else a one-line TypeError naming what is missing."""
     if isinstance(obj, protocol):
         return obj
-    missing = [n for n in getattr(protocol, "__protocol_attrs__", ()) if not hasattr(obj, n)] or \
-        [n for n in ("specs", "call", "step", "should_review", "review", "path", "ledger_text")
-         if n in dir(protocol) and not hasattr(obj, n)]
-    raise TypeError(f"{what} {type(obj).__name__} lacks {', '.join(missing) or 'the ' + protocol.__name__ + ' API'}")
+    missing = [n for n in _NEEDS.get(protocol.__name__, ()) if not hasattr(obj, n)]
+    raise TypeError(f"{what} ({type(obj).__name__}) lacks {', '.join(missing) or protocol.__name__}: "
+                    f"see glia_nb.research.session.contracts.{protocol.__name__}")

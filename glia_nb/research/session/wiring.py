@@ -335,7 +335,8 @@ RUN_EXPERIMENT = "run_experiment"
 class GuardedToolBox:
     """Wraps the toolbox so every experiment is journaled and counted the moment it
     returns, whoever called it (the LLM loop or a rule-based researcher), and so no
-    experiment starts once the simulation budget is spent."""
+    experiment starts once the simulation budget is spent. It offers exactly
+    :class:`~glia_nb.research.session.contracts.ToolBoxLike`; the wrapped toolbox is ``inner``."""
 
     def __init__(self, inner: Any, tracker: BudgetTracker) -> None:
         self.inner, self.tracker = inner, tracker
@@ -353,9 +354,6 @@ class GuardedToolBox:
         if name == RUN_EXPERIMENT and self.on_experiment is not None:
             self.on_experiment(arguments, result)
         return result
-
-    def __getattr__(self, item: str) -> Any:
-        return getattr(self.inner, item)
 
 
 @dataclass(frozen=True)

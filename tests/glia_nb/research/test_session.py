@@ -582,3 +582,35 @@ def test_fold_attaches_tool_results_by_call_id_and_reports_unanswered_calls():
     assert [c.id for c in r.unanswered_calls] == ["t2"]
     assert (r.simulations, r.turns, r.llm_calls, r.usd, r.last_prompt_tokens) == (3, 1, 2, 0.75, 77)
     assert r.outbox == {"nudge-8": ("person", "hello")}
+
+
+# ---------------------------------------------------------------------- contracts
+def test_parts_are_checked_against_their_protocols_when_the_session_is_built(tmp_path, monkeypatch):
+    from glia_nb.research.session.contracts import SupervisorLike
+
+    with pytest.raises(TypeError, match="lacks specs, call"):
+        Session.create(TASK, tmp_path / "a", PricedClient([]), toolbox=lambda ws, task, budget: object())
+    monkeypatch.setitem(RESEARCHERS, "broken", lambda **kw: object())
+    with pytest.raises(TypeError, match="researcher 'broken'.*lacks step"):
+        Session.create(TASK, tmp_path / "b", "broken", toolbox=FakeToolBox())
+
+    class Rules:  # a ready Supervisor object is used as it is, not wrapped in an LLM loop
+        provider, model = "rules", "always-proceed"
+
+        def should_review(self, state):
+            return "finish" if state.finished else None
+
+        def review(self, context):
+            from glia_nb.research.supervisor import Decision
+
+            self.seen = context
+            return Decision("proceed", trigger=context.trigger)
+
+    rules = Rules()
+    assert isinstance(rules, SupervisorLike)
+    s = Session.create(TASK, tmp_path / "c", PricedClient([exp(1), finish()]), supervisor_client=rules,
+                       toolbox=FakeToolBox([40.0]))
+    s.run()
+    assert s.end_reason == "researcher_finished" and rules.seen.trigger == "finish"
+    assert [e["score"] for e in rules.seen.experiments] == [40.0]  # structured inputs, not prompt text
+    assert read_journal(s.journal.path)[0]["supervisor"] == {"provider": "rules", "model": "always-proceed"}
