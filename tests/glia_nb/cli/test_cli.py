@@ -119,3 +119,16 @@ def test_notebooks_use_runs_dir_and_runs_are_ignored():
         assert "runs_dir()" in text and '"glia_runs"' not in text, nb.name
     p = subprocess.run(["git", "check-ignore", "-q", "notebooks/glia_runs/x/journal.jsonl"], cwd=ROOT)
     assert p.returncode == 0
+
+
+def test_compare_reports_progress_on_a_piped_stderr(tmp_path):
+    p = _glia("compare", "routing-a10", "--methods", "baselines,glia-scg", "--budget-sims", "2", "--runs", "1",
+              "--duration", "30", "--eval-seeds", "1", "--workers", "1", "--out", str(tmp_path / "cmp"), "--json",
+              cwd=tmp_path, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert any(ln.strip().startswith("starting program (LLQ):") for ln in lines)
+    assert any("fixed router HRA:" in ln for ln in lines) and any("[b2 glia-scg run 0]" in ln for ln in lines)
+    for ln in lines:
+        for number in NUMBER.findall(ln):
+            assert _significant(number) <= 4, f"unrounded {number!r} in {ln!r}"
