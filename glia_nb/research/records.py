@@ -25,7 +25,7 @@ __all__ = [
     "ToolResultRecord", "LlmCall", "Experiment", "Baseline", "SupervisorReview", "InterventionQueued",
     "InterventionApproved", "InterventionEdited", "InterventionRejected", "Nudge", "ApprovalPolicy", "Resumed",
     "Restarted", "Control", "BudgetExhausted", "ContextLimit", "Error", "Finished", "parse", "parse_header",
-    "usage_tokens", "record_type",
+    "usage_tokens", "record_type", "CONTROL_TYPES",
 ]
 
 SCHEMA_VERSION = 2
@@ -383,7 +383,8 @@ class Finished(Record):
     budget_used: Mapping[str, Any] = field(default_factory=dict)
 
 
-_CONTROL_TYPES = ("pause", "resume", "stop")
+#: The types of :class:`Control` records (a person's pause, un-pause and stop).
+CONTROL_TYPES = ("pause", "resume", "stop")
 RECORD_TYPES: dict[str, type[Record]] = {
     cls.TYPE: cls for cls in (
         UserMessage, Assistant, ToolResultRecord, LlmCall, Experiment, Baseline, SupervisorReview,
@@ -402,7 +403,7 @@ def parse(d: Mapping[str, Any]) -> Record | None:
     """The typed record of one journal line (header excluded), or None for a type this
     version does not know (readers skip those: a newer writer may add types)."""
     t = _LEGACY_TYPES.get(str(d.get("type")), d.get("type"))
-    if t in _CONTROL_TYPES:
+    if t in CONTROL_TYPES:
         return Control(wall_s=float(d.get("wall_s") or 0.0), seq=d.get("seq"), ts=d.get("ts"), kind=str(t))
     cls = RECORD_TYPES.get(str(t))
     return None if cls is None else cls.from_dict(d)

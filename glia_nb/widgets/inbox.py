@@ -17,12 +17,17 @@ from typing import Any, Mapping
 
 import ipywidgets as W
 
+from glia_nb.research import records as R
 from glia_nb.research.fold import StudyState, fold
 from glia_nb.widgets._base import SessionBox
 
 __all__ = ["SupervisorInbox"]
 
 SLOTS = 3  # the session waits while an intervention is pending, so one is the usual case
+
+# The records that change the approval queue or the approval mode.
+_QUEUE_TYPES = frozenset(cls.TYPE for cls in (R.InterventionQueued, R.InterventionApproved, R.InterventionEdited,
+                                              R.InterventionRejected, R.ApprovalPolicy, R.Resumed))
 
 
 class _Card:
@@ -125,8 +130,7 @@ class SupervisorInbox(SessionBox):
     # ------------------------------------------------------------------ events (any thread)
     def _on_event(self, ev: Mapping[str, Any]) -> None:
         t = ev.get("type")
-        if t not in ("intervention_queued", "intervention_approved", "intervention_edited",
-                     "intervention_rejected", "approval_policy", "resumed"):
+        if t not in _QUEUE_TYPES:
             return
         with self._glia_lock:
             if not self._ready:

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 import ipywidgets as W
 
 from glia_nb.research.fold import fold, new_state
+from glia_nb.research import records as R
 from glia_nb.research.records import ENDED
 from glia_nb.widgets._base import SessionBox
 from glia_nb.widgets.transcript import Transcript
@@ -27,9 +28,11 @@ __all__ = ["ResearchPanel"]
 
 _LEDGER_COLUMNS = ("#", "name", "score", "gain vs baseline", "restarted", "p90 TTFT s", "sims", "note")
 _TRANSCRIPT_TYPES = frozenset({
-    "user_message", "assistant", "tool_result", "baseline", "experiment", "supervisor_review",
-    "intervention_queued", "intervention_approved", "intervention_edited", "intervention_rejected",
-    "nudge", "pause", "resume", "stop", "approval_policy", "budget_exhausted", "error", "finished",
+    *(cls.TYPE for cls in (R.UserMessage, R.Assistant, R.ToolResultRecord, R.Baseline, R.Experiment,
+                           R.SupervisorReview, R.InterventionQueued, R.InterventionApproved,
+                           R.InterventionEdited, R.InterventionRejected, R.Nudge, R.ApprovalPolicy,
+                           R.BudgetExhausted, R.Error, R.Finished)),
+    *R.CONTROL_TYPES,
 })
 
 
@@ -149,7 +152,7 @@ class ResearchPanel(SessionBox):
             self._status = str(ev.get("status") or self._status)
         if ev.get("seq") is not None:  # a journal record (status events have no seq)
             fold(self._state, ev)
-        if t in ("experiment", "baseline"):
+        if t in (R.Experiment.TYPE, R.Baseline.TYPE):
             changed["ledger"] = changed["plot"] = True
         if t in _TRANSCRIPT_TYPES:
             changed["transcript"] = self._transcript.add(ev)

@@ -333,3 +333,14 @@ def test_wait_async_polls_without_blocking():
     assert asyncio.run(wait_async(FakeSession(), timeout=5, poll_s=0.05)) is True
     assert asyncio.run(wait_async(type("S", (), {"wait": lambda self, timeout=None: False})(), timeout=0.2,
                                   poll_s=0.05)) is False
+
+
+def test_the_transcript_renders_every_record_type_the_panel_sends_it():
+    # The panel's list comes from glia_nb.research.records; a renamed record type must not
+    # silently fall out of the transcript.
+    from glia_nb.research import records as R
+    from glia_nb.widgets.research_panel import _TRANSCRIPT_TYPES
+    from glia_nb.widgets.transcript import Transcript
+
+    assert _TRANSCRIPT_TYPES <= set(R.RECORD_TYPES) | set(R.CONTROL_TYPES)
+    assert all(callable(getattr(Transcript, f"_on_{t}", None)) for t in _TRANSCRIPT_TYPES)
