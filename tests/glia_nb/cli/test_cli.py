@@ -132,3 +132,10 @@ def test_compare_reports_progress_on_a_piped_stderr(tmp_path):
     for ln in lines:
         for number in NUMBER.findall(ln):
             assert _significant(number) <= 4, f"unrounded {number!r} in {ln!r}"
+
+
+def test_stack_tuning_shows_progress_on_a_piped_stderr(tmp_path):
+    p = _glia("stack", "--stacks", "standard", "--seeds", "1", "--duration", "120", "--tune", "--json",
+              cwd=tmp_path, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "stacks:" in p.stderr and "tuning " in p.stderr and "setting" in p.stderr
