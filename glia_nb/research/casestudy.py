@@ -3,7 +3,7 @@
 :class:`CaseStudy` opens a folder written by :func:`glia_nb.research.publish.publish_study`
 (found by a relative path, so it works wherever the folder was copied: a clone, Binder),
 reads each context's journal through :func:`~glia_nb.research.journal.read_journal` and
-the replay fold, and re-evaluates designs with the sandboxed harness. Every number the
+the one fold of a journal, and re-evaluates designs with the sandboxed harness. Every number the
 notebook shows about the re-check is computed here when the notebook runs.
 """
 from __future__ import annotations
@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from glia_nb.research import records as R
+from glia_nb.research.fold import StudyState, best_of, fold_records
 from glia_nb.research.journal import finite_or_none, read_journal
 from glia_nb.research.publish import MANIFEST
-from glia_nb.research.session.replay import Replay, best_of, replay_records
 
 __all__ = ["CaseStudy", "Context", "RECHECK_REL_TOL"]
 
@@ -27,19 +28,19 @@ RECHECK_REL_TOL = 1e-9  # the simulator is deterministic: a re-check must agree 
 
 @dataclass(frozen=True)
 class Context:
-    """One session of the study: its journal (header, records), their replay and the
+    """One session of the study: its journal (header, records), their fold and the
     manifest's summary of it."""
 
     label: str
     header: dict
     records: list
-    replay: Replay
+    state: StudyState
     summary: dict
 
     @property
     def experiments(self) -> list[dict]:
         """The experiment records (the baseline, id 0, excluded)."""
-        return [e for e in self.replay.experiments if e.get("id") not in (0, "0")]
+        return [e for e in self.state.experiments if e.get("id") not in (0, "0")]
 
 
 class CaseStudy:
@@ -65,7 +66,7 @@ class CaseStudy:
         for c in manifest["contexts"]:
             header, records = read_journal(folder / c["journal"])
             contexts.append(Context(c["label"], header, records,
-                                    replay_records(records, lower_is_better=lower), c))
+                                    fold_records(records, header, lower_is_better=lower), c))
         return cls(folder, manifest, contexts)
 
     # ------------------------------------------------------------------ the record
@@ -126,16 +127,16 @@ class CaseStudy:
         """The Supervisor's interventions and the person's nudges, in journal order."""
         import pandas as pd
 
+        person = {R.Nudge.TYPE: "nudge", R.InterventionEdited.TYPE: "edited an intervention",
+                  R.InterventionRejected.TYPE: "rejected an intervention"}
         rows = []
         for c in self.contexts:
             for r in c.records:
                 t = r.get("type")
-                if t == "supervisor_review" and r.get("kind") not in (None, "proceed"):
+                if t == R.SupervisorReview.TYPE and r.get("kind") not in (None, "proceed"):
                     rows.append((c.label, r.get("seq"), "Supervisor", f"{r.get('kind')} (on {r.get('trigger')})", r.get("text")))
-                elif t in ("intervention_edited", "intervention_rejected"):
-                    rows.append((c.label, r.get("seq"), "Person", t.split("_")[1] + " an intervention", r.get("text", "")))
-                elif t == "nudge":
-                    rows.append((c.label, r.get("seq"), "Person", "nudge", r.get("text")))
+                elif t in person:
+                    rows.append((c.label, r.get("seq"), "Person", person[t], r.get("text", "")))
         return pd.DataFrame(rows, columns=["context", "seq", "who", "what", "text"])
 
     # ------------------------------------------------------------------ the code

@@ -21,7 +21,7 @@ Layout of ``publish_study(study_dir, out)``::
 ``study_dir`` is a session folder (holding ``journal.jsonl``), a multi-context study folder
 (``context0/``, ``context1/``...) or a ``glia compare`` output: every journal under it is a
 context. Journals are read only through :func:`glia_nb.research.journal.read_journal` and
-folded with :func:`glia_nb.research.session.replay.replay_records`.
+folded with :func:`glia_nb.research.fold.fold_records` (the one fold of a journal).
 
 Redaction: values of environment variables whose names contain KEY, TOKEN, SECRET,
 PASSWORD or CREDENTIAL, strings shaped like API keys (``sk-...``, ``AKIA...``, ``ghp_...``),
@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from glia_nb.research.fold import best_of, fold_records, is_improvement
 from glia_nb.research.journal import environment_info, read_journal
-from glia_nb.research.session.replay import best_of, is_improvement, replay_records
 
 __all__ = ["Redactor", "PublishedContext", "find_journals", "lineage", "publish_study",
            "held_out_seeds", "MANIFEST", "NOTEBOOK"]
@@ -194,9 +194,9 @@ def _publish_context(session: Path, label: str, out: Path, red: Redactor,
     header, records = read_journal(session / JOURNAL)
     task = Task.from_dict(header["task"])
     lower = task.objective.direction != "max"
-    replay = replay_records(records, lower_is_better=lower)
-    exps = [e for e in replay.experiments if e.get("id") not in (0, "0")]
-    chain = lineage(exps, replay.baseline, lower)
+    state = fold_records(records, header, lower_is_better=lower)
+    exps = [e for e in state.experiments if e.get("id") not in (0, "0")]
+    chain = lineage(exps, state.baseline, lower)
     best = best_of(exps, lower)
     dest = out / "contexts" / label
     (dest / "policies").mkdir(parents=True, exist_ok=True)
@@ -213,7 +213,7 @@ def _publish_context(session: Path, label: str, out: Path, red: Redactor,
             (dest / "policies" / name).write_text(red.text(src.read_text(encoding="utf-8")),
                                                   encoding="utf-8")
             policies[str(e.get("id"))] = f"contexts/{label}/policies/{name}"
-    base_score = (replay.baseline or {}).get("score")
+    base_score = (state.baseline or {}).get("score")
     summary = {
         "label": label, "journal": f"contexts/{label}/{JOURNAL}", "policies": policies,
         "researcher_model": header.get("researcher_model"),
@@ -221,9 +221,9 @@ def _publish_context(session: Path, label: str, out: Path, red: Redactor,
         "isolation": header.get("isolation"), "seed": header.get("seed"),
         "baseline_score": base_score, "num_experiments": len(exps), "lineage": chain,
         "best": None if best is None else {k: best.get(k) for k in ("id", "name", "score", "hypothesis")},
-        "budget_used": {"simulations": replay.simulations, "usd": round(replay.usd, 6),
-                        "turns": replay.turns, "llm_calls": replay.llm_calls,
-                        "wall_s": round(replay.wall_s, 3)},
+        "budget_used": {"simulations": state.simulations, "usd": round(state.usd, 6),
+                        "turns": state.turns, "llm_calls": state.llm_calls,
+                        "wall_s": round(state.wall_s, 3)},
         "budget": header.get("budget"),
     }
     return PublishedContext(label, str(dest), summary), header, task

@@ -11,7 +11,7 @@ import pytest
 from glia_nb.cli.main import main
 from glia_nb.research.journal import read_journal
 from glia_nb.research.publish import Redactor, find_journals, publish_study
-from glia_nb.research.session.replay import best_of
+from glia_nb.research.fold import best_of
 from glia_nb.tasks import get_task
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -31,7 +31,7 @@ def tiny_task():
 def study(tiny_task, tmp_path_factory):
     """A short offline study, recorded with secrets in the environment and a nudge that
     quotes them and an absolute path of the author's machine."""
-    from glia_nb.research.offline.researcher import OfflineSupervisorModel
+    from glia_nb.research.offline.researcher import OfflineSupervisor
     from glia_nb.research.session.session import Session
     from glia_nb.tasks.budget import Budget
 
@@ -41,7 +41,7 @@ def study(tiny_task, tmp_path_factory):
     root = tmp_path_factory.mktemp("author-machine")
     try:
         s = Session.create(tiny_task, root / "study", "offline", budget=Budget(max_simulations=8),
-                           supervisor_client=OfflineSupervisorModel())
+                           supervisor_client=OfflineSupervisor())
         s.nudge(f"my key is {SECRET} and token {TOKEN}; notes in {root}/notes.txt")
         s.run()
         yield s.path, root
