@@ -1,0 +1,113 @@
+"""Compiled twins of the built-in routers.
+
+A router picked by registry name (``simulate(..., "llq")``) whose class has a twin here is
+decided inside the compiled engine, so a simulation never returns to Python to route.  A
+twin writes its decision into the engine's decision buffers, as data; the engine checks it
+with the same validation as a Python router's before applying it.  Each twin reproduces its
+Python router exactly (same loads, same tie-breaks: lowest replica id), which the tests
+check on the presets and under hypothesis.  Like the Python routers, a twin decides nothing
+when the global queue is empty, so the engine does not call it then.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from sim_core.routers import (HeadRoomAdmission, LeastLoadedQueue, LeastOutstandingBlocks,
+                              LeastOutstandingRequests, RoundRobin, _headroom_route)
+from sim_core.state import (
+    P_ALLOC, P_NUM_BLOCKS, P_RUNNING, P_STATE, P_WAITING, P_WAIT_PROMPT, R_ACTIVE,
+    SF_HRA_GROWTH, SF_HRA_SAFETY, S_BLOCK_SIZE, S_GQ_LEN, S_HRA_SHORTEST, S_RR_NEXT, S_TWIN,
+    S_TWIN_CALLS, V_PROMPT,
+)
+
+# Twin codes (si[S_TWIN]); 0 = the router runs in Python.
+TWIN_NONE = 0
+TWIN_LLQ = 1
+TWIN_LOR = 2
+TWIN_LEAST_BLOCKS = 3
+TWIN_ROUND_ROBIN = 4
+TWIN_HRA = 5
+
+_CODES = {LeastLoadedQueue: TWIN_LLQ, LeastOutstandingRequests: TWIN_LOR,
+          LeastOutstandingBlocks: TWIN_LEAST_BLOCKS, RoundRobin: TWIN_ROUND_ROBIN,
+          HeadRoomAdmission: TWIN_HRA}
+
+
+def twin_code(router) -> int:
+    """The twin of ``router`` (an instance), or ``TWIN_NONE``.  Only the exact built-in
+    classes have twins: a subclass may have changed ``route``."""
+    return _CODES.get(type(router), TWIN_NONE)
+
+
+def install_twin(si: np.ndarray, sf: np.ndarray, router) -> int:
+    """Select ``router``'s twin in the engine's scalars (with its parameters); returns the
+    code (``TWIN_NONE`` leaves the Python router in charge)."""
+    code = twin_code(router)
+    si[S_TWIN] = code
+    if code == TWIN_HRA:
+        sf[SF_HRA_GROWTH] = 1.0 + router.decode_growth  # the sum HeadRoomAdmission.route forms
+        sf[SF_HRA_SAFETY] = router.safety_fraction
+        si[S_HRA_SHORTEST] = int(router.shortest_first)
+    return code
+
+
+@njit(cache=True, error_model="numpy")
+def _greedy(q, load, weight, accepting, dec_req, dec_rep):
+    """The Python routers' ``_greedy``: each request to the least-loaded accepting replica
+    (lowest id on ties), counting earlier placements (``weight[k]``, or 1 if empty)."""
+    R = load.shape[0]
+    for k in range(q.shape[0]):
+        best = -1
+        for r in range(R):
+            if accepting[r] and (best < 0 or load[r] < load[best]):
+                best = r
+        if best < 0:
+            return 0  # no replica accepts: everything stays in the global queue
+        dec_req[k] = q[k]
+        dec_rep[k] = best
+        load[best] += weight[k] if weight.shape[0] > 0 else 1.0
+    return q.shape[0]
+
+
+@njit(cache=True, error_model="numpy")
+def twin_route(rv, pi, si, sf, gq, dec_req, dec_rep):
+    """The twin's decision for the current global queue, written to ``dec_req``/``dec_rep``;
+    returns the number of decisions.  The caller validates and applies them."""
+    q = gq[:si[S_GQ_LEN]]
+    code = si[S_TWIN]
+    si[S_TWIN_CALLS] += 1
+    accepting = pi[P_STATE] == R_ACTIVE
+    R = pi.shape[1]
+    none = np.empty(0, np.float64)
+    if code == TWIN_LLQ:
+        load = (pi[P_WAITING] + pi[P_RUNNING]).astype(np.float64)
+        return _greedy(q, load, none, accepting, dec_req, dec_rep)
+    if code == TWIN_LOR:
+        return _greedy(q, pi[P_WAITING].astype(np.float64), none, accepting, dec_req, dec_rep)
+    if code == TWIN_LEAST_BLOCKS:
+        bs = si[S_BLOCK_SIZE]
+        load = (pi[P_ALLOC] + (pi[P_WAIT_PROMPT] + bs - 1) // bs).astype(np.float64)
+        need = ((rv[V_PROMPT][q] + bs - 1) // bs).astype(np.float64)
+        return _greedy(q, load, need, accepting, dec_req, dec_rep)
+    if code == TWIN_ROUND_ROBIN:
+        if not accepting.any():
+            return 0
+        nxt = si[S_RR_NEXT]
+        for k in range(q.shape[0]):
+            while not accepting[nxt]:
+                nxt = (nxt + 1) % R
+            dec_req[k] = q[k]
+            dec_rep[k] = nxt
+            nxt = (nxt + 1) % R
+        si[S_RR_NEXT] = nxt
+        return q.shape[0]
+    # TWIN_HRA
+    ids, picks = _headroom_route(
+        q, rv[V_PROMPT], sf[SF_HRA_GROWTH], si[S_HRA_SHORTEST] == 1, si[S_BLOCK_SIZE],
+        sf[SF_HRA_SAFETY], pi[P_NUM_BLOCKS], pi[P_ALLOC], pi[P_WAIT_PROMPT], pi[P_WAITING],
+        pi[P_RUNNING], accepting)
+    for k in range(ids.shape[0]):
+        dec_req[k] = ids[k]
+        dec_rep[k] = picks[k]
+    return ids.shape[0]
