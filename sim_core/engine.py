@@ -56,7 +56,7 @@ def _start_batch(rv, rh, rf, pi, pf, si, run_ids, batch_ids, batch_tok, heap_t, 
     pf[PF_BUSY_TIME, r] += dt
     heap_push(heap_t, heap_r, si, now + dt, r)
     if si[S_FAST_FORWARD] == 1 and n_dec == tokens and n_dec == pi[P_BATCH_LEN, r]:
-        ff_begin(rv, rh, pi, si, batch_ids, r, kv_sum)
+        ff_begin(rv, rh, pi, pf, si, batch_ids, blob, r, kv_sum)
 
 
 @njit(cache=True, error_model="numpy")

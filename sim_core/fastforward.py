@@ -7,12 +7,14 @@ run the same batch for ``K`` iterations: only the tokens (one more per request e
 and the decode KV sum (``+ batch size`` each time) change.  Such a run is a *stretch*.
 
 Iteration ends stay on the engine's heap one by one, so their times are the very sums the
-step-by-step engine computes (``now + dt`` with ``dt`` from :func:`iteration_ms` on the same
-integers); what a stretch skips is the per-request work of finishing and forming each batch.
-That work is deferred (``P_FF_DONE`` counts finished stretch iterations) and applied by
-:func:`ff_flush` before anything may look at the requests: every return to Python, every
-timeline row and every compiled routing decision.  A stretch is cut short when a request is
-routed to its replica, because the next formation may then admit it.
+step-by-step engine computes: ``now + dt``, with ``dt`` the same operations on the same
+numbers as :func:`iteration_ms` (:func:`decode_iteration_ms` only does the look-ups that the
+batch size fixes once per stretch).  What a stretch skips is the per-request work of
+finishing and forming each batch.  That work is deferred (``P_FF_DONE`` counts finished
+stretch iterations) and applied by :func:`ff_flush` before anything may look at the
+requests: every return to Python, every timeline row and every compiled routing decision.
+A stretch is cut short when a request is routed to its replica, because the next formation
+may then admit it.
 
 Why the stretch length is safe: admission into a decode-only batch only gets harder as
 iterations pass (free blocks only fall, the batch size and chunk budget stay), so a waiting
@@ -22,11 +24,12 @@ from __future__ import annotations
 
 from numba import njit
 
-from sim_core.latency import iteration_ms
+from sim_core.latency import decode_iteration_ms, decode_segment, fixed_ms
 from sim_core.queues import heap_push
 from sim_core.state import (
-    H_GENERATED, H_TOTAL, PF_BUSY_TIME, PF_BUSY_UNTIL, P_ALLOC, P_BATCH_LEN, P_FF_DONE,
-    P_FF_KV, P_FF_LEFT, P_GEN_TOKENS, P_ITERATIONS, P_NUM_BLOCKS, P_RUNNING, S_BLOCK_SIZE,
+    H_GENERATED, H_TOTAL, PF_BUSY_TIME, PF_BUSY_UNTIL, PF_FF_FIXED, PF_FF_TX, P_ALLOC,
+    P_BATCH_LEN, P_FF_DONE, P_FF_KV, P_FF_LEFT, P_FF_SEG, P_GEN_TOKENS, P_ITERATIONS,
+    P_NUM_BLOCKS, P_RUNNING, S_BLOCK_SIZE,
     S_GENERATED_TOKENS, V_BLOCKS, V_PROCESSED,
 )
 
@@ -76,13 +79,21 @@ def stretch_length(rv, rh, pi, si, batch_ids, r):
 
 
 @njit(cache=True, error_model="numpy")
-def ff_begin(rv, rh, pi, si, batch_ids, r, kv_sum):
-    """After a batch was formed on r: start a stretch if the batch is decode-only and
-    holds every running request."""
+def ff_begin(rv, rh, pi, pf, si, batch_ids, blob, r, kv_sum):
+    """After a decode-only batch was formed on r: start a stretch if it holds every running
+    request, with the latency terms that stay fixed while it lasts."""
     nb = pi[P_BATCH_LEN, r]
-    pi[P_FF_KV, r] = kv_sum
-    pi[P_FF_LEFT, r] = stretch_length(rv, rh, pi, si, batch_ids, r) - 1 \
-        if pi[P_RUNNING, r] == nb else 0
+    if pi[P_RUNNING, r] != nb:
+        pi[P_FF_LEFT, r] = 0
+        return
+    k = stretch_length(rv, rh, pi, si, batch_ids, r)
+    pi[P_FF_LEFT, r] = k - 1
+    if k > 1:
+        pi[P_FF_KV, r] = kv_sum
+        pf[PF_FF_FIXED, r] = fixed_ms(blob, float(nb), 0.0)
+        seg, tx = decode_segment(blob, nb)
+        pi[P_FF_SEG, r] = seg
+        pf[PF_FF_TX, r] = tx
 
 
 @njit(cache=True, error_model="numpy")
@@ -94,7 +105,8 @@ def ff_step(pi, pf, si, heap_t, heap_r, blob, r, now):
     pi[P_FF_LEFT, r] -= 1
     kv = pi[P_FF_KV, r] + nb
     pi[P_FF_KV, r] = kv
-    dt = iteration_ms(blob, nb, nb, kv, 0.0) / 1000.0
+    dt = decode_iteration_ms(blob, pf[PF_FF_FIXED, r], pi[P_FF_SEG, r], pf[PF_FF_TX, r], nb,
+                             kv) / 1000.0
     pi[P_ITERATIONS, r] += 1
     pf[PF_BUSY_UNTIL, r] = now + dt
     pf[PF_BUSY_TIME, r] += dt

@@ -51,6 +51,7 @@ Compiled functions (``@njit(cache=True)``; call them from other njit code or fro
     token_ms(blob, n_tokens)                  prefill_attn_ms(blob, kv_context, chunk)
     decode_attn_ms(blob, n_decodes, mean_kv)  allreduce_ms(blob, n_tokens)
     iteration_ms(blob, n_tokens, n_decode, decode_kv_sum, prefill_attn_sum_ms)
+    fixed_ms, decode_segment, decode_iteration_ms   (iteration_ms in parts, for decode stretches)
 """
 from __future__ import annotations
 
@@ -311,8 +312,15 @@ def _interp1(blob, hx, x):
 @njit(cache=True)
 def _interp2(blob, h, x, y):
     """Bilinear look-up; header slots h..h+4 = off x grid, nx, off y grid, ny, off values."""
-    gx, nx, gy, ny, v = int(blob[h]), int(blob[h + 1]), int(blob[h + 2]), int(blob[h + 3]), int(blob[h + 4])
-    i, tx = _segment(blob, gx, nx, x)
+    i, tx = _segment(blob, int(blob[h]), int(blob[h + 1]), x)
+    return _interp2_at(blob, h, i, tx, y)
+
+
+@njit(cache=True)
+def _interp2_at(blob, h, i, tx, y):
+    """:func:`_interp2` with the x segment ``(i, tx)`` already found (a decode stretch
+    keeps x, the batch size, fixed)."""
+    gy, ny, v = int(blob[h + 2]), int(blob[h + 3]), int(blob[h + 4])
     j, ty = _segment(blob, gy, ny, y)
     r0 = v + i * ny + j
     r1 = r0 + ny
@@ -364,11 +372,31 @@ def iteration_ms(blob, n_tokens, n_decode, decode_kv_sum, prefill_attn_sum_ms):
     """
     if n_tokens <= 0:
         return 0.0
-    nt = float(n_tokens)
-    t = _interp1(blob, 2, nt) + prefill_attn_sum_ms + _interp1(blob, 15, nt) + blob[1]
+    t = fixed_ms(blob, float(n_tokens), prefill_attn_sum_ms)
     if n_decode > 0:
         t += _interp2(blob, 10, float(n_decode), float(decode_kv_sum) / float(n_decode))
     return t
+
+
+@njit(cache=True)
+def fixed_ms(blob, n_tokens, prefill_attn_sum_ms):
+    """The part of :func:`iteration_ms` that does not depend on the decodes' KV lengths
+    (``n_tokens`` > 0, as a float)."""
+    return _interp1(blob, 2, n_tokens) + prefill_attn_sum_ms + _interp1(blob, 15, n_tokens) + blob[1]
+
+
+@njit(cache=True)
+def decode_segment(blob, n_decode):
+    """The decode-attention table's segment for ``n_decode`` decodes: what
+    :func:`decode_iteration_ms` takes instead of looking it up at every iteration."""
+    return _segment(blob, int(blob[10]), int(blob[11]), float(n_decode))
+
+
+@njit(cache=True)
+def decode_iteration_ms(blob, fixed, seg, tx, n_decode, decode_kv_sum):
+    """:func:`iteration_ms` of a decode-only batch from its :func:`fixed_ms` and
+    :func:`decode_segment`: the same operations on the same numbers, so the same float."""
+    return fixed + _interp2_at(blob, 10, seg, tx, float(decode_kv_sum) / float(n_decode))
 
 
 # -------------------------------------------------------------------- shipped tables

@@ -79,7 +79,8 @@ P_GEN_TOKENS = 13      # decode tokens generated so far (autoscalers read the ra
 P_FF_LEFT = 14         # stretch iterations still to start after the one in flight
 P_FF_DONE = 15         # stretch iterations finished but not yet applied to the requests
 P_FF_KV = 16           # decode KV sum of the iteration in flight (stretch only)
-NPI = 17
+P_FF_SEG = 17          # decode-attention segment index of the stretch (latency.decode_segment)
+NPI = 18
 
 # Replica lifecycle states (pi[P_STATE]); only active replicas accept requests.
 R_STOPPED = 0
@@ -96,7 +97,9 @@ PF_UP_TIME = 4         # accumulated GPU time of finished up-periods
 PF_START_TIME = 5      # accumulated time spent starting (cold starts, finished or cancelled)
 PF_DRAIN_SINCE = 6     # when the replica began draining (only meaningful while draining)
 PF_DRAIN_TIME = 7      # accumulated time spent draining (finished drains)
-NPF = 8
+PF_FF_FIXED = 8        # stretch: the latency part fixed by the batch size (latency.fixed_ms)
+PF_FF_TX = 9           # stretch: decode-attention segment fraction (latency.decode_segment)
+NPF = 10
 
 # Int scalars (si).
 S_NUM_REQ = 0

@@ -10,12 +10,14 @@ from sim_core import state as S
 _SWITCH_SI = (S.S_FAST_FORWARD, S.S_SKIP_EMPTY, S.S_TWIN, S.S_TWIN_CALLS, S.S_RR_NEXT,
               S.S_HRA_SHORTEST)
 _SWITCH_SF = (S.SF_HRA_GROWTH, S.SF_HRA_SAFETY)
-_FF_PI = (S.P_FF_LEFT, S.P_FF_DONE, S.P_FF_KV)
+_FF_PI = (S.P_FF_LEFT, S.P_FF_DONE, S.P_FF_KV, S.P_FF_SEG)
+_FF_PF = (S.PF_FF_FIXED, S.PF_FF_TX)
 
 
 def _strip(st) -> dict:
-    out = {name: getattr(st, name).copy() for name in ("rv", "rh", "rf", "pf", "tl")}
+    out = {name: getattr(st, name).copy() for name in ("rv", "rh", "rf", "tl")}
     out["pi"] = np.delete(st.pi, _FF_PI, axis=0)
+    out["pf"] = np.delete(st.pf, _FF_PF, axis=0)
     si, sf = st.si.copy(), st.sf.copy()
     si[list(_SWITCH_SI)] = 0
     sf[list(_SWITCH_SF)] = 0.0

@@ -167,3 +167,20 @@ def small_cases(draw):
 def test_fast_forward_equals_stepping_on_random_clusters(case):
     cluster, trace, router, kw = case
     both(cluster, trace, router, latency=attention_table(), seed=1, **kw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["a10/llama-3-8b/1", "h100/llama-3.3-70b-fp8/4", "attn"]),
+       st.integers(1, 700), st.integers(0, 200_000))
+def test_decode_iteration_ms_is_iteration_ms_bit_for_bit(name, nb, kv_extra):
+    from sim_core.latency import decode_iteration_ms, decode_segment, fixed_ms, load_latency_table
+
+    if name == "attn":
+        blob = attention_table().pack()
+    else:
+        gpu, model, tp = name.split("/")
+        blob = load_latency_table(gpu, model, int(tp)).pack()
+    kv = nb + kv_extra  # every decode holds at least one token
+    seg, tx = decode_segment(blob, nb)
+    fast = decode_iteration_ms(blob, fixed_ms(blob, float(nb), 0.0), seg, tx, nb, kv)
+    assert fast == iteration_ms(blob, nb, nb, kv, 0.0)

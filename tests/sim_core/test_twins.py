@@ -102,7 +102,8 @@ def small_cases(draw):
             interval_s=draw(st.sampled_from([0.02, 0.1])),
             cold_start_s=draw(st.sampled_from([0.0, 0.05])),
             initial_replicas=draw(st.integers(1, cluster.num_replicas))))
-    return cluster, make_trace(np.cumsum(gaps), prompts, decodes), draw(st.sampled_from(TWINNED)), kw
+    router = draw(st.sampled_from(TWINNED))
+    return cluster, make_trace(np.cumsum(gaps), prompts, decodes), router, kw
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
