@@ -35,7 +35,7 @@ from sim_core.state import (
     TL_NUM_BLOCKS, TL_REPLICA, TL_RUNNING, TL_STATE, TL_TIME, TL_WAITING, V_BLOCKS, V_PROCESSED,
     V_PROMPT, V_STATE,
 )
-from sim_core.twins import twin_route
+from sim_core.twins import twin_reads_progress, twin_route
 
 
 @njit(cache=True, error_model="numpy")
@@ -258,11 +258,11 @@ def advance(rv, rh, rf, pi, pf, slots, qbuf, heap_t, heap_r, si, sf, tl, blob, n
             return EV_TICK
         elif tb <= ta:
             r = heap_r[0]
-            heap_pop(heap_t, heap_r, si)
             now = tb
             if pi[P_FF_LEFT, r] > 0:
                 ff_step(pi, pf, si, heap_t, heap_r, blob, r, now)
                 continue
+            heap_pop(heap_t, heap_r, si)
             ff_flush(rv, rh, pi, si, batch_ids, r)
             n_done = _finish_batch(rv, rh, rf, pi, pf, si, sf, run_ids, batch_ids, batch_tok,
                                    done_buf, r, now)
@@ -282,12 +282,16 @@ def advance(rv, rh, rf, pi, pf, slots, qbuf, heap_t, heap_r, si, sf, tl, blob, n
             si[S_N_EVENT_DONE] = 0
             si[S_EVENT_REPLICA] = -1
             ev = EV_ARRIVAL
-        # A global event: first make the state what stepping would show, then route.
-        ff_flush_all(rv, rh, pi, si, batch_ids)
+        # A global event.  An empty global queue needs no routing if the router promised to
+        # do nothing then.  Deferred stretch work is applied only if someone will look:
+        # the timeline (blocks held), a Python router, a twin that reads blocks.
         sf[SF_NOW] = now
+        route = si[S_GQ_LEN] > 0 or (si[S_SKIP_EMPTY] == 0 and si[S_TWIN] == 0)
+        if si[S_TL_CAP] > 0 or (route and twin_reads_progress(si[S_TWIN])):
+            ff_flush_all(rv, rh, pi, si, batch_ids)
         _record_timeline(pi, si, tl, now)
-        if si[S_GQ_LEN] == 0 and (si[S_SKIP_EMPTY] == 1 or si[S_TWIN] != 0):
-            continue  # nothing to route, and the router promised to do nothing then
+        if not route:
+            continue
         if si[S_TWIN] == 0:
             return ev
         n = twin_route(rv, pi, si, sf, gq, dec_req, dec_rep)

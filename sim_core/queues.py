@@ -43,6 +43,21 @@ def heap_pop(ht, hr, si):
     si[S_HEAP_LEN] = n
     ht[0] = ht[n]
     hr[0] = hr[n]
+    _sift_down(ht, hr, n)
+
+
+@njit(cache=True, error_model="numpy")
+def heap_replace_top(ht, hr, si, t, r):
+    """Pop the top and push (t, r) in one sift: a replica's next iteration end replaces
+    the one just reached.  The pops that follow are the same as after pop and push,
+    since (time, replica) orders the entries totally."""
+    ht[0] = t
+    hr[0] = r
+    _sift_down(ht, hr, si[S_HEAP_LEN])
+
+
+@njit(cache=True, error_model="numpy")
+def _sift_down(ht, hr, n):
     i = 0
     while True:
         left = 2 * i + 1

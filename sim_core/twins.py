@@ -53,21 +53,49 @@ def install_twin(si: np.ndarray, sf: np.ndarray, router) -> int:
 
 
 @njit(cache=True, error_model="numpy")
-def _greedy(q, load, weight, accepting, dec_req, dec_rep):
+def twin_reads_progress(code):
+    """Whether the router reads what a decode stretch defers (tokens processed, KV blocks
+    held): the Python routers may read anything; LLQ, LOR and round robin count requests
+    only, which a stretch does not change."""
+    return code == TWIN_NONE or code == TWIN_LEAST_BLOCKS or code == TWIN_HRA
+
+
+@njit(cache=True, error_model="numpy")
+def _load(rv, pi, code, bs, r):
+    """Replica r's load as the Python router computes it (an exact integer)."""
+    if code == TWIN_LLQ:
+        return pi[P_WAITING, r] + pi[P_RUNNING, r]
+    if code == TWIN_LOR:
+        return pi[P_WAITING, r]
+    return pi[P_ALLOC, r] + (pi[P_WAIT_PROMPT, r] + bs - 1) // bs  # TWIN_LEAST_BLOCKS
+
+
+@njit(cache=True, error_model="numpy")
+def _greedy(rv, pi, code, bs, q, dec_req, dec_rep):
     """The Python routers' ``_greedy``: each request to the least-loaded accepting replica
-    (lowest id on ties), counting earlier placements (``weight[k]``, or 1 if empty)."""
-    R = load.shape[0]
-    for k in range(q.shape[0]):
+    (lowest id on ties), counting earlier placements of the same call (1 per request;
+    least_blocks: the request's prompt blocks).  Loads are integers, so comparing them as
+    integers is what the Python router's float comparisons do.  The usual single request
+    allocates nothing: this runs after every arrival."""
+    R = pi.shape[1]
+    n = q.shape[0]
+    added = np.zeros(R if n > 1 else 0, np.int64)
+    for k in range(n):
         best = -1
+        best_load = 0
         for r in range(R):
-            if accepting[r] and (best < 0 or load[r] < load[best]):
-                best = r
+            if pi[P_STATE, r] != R_ACTIVE:
+                continue
+            load = _load(rv, pi, code, bs, r) + (added[r] if n > 1 else 0)
+            if best < 0 or load < best_load:
+                best, best_load = r, load
         if best < 0:
             return 0  # no replica accepts: everything stays in the global queue
         dec_req[k] = q[k]
         dec_rep[k] = best
-        load[best] += weight[k] if weight.shape[0] > 0 else 1.0
-    return q.shape[0]
+        if n > 1:
+            added[best] += (rv[V_PROMPT, q[k]] + bs - 1) // bs if code == TWIN_LEAST_BLOCKS else 1
+    return n
 
 
 @njit(cache=True, error_model="numpy")
@@ -77,19 +105,10 @@ def twin_route(rv, pi, si, sf, gq, dec_req, dec_rep):
     q = gq[:si[S_GQ_LEN]]
     code = si[S_TWIN]
     si[S_TWIN_CALLS] += 1
-    accepting = pi[P_STATE] == R_ACTIVE
     R = pi.shape[1]
-    none = np.empty(0, np.float64)
-    if code == TWIN_LLQ:
-        load = (pi[P_WAITING] + pi[P_RUNNING]).astype(np.float64)
-        return _greedy(q, load, none, accepting, dec_req, dec_rep)
-    if code == TWIN_LOR:
-        return _greedy(q, pi[P_WAITING].astype(np.float64), none, accepting, dec_req, dec_rep)
-    if code == TWIN_LEAST_BLOCKS:
-        bs = si[S_BLOCK_SIZE]
-        load = (pi[P_ALLOC] + (pi[P_WAIT_PROMPT] + bs - 1) // bs).astype(np.float64)
-        need = ((rv[V_PROMPT][q] + bs - 1) // bs).astype(np.float64)
-        return _greedy(q, load, need, accepting, dec_req, dec_rep)
+    if code == TWIN_LLQ or code == TWIN_LOR or code == TWIN_LEAST_BLOCKS:
+        return _greedy(rv, pi, code, si[S_BLOCK_SIZE], q, dec_req, dec_rep)
+    accepting = pi[P_STATE] == R_ACTIVE
     if code == TWIN_ROUND_ROBIN:
         if not accepting.any():
             return 0

@@ -29,10 +29,10 @@ def attention_table():
                         overhead_ms=10.0)
 
 
-def both(cluster, trace, router="llq", **kw):
+def both(cluster, trace, router="llq", compiled_router=False, **kw):
     """The step-by-step and the fast-forwarded run, checked equal; returns the fast one."""
     step = simulate(cluster, trace, router, **STEP, **kw)
-    fast = simulate(cluster, trace, router, **FAST, **kw)
+    fast = simulate(cluster, trace, router, **{**FAST, "compiled_router": compiled_router}, **kw)
     assert_same_run(step, fast)
     return fast
 
@@ -159,6 +159,8 @@ def small_cases(draw):
                       initial_replicas=draw(st.integers(1, cluster.num_replicas))))
     router = draw(st.sampled_from(["llq", "lor", "least_blocks", "round_robin", "random",
                                    "hra", "least_prefill"]))
+    kw["record_timeline"] = draw(st.booleans())
+    kw["compiled_router"] = draw(st.booleans())
     return cluster, make_trace(np.cumsum(gaps), prompts, decodes), router, kw
 
 

@@ -103,6 +103,7 @@ def small_cases(draw):
             cold_start_s=draw(st.sampled_from([0.0, 0.05])),
             initial_replicas=draw(st.integers(1, cluster.num_replicas))))
     router = draw(st.sampled_from(TWINNED))
+    kw["record_timeline"] = draw(st.booleans())  # without, fewer flushes
     return cluster, make_trace(np.cumsum(gaps), prompts, decodes), router, kw
 
 
