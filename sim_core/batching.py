@@ -16,7 +16,7 @@ from sim_core.state import (
 )
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def form_sarathi(rv, rh, rf, pi, si, run_ids, batch_ids, batch_tok, blob, r, now):
     """Sarathi chunked prefill: running decodes first, then partial prefills, then new
     requests from the waiting queue in order, within the chunk budget and batch cap.
@@ -99,7 +99,7 @@ def form_sarathi(rv, rh, rf, pi, si, run_ids, batch_ids, batch_tok, blob, r, now
     return tokens, n_dec, kv_sum, attn
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def form_vllm(rv, rh, rf, pi, si, run_ids, batch_ids, batch_tok, blob, r, now):
     """vLLM v0: a prefill-only batch of whole prompts if any can be admitted (padded token
     cap n * max(prompt) <= chunk; a single over-long prompt still runs alone), else a

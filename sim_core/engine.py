@@ -7,6 +7,10 @@ request.  It returns to Python there, so the router is the only Python on the ho
 Tie-breaking is explicit: iteration ends are ordered by (time, replica id), and an
 iteration ending at the same time as an arrival is processed first.
 
+Helpers that run at every iteration are compiled with ``inline="always"``: a call of a
+compiled function with array arguments updates their reference counts atomically, which
+cost more than the work itself (see sim_core/latency.py).
+
 Replica semantics follow the paper's Vidur fork (see the README's "Simulator semantics"):
 paged KV cache with a watermark on admission, recompute pre-emption of the latest-arrived
 running request, Sarathi chunked prefill or vLLM-v0 prefill-first batching.
@@ -38,7 +42,7 @@ from sim_core.state import (
 from sim_core.twins import twin_reads_progress, twin_route
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _start_batch(rv, rh, rf, pi, pf, si, run_ids, batch_ids, batch_tok, heap_t, heap_r, blob,
                  r, now):
     if si[S_SCHEDULER] == 0:
@@ -59,7 +63,7 @@ def _start_batch(rv, rh, rf, pi, pf, si, run_ids, batch_ids, batch_tok, heap_t, 
         ff_begin(rv, rh, pi, pf, si, batch_ids, blob, r, kv_sum)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _finish_batch(rv, rh, rf, pi, pf, si, sf, run_ids, batch_ids, batch_tok, done_buf, r, now):
     """Apply an iteration's progress; returns the number of requests it completed."""
     n_done = 0
@@ -139,7 +143,7 @@ def _activate_ready(pi, pf, si, sf, now):
     sf[SF_NEXT_READY] = nxt
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _record_timeline(pi, si, tl, now):
     R = pi.shape[1]
     k = si[S_TL_LEN]

@@ -34,7 +34,7 @@ from sim_core.state import (
 )
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _blocks_needed(rv, batch_ids, r, nb, bs, j):
     """New KV blocks the batch needs by the formation of stretch iteration ``j``."""
     total = 0
@@ -46,7 +46,7 @@ def _blocks_needed(rv, batch_ids, r, nb, bs, j):
     return total
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def stretch_length(rv, rh, pi, si, batch_ids, r):
     """Iterations ``K >= 1`` that replica r's just-formed decode-only batch will repeat.
 
@@ -78,7 +78,7 @@ def stretch_length(rv, rh, pi, si, batch_ids, r):
     return 1 + lo
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def ff_begin(rv, rh, pi, pf, si, batch_ids, blob, r, kv_sum):
     """After a decode-only batch was formed on r: start a stretch if it holds every running
     request, with the latency terms that stay fixed while it lasts."""
@@ -96,7 +96,7 @@ def ff_begin(rv, rh, pi, pf, si, batch_ids, blob, r, kv_sum):
         pf[PF_FF_TX, r] = tx
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def ff_step(pi, pf, si, heap_t, heap_r, blob, r, now):
     """Replica r's stretch iteration ended at ``now`` (the heap's top): start the next one,
     exactly as finishing and forming it would (same latency arguments, same float sums)."""
@@ -113,7 +113,7 @@ def ff_step(pi, pf, si, heap_t, heap_r, blob, r, now):
     heap_replace_top(heap_t, heap_r, si, now + dt, r)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def ff_flush(rv, rh, pi, si, batch_ids, r):
     """Apply replica r's finished stretch iterations to its requests: their tokens, and the
     blocks the formation of the iteration now in flight allocated (a decoding request holds

@@ -278,7 +278,10 @@ def _dumps(obj, indent: int = 0) -> str:
 
 
 # -------------------------------------------------------------------- compiled look-ups
-@njit(cache=True)
+# inline="always" on the helpers of the per-iteration look-ups: every call of a compiled
+# function with array arguments updates their reference counts atomically, and at one call
+# per helper per iteration that was a quarter of the engine's time.
+@njit(cache=True, inline="always")
 def _segment(blob, off, n, x):
     """Segment index i (0..n-2) and fraction t for x on the grid blob[off:off+n].
 
@@ -301,7 +304,7 @@ def _segment(blob, off, n, x):
     return i, (x - x0) / (blob[off + i + 1] - x0)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _interp1(blob, hx, x):
     gx, n, vy = int(blob[hx]), int(blob[hx + 1]), int(blob[hx + 2])
     i, t = _segment(blob, gx, n, x)
@@ -309,14 +312,14 @@ def _interp1(blob, hx, x):
     return y if y > 0.0 else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _interp2(blob, h, x, y):
     """Bilinear look-up; header slots h..h+4 = off x grid, nx, off y grid, ny, off values."""
     i, tx = _segment(blob, int(blob[h]), int(blob[h + 1]), x)
     return _interp2_at(blob, h, i, tx, y)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _interp2_at(blob, h, i, tx, y):
     """:func:`_interp2` with the x segment ``(i, tx)`` already found (a decode stretch
     keeps x, the batch size, fixed)."""
@@ -362,7 +365,7 @@ def allreduce_ms(blob, n_tokens):
     return _interp1(blob, 15, float(n_tokens))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def iteration_ms(blob, n_tokens, n_decode, decode_kv_sum, prefill_attn_sum_ms):
     """Time of one batch iteration, ms; 0 for an empty batch.
 
@@ -378,7 +381,7 @@ def iteration_ms(blob, n_tokens, n_decode, decode_kv_sum, prefill_attn_sum_ms):
     return t
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def fixed_ms(blob, n_tokens, prefill_attn_sum_ms):
     """The part of :func:`iteration_ms` that does not depend on the decodes' KV lengths
     (``n_tokens`` > 0, as a float)."""
@@ -392,7 +395,7 @@ def decode_segment(blob, n_decode):
     return _segment(blob, int(blob[10]), int(blob[11]), float(n_decode))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def decode_iteration_ms(blob, fixed, seg, tx, n_decode, decode_kv_sum):
     """:func:`iteration_ms` of a decode-only batch from its :func:`fixed_ms` and
     :func:`decode_segment`: the same operations on the same numbers, so the same float."""

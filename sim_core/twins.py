@@ -60,7 +60,7 @@ def twin_reads_progress(code):
     return code == TWIN_NONE or code == TWIN_LEAST_BLOCKS or code == TWIN_HRA
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _load(rv, pi, code, bs, r):
     """Replica r's load as the Python router computes it (an exact integer)."""
     if code == TWIN_LLQ:
@@ -70,7 +70,7 @@ def _load(rv, pi, code, bs, r):
     return pi[P_ALLOC, r] + (pi[P_WAIT_PROMPT, r] + bs - 1) // bs  # TWIN_LEAST_BLOCKS
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _greedy(rv, pi, code, bs, q, dec_req, dec_rep):
     """The Python routers' ``_greedy``: each request to the least-loaded accepting replica
     (lowest id on ties), counting earlier placements of the same call (1 per request;
