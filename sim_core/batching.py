@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from sim_core.latency import prefill_attn_ms
+from sim_core.lookups import prefill_attn_ms
 from sim_core.queues import admit, compact_running, grow_or_preempt, wq_unlink
 from sim_core.state import (
     P_ALLOC, P_BATCH_LEN, P_NUM_BLOCKS, P_RUNNING, P_WQ_HEAD, S_BATCH_CAP, S_BLOCK_SIZE,

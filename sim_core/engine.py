@@ -9,7 +9,7 @@ iteration ending at the same time as an arrival is processed first.
 
 Helpers that run at every iteration are compiled with ``inline="always"``: a call of a
 compiled function with array arguments updates their reference counts atomically, which
-cost more than the work itself (see sim_core/latency.py).
+cost more than the work itself (see sim_core/lookups.py).
 
 Replica semantics follow the paper's Vidur fork (see the README's "Simulator semantics"):
 paged KV cache with a watermark on admission, recompute pre-emption of the latest-arrived
@@ -22,7 +22,7 @@ from numba import njit
 
 from sim_core.batching import form_sarathi, form_vllm
 from sim_core.fastforward import ff_begin, ff_flush, ff_flush_all, ff_step
-from sim_core.latency import iteration_ms
+from sim_core.lookups import iteration_ms
 from sim_core.queues import compact_running, heap_pop, heap_push, mark_dirty, wq_insert
 from sim_core.state import (
     ERR_BAD_REPLICA, ERR_DUPLICATE, ERR_NOT_ACCEPTING, ERR_NOT_QUEUED, EV_ARRIVAL,

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from sim_core.latency import decode_iteration_ms, decode_segment, fixed_ms
+from sim_core.lookups import decode_iteration_ms, decode_segment, fixed_ms
 from sim_core.queues import heap_replace_top
 from sim_core.state import (
     H_GENERATED, H_TOTAL, PF_BUSY_TIME, PF_BUSY_UNTIL, PF_FF_FIXED, PF_FF_TX, P_ALLOC,

@@ -17,7 +17,7 @@ from sim_core.state import (
 
 # ----------------------------------------------------------------------------- heap
 # inline="always" where a function runs at every iteration: a call with array arguments
-# costs atomic reference-count updates per array (see sim_core/latency.py).
+# costs atomic reference-count updates per array (see sim_core/lookups.py).
 @njit(cache=True, error_model="numpy", inline="always")
 def heap_less(ht, hr, a, b):
     return ht[a] < ht[b] or (ht[a] == ht[b] and hr[a] < hr[b])
