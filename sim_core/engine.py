@@ -39,7 +39,7 @@ from sim_core.state import (
     TL_NUM_BLOCKS, TL_REPLICA, TL_RUNNING, TL_STATE, TL_TIME, TL_WAITING, V_BLOCKS, V_PROCESSED,
     V_PROMPT, V_STATE,
 )
-from sim_core.twins import twin_reads_progress, twin_route
+from sim_core.twins import twin_keys, twin_reads_progress, twin_route
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -299,6 +299,7 @@ def advance(rv, rh, rf, pi, pf, slots, qbuf, heap_t, heap_r, si, sf, tl, blob, n
         if si[S_TWIN] == 0:
             return ev
         n = twin_route(rv, pi, si, sf, gq, dec_req, dec_rep)
+        twin_keys(rv, rf, si, sf, dec_req, n)
         err = _apply_decisions(rv, rh, rf, pi, gq, dirty, si, dec_req, dec_rep, n, now)
         if err != 0:
             return err

@@ -12,7 +12,7 @@ from sim_core.engine import advance
 from sim_core.latency import LatencyTable, load_latency_table
 from sim_core.results import SimResult
 from sim_core.routers import make_router, router_name
-from sim_core.twins import install_twin
+from sim_core.twins import TWIN_NONE, install_key, install_twin, twin_code
 from sim_core.view import ClusterInfo, ClusterView
 
 
@@ -90,12 +90,14 @@ def simulate(cluster: ClusterConfig, trace, router="llq", *, latency: LatencyTab
     ``fast_forward`` runs decode-only stretches without per-request bookkeeping at every
     iteration (:mod:`sim_core.fastforward`) and skips calls of a built-in router while the
     global queue is empty; ``compiled_router`` decides a built-in router picked by name
-    inside the engine (:mod:`sim_core.twins`; not with a ``queue_key``, which is Python).
+    inside the engine (:mod:`sim_core.twins`; with a batch policy only if it is a built-in
+    one with a compiled key, not with a ``queue_key`` function).
     ``fast_forward=False, compiled_router=False`` is the step-by-step engine.
     """
     if batch_policy is not None:
-        from sim_core.batch_policies import queue_key_of
+        from sim_core.batch_policies import make_batch_policy, queue_key_of
 
+        batch_policy = make_batch_policy(batch_policy)
         queue_key = queue_key_of(batch_policy)
     arrived, prompt, decode, users = _check_trace(cluster, trace)
     rc = cluster.replica
@@ -115,7 +117,9 @@ def simulate(cluster: ClusterConfig, trace, router="llq", *, latency: LatencyTab
         record_timeline=record_timeline,
         queue_policy=S.QUEUE_BY_KEY if queue_key is not None else S.QUEUE_FIFO,
         fast_forward=fast_forward)
-    if compiled_router and by_name and queue_key is None:
+    if compiled_router and by_name and twin_code(router) != TWIN_NONE and (
+            queue_key is None or (batch_policy is not None
+                                  and install_key(st.si, st.sf, batch_policy))):
         install_twin(st.si, st.sf, router)
     # A router may promise (on its own class, not inherited) that it routes nothing and
     # changes nothing when the global queue is empty; those calls are then skipped.

@@ -129,7 +129,8 @@ S_TWIN = 23            # compiled twin of the router (sim_core.twins codes; 0 = 
 S_TWIN_CALLS = 24      # routing decisions made by the compiled twin
 S_RR_NEXT = 25         # round-robin twin: the next replica in turn
 S_HRA_SHORTEST = 26    # HRA twin: 1 = shortest prompt first
-NSI = 27
+S_TWIN_KEY = 27        # compiled waiting-queue key of a built-in batch policy (sim_core.twins)
+NSI = 28
 
 # Float scalars (sf).
 SF_NOW = 0
@@ -139,7 +140,8 @@ SF_NEXT_TICK = 3       # next autoscaler tick (inf without an autoscaler)
 SF_NEXT_READY = 4      # earliest time a starting replica becomes active (inf if none)
 SF_HRA_GROWTH = 5      # HRA twin: 1 + decode_growth
 SF_HRA_SAFETY = 6      # HRA twin: safety_fraction
-NSF = 7
+SF_KEY_SECONDS_PER_TOKEN = 7  # aged_spf key twin: seconds_per_token
+NSF = 8
 
 # Timeline columns (tl).
 TL_TIME = 0

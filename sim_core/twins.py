@@ -7,18 +7,24 @@ with the same validation as a Python router's before applying it.  Each twin rep
 Python router exactly (same loads, same tie-breaks: lowest replica id), which the tests
 check on the presets and under hypothesis.  Like the Python routers, a twin decides nothing
 when the global queue is empty, so the engine does not call it then.
+
+A batch policy's waiting-queue key is computed when a request is routed; the built-in
+``shortest_prefill_first`` and ``aged_spf`` keys have twins too (the same float operations),
+so a twin router keeps running in the engine with them.  Any other key is Python, and then
+the router stays in Python as well.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
+from sim_core.batch_policies import AgedShortestPrefillFirst, ShortestPrefillFirst
 from sim_core.routers import (HeadRoomAdmission, LeastLoadedQueue, LeastOutstandingBlocks,
                               LeastOutstandingRequests, RoundRobin, _headroom_route)
 from sim_core.state import (
-    P_ALLOC, P_NUM_BLOCKS, P_RUNNING, P_STATE, P_WAITING, P_WAIT_PROMPT, R_ACTIVE,
-    SF_HRA_GROWTH, SF_HRA_SAFETY, S_BLOCK_SIZE, S_GQ_LEN, S_HRA_SHORTEST, S_RR_NEXT, S_TWIN,
-    S_TWIN_CALLS, V_PROMPT,
+    F_ARRIVAL, F_QKEY, P_ALLOC, P_NUM_BLOCKS, P_RUNNING, P_STATE, P_WAITING, P_WAIT_PROMPT,
+    R_ACTIVE, SF_HRA_GROWTH, SF_HRA_SAFETY, SF_KEY_SECONDS_PER_TOKEN, S_BLOCK_SIZE, S_GQ_LEN,
+    S_HRA_SHORTEST, S_RR_NEXT, S_TWIN, S_TWIN_CALLS, S_TWIN_KEY, V_PROMPT,
 )
 
 # Twin codes (si[S_TWIN]); 0 = the router runs in Python.
@@ -32,6 +38,40 @@ TWIN_HRA = 5
 _CODES = {LeastLoadedQueue: TWIN_LLQ, LeastOutstandingRequests: TWIN_LOR,
           LeastOutstandingBlocks: TWIN_LEAST_BLOCKS, RoundRobin: TWIN_ROUND_ROBIN,
           HeadRoomAdmission: TWIN_HRA}
+
+
+# Key twin codes (si[S_TWIN_KEY]); 0 = no key (arrival order) or a Python key.
+KEY_NONE = 0
+KEY_SPF = 1
+KEY_AGED_SPF = 2
+
+
+def install_key(si: np.ndarray, sf: np.ndarray, policy) -> bool:
+    """Select the twin of ``policy``'s queue key (a batch-policy instance); False if it has
+    none (only the exact built-in classes have one)."""
+    if type(policy) is ShortestPrefillFirst:
+        si[S_TWIN_KEY] = KEY_SPF
+        return True
+    if type(policy) is AgedShortestPrefillFirst:
+        si[S_TWIN_KEY] = KEY_AGED_SPF
+        sf[SF_KEY_SECONDS_PER_TOKEN] = policy.seconds_per_token
+        return True
+    return False
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def twin_keys(rv, rf, si, sf, dec_req, n):
+    """The queue keys of the ``n`` requests just routed, as the policies' ``key`` methods
+    compute them (``ShortestPrefillFirst``, ``AgedShortestPrefillFirst``)."""
+    code = si[S_TWIN_KEY]
+    if code == KEY_NONE:
+        return
+    for k in range(n):
+        q = dec_req[k]
+        if code == KEY_SPF:
+            rf[F_QKEY, q] = float(rv[V_PROMPT, q])
+        else:
+            rf[F_QKEY, q] = rf[F_ARRIVAL, q] + sf[SF_KEY_SECONDS_PER_TOKEN] * float(rv[V_PROMPT, q])
 
 
 def twin_code(router) -> int:

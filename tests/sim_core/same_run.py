@@ -8,8 +8,8 @@ from sim_core import state as S
 
 # Engine switches and twin parameters: they differ by construction, not by outcome.
 _SWITCH_SI = (S.S_FAST_FORWARD, S.S_SKIP_EMPTY, S.S_TWIN, S.S_TWIN_CALLS, S.S_RR_NEXT,
-              S.S_HRA_SHORTEST)
-_SWITCH_SF = (S.SF_HRA_GROWTH, S.SF_HRA_SAFETY)
+              S.S_HRA_SHORTEST, S.S_TWIN_KEY)
+_SWITCH_SF = (S.SF_HRA_GROWTH, S.SF_HRA_SAFETY, S.SF_KEY_SECONDS_PER_TOKEN)
 _FF_PI = (S.P_FF_LEFT, S.P_FF_DONE, S.P_FF_KV, S.P_FF_SEG)
 _FF_PF = (S.PF_FF_FIXED, S.PF_FF_TX)
 

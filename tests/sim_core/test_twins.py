@@ -39,6 +39,21 @@ def test_presets_seed0(name, router):
     both(sc.cluster, sc.trace(0), router, **kw)
 
 
+POLICIES = ["spf", "aged_spf:seconds_per_token=0.013"]
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+@pytest.mark.parametrize("router,policy", [("llq", POLICIES[0]), ("hra", POLICIES[1]),
+                                           ("round_robin", POLICIES[1])])
+def test_presets_seed0_with_compiled_queue_keys(name, router, policy):
+    sc = SCENARIOS[name]
+    kw = dict(batch_policy=policy)
+    if sc.autoscale is not None:
+        kw.update(autoscaler="throughput", autoscale=sc.autoscale, record_timeline=False)
+    tw = both(sc.cluster, sc.trace(0), router, **kw)
+    assert tw.state.si[S.S_TWIN_KEY] != 0
+
+
 def test_twin_against_the_step_by_step_engine():
     sc = SCENARIOS["routing-a10"]
     tr = sc.trace(0)
@@ -64,8 +79,11 @@ def test_twins_only_for_builtins_picked_by_name():
     # subclass is called at both arrivals and both completions.
     assert res.state.si[S.S_TWIN] == TWIN_NONE and mine.calls == res.router_calls == 4
     assert simulate(cl, tr, LeastLoadedQueue(), latency=table).state.si[S.S_TWIN] == TWIN_NONE
-    # A batch policy's key is Python: the router stays in Python too.
-    assert simulate(cl, tr, "llq", batch_policy="spf", latency=table).state.si[S.S_TWIN] == 0
+    # A batch policy's key written in Python keeps the router in Python too; the built-in
+    # keys have twins.
+    custom = simulate(cl, tr, "llq", batch_policy=lambda p, a: -p, latency=table)
+    assert custom.state.si[S.S_TWIN] == TWIN_NONE
+    assert simulate(cl, tr, "llq", batch_policy="spf", latency=table).state.si[S.S_TWIN] != 0
     assert simulate(cl, tr, "llq", latency=table).state.si[S.S_TWIN] != TWIN_NONE
 
 
@@ -104,6 +122,8 @@ def small_cases(draw):
             initial_replicas=draw(st.integers(1, cluster.num_replicas))))
     router = draw(st.sampled_from(TWINNED))
     kw["record_timeline"] = draw(st.booleans())  # without, fewer flushes
+    kw["batch_policy"] = draw(st.sampled_from(
+        [None, "fifo", *POLICIES, "aged_spf:seconds_per_token=3.7"]))
     return cluster, make_trace(np.cumsum(gaps), prompts, decodes), router, kw
 
 
