@@ -47,10 +47,10 @@ def _start_batch(rv, rh, rf, pi, pf, si, run_ids, batch_ids, batch_tok, heap_t, 
                  r, now):
     if si[S_SCHEDULER] == 0:
         tokens, n_dec, kv_sum, attn = form_sarathi(rv, rh, rf, pi, si, run_ids, batch_ids,
-                                                    batch_tok, blob, r, now)
+                                                   batch_tok, blob, r, now)
     else:
         tokens, n_dec, kv_sum, attn = form_vllm(rv, rh, rf, pi, si, run_ids, batch_ids,
-                                                 batch_tok, blob, r, now)
+                                                batch_tok, blob, r, now)
     if pi[P_BATCH_LEN, r] == 0:
         return
     dt = iteration_ms(blob, tokens, n_dec, kv_sum, attn) / 1000.0
