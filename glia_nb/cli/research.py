@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -33,15 +34,16 @@ def register(sub) -> None:
     s.add_argument("--target", type=float, help="with --sequential: stop at this score")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=2, help="processes for simulations")
-    s.add_argument("--out", help="where session folders go (default glia_runs/<task>-<time>)")
-    s.add_argument("--duration", type=float, help="shorter traces, in simulated seconds "
-                   "(quick checks and tests; scores are not comparable to full runs)")
+    s.add_argument("--duration", type=float, help="override the task's traffic duration (s): quicker, noisier")
     s.add_argument("--eval-seeds", type=int, help="evaluate over the scenario's first N seeds")
+    s.add_argument("--out", help="where session folders go (default $GLIA_RUNS or glia_runs/ at the "
+                   "repository root, then <task>-<time>)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=cmd_study)
 
     r = sub.add_parser("report", help="summarise a session from its journal")
-    r.add_argument("dir", help="a session folder (holding journal.jsonl)")
+    r.add_argument("dir", help="a session folder (holding journal.jsonl) or a study's folder "
+                   "(every session below it is reported)")
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=cmd_report)
 
@@ -84,7 +86,9 @@ def run_study(task_name: str = "routing-a10", researcher: str = "offline", *, bu
 
     task = task or get_task(task_name)
     budget = _budget(task, budget_sims, budget_usd, max_turns, wall_time)
-    root = Path(out or Path("glia_runs") / f"{task.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    from glia_nb.runs import runs_dir
+
+    root = Path(out or runs_dir() / f"{task.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     kw = dict(budget=budget, max_workers=workers, seed=seed)
     try:
         client = _client(researcher, max_tokens, context_tokens)
@@ -100,7 +104,7 @@ def run_study(task_name: str = "routing-a10", researcher: str = "offline", *, bu
                 "input_tokens": 0, "output_tokens": 0, "llm_calls": 0}
     sessions = result.sessions
     best_s = result.best_session or sessions[0]
-    base = best_s.workspace.baseline_score
+    base = best_s.baseline_score
     best = result.best_score
     cost = sum(float(s.budget_used.get("usd", 0.0) or 0.0) for s in sessions)
     n_exp = sum(len([e for e in s.experiments if e.get("id", 1) != 0]) for s in sessions)
@@ -179,8 +183,6 @@ def _progress_line(i: int, ev: dict) -> str | None:
         u = ev.get("usage") or {}
         return (f"  {who} {ev.get('agent')} replied: {u.get('input_tokens', 0)} tokens in, "
                 f"{u.get('output_tokens', 0)} out, {float(ev.get('latency_s') or 0):.1f} s")
-    if t == "experiment":
-        return f"  {who} experiment {ev.get('name')}: score {ev.get('score')}"
     if t == "digest":
         return f"  {who} conversation compacted into research digest {ev.get('number')} ({ev.get('why')})"
     if t == "tool_mode":
@@ -196,10 +198,34 @@ def _progress_line(i: int, ev: dict) -> str | None:
 def cmd_study(args) -> int:
     import signal
 
+    from glia_nb.progress import fmt, note, progress as bar
+    from glia_nb.tasks import get_task
+
+    task = get_task(args.task)
+    if args.duration is not None and args.duration <= 0:
+        raise ValueError("--duration must be > 0 seconds")
+    changes = {k: v for k, v in (("duration_s", args.duration), ("num_eval_seeds", args.eval_seeds)) if v}
+    task = task.replace(**changes) if changes else task
+    contexts = args.parallel or args.sequential or 1
+    expected = args.budget_sims * contexts if args.budget_sims else None
+    # Progress on stderr whatever stdout is (a pipe, a file, --json): a study takes minutes.
+    experiments = bar(total=expected, desc=f"study {task.name}", unit="experiment")
+    lock = threading.Lock()
+
     def progress(i, ev):
-        line = _progress_line(i, ev)
-        if line:
-            print(line, file=sys.stderr, flush=True)
+        t = ev.get("type")
+        if t == "baseline":
+            note(f"  [context {i}] baseline: score {fmt(ev.get('score'))}")
+        elif t == "experiment":
+            with lock:
+                experiments.update(1)
+            status = f"score {fmt(ev.get('score'))}" if ev.get("score") is not None else \
+                ("infeasible" if ev.get("ok") else "failed")
+            note(f"  [context {i}] experiment {ev.get('name')}: {status}" + (" (new best)" if ev.get("improved") else ""))
+        else:
+            line = _progress_line(i, ev)
+            if line:
+                note(line)
 
     main_pid = os.getpid()
 
@@ -208,11 +234,6 @@ def cmd_study(args) -> int:
             os._exit(143)
         raise KeyboardInterrupt
 
-    from glia_nb.tasks import get_task
-
-    task = get_task(args.task)
-    changes = {k: v for k, v in (("duration_s", args.duration), ("num_eval_seeds", args.eval_seeds)) if v}
-    task = task.replace(**changes) if changes else task
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
         doc = run_study(args.task, args.researcher, task=task, budget_sims=args.budget_sims,
@@ -223,6 +244,7 @@ def cmd_study(args) -> int:
                         context_tokens=args.context_tokens)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        experiments.close()
     code = {"finished": 0, "stopped": 130}.get(doc["status"], 1)
     if doc["status"] != "finished":
         print(f"glia: study {doc['status']}: {doc['reason']}", file=sys.stderr)
@@ -233,10 +255,9 @@ def cmd_study(args) -> int:
           f"status {doc['status']}")
     if doc.get("session_dir") is None:
         return code
-    ratio = f"{doc['improvement']:.2f}x better" if doc["improvement"] else "no finite ratio"
-    best = "none" if doc["best_score"] is None else f"{doc['best_score']:.3f}"
-    base = "none" if doc["baseline_score"] is None else f"{doc['baseline_score']:.3f}"
-    print(f"baseline score {base}  best score {best}  ({ratio}) after {doc['num_experiments']} experiments")
+    ratio = f"{fmt(doc['improvement'])}x better" if doc["improvement"] else "no finite ratio"
+    print(f"baseline score {fmt(doc['baseline_score'])}  best score {fmt(doc['best_score'])}  "
+          f"({ratio}) after {doc['num_experiments']} experiments")
     cost = "unpriced" if not doc["cost_known"] else f"${doc['cost_usd']:.2f}"
     print(f"best design: {doc['best_experiment']}  (session {doc['session_dir']})")
     print(f"model calls {doc['llm_calls']}: {doc['input_tokens']} tokens in / {doc['output_tokens']} out, {cost}")

@@ -14,7 +14,6 @@ same ToolCalls, tool results and journal records as native ones.
 
 from __future__ import annotations
 
-import inspect
 import secrets
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Protocol, Sequence
@@ -23,7 +22,7 @@ from glia_nb.llm.retry import LLMError
 from glia_nb.llm.text_tools import REMINDER, TEXT_ID_PREFIX, parse_actions, render_protocol, to_text_conversation
 from glia_nb.llm.types import Completion, Message, ToolCall, ToolSpec, Usage
 
-__all__ = ["Agent", "AgentConfig", "Researcher", "StepResult", "ToolBoxLike", "ToolOutcome", "call_fields", "call_step",
+__all__ = ["Agent", "AgentConfig", "Researcher", "StepResult", "ToolBoxLike", "ToolOutcome", "call_fields",
            "clip_text", "load_prompt"]
 
 FINISH_TOOL = "finish"
@@ -235,18 +234,6 @@ class Agent:
 
     def __repr__(self) -> str:
         return f"Agent({self.config.name!r}, model={self.model!r}, tools={self.config.tools})"
-
-
-def call_step(researcher: Any, messages: list[Message], on_event: Callable[..., None]) -> StepResult:
-    """``researcher.step(messages)``, with ``on_event`` only if its signature takes it (a
-    rule-based researcher may implement the plain one-argument protocol)."""
-    try:
-        params = inspect.signature(researcher.step).parameters
-    except (TypeError, ValueError):
-        params = {}
-    if "on_event" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return researcher.step(messages, on_event=on_event)
-    return researcher.step(messages)
 
 
 def call_fields(source: Any) -> dict[str, Any]:
