@@ -22,8 +22,7 @@ from typing import Any, ClassVar, Mapping
 
 __all__ = [
     "SCHEMA_VERSION", "ENDED", "HEADER", "RECORD_TYPES", "Record", "Header", "UserMessage", "Assistant", "Digest",
-    "ToolMode",
-    "ToolResultRecord", "LlmCall", "Experiment", "Baseline", "SupervisorReview", "InterventionQueued",
+    "ToolMode", "ToolResultRecord", "LlmCall", "Experiment", "Baseline", "SupervisorReview", "InterventionQueued",
     "InterventionApproved", "InterventionEdited", "InterventionRejected", "Nudge", "ApprovalPolicy", "Resumed",
     "Restarted", "Control", "BudgetExhausted", "ContextLimit", "Error", "Finished", "parse", "parse_header",
     "usage_tokens", "record_type", "CONTROL_TYPES",
@@ -365,8 +364,7 @@ class ContextLimit(Record):
 
 @dataclass(frozen=True)
 class Digest(Record):
-    """The conversation was folded into a research digest to fit the model's window: the
-    Researcher's conversation restarts from ``text`` (see :mod:`glia_nb.research.digest`)."""
+    """Older turns folded into a research digest (:mod:`glia_nb.research.digest`): the conversation restarts from it."""
 
     TYPE: ClassVar[str] = "digest"
     number: int = 1
@@ -379,7 +377,7 @@ class Digest(Record):
 
 @dataclass(frozen=True)
 class ToolMode(Record):
-    """An agent switched between native and plain-text tool calls, and why."""
+    """An agent switched to plain-text tool calls (``mode``), and why."""
 
     TYPE: ClassVar[str] = "tool_mode"
     agent: str = "researcher"
@@ -389,8 +387,7 @@ class ToolMode(Record):
 
 @dataclass(frozen=True)
 class Error(Record):
-    """The session's worker failed (it can be resumed from here); ``kind`` names a model
-    failure (see :class:`glia_nb.llm.retry.LLMError`)."""
+    """The session's worker failed (it can be resumed from here); ``kind`` as in ``LLMError``."""
 
     TYPE: ClassVar[str] = "error"
     error: str = ""
