@@ -22,7 +22,8 @@ import numpy as np
 __all__ = [
     "TIME_PARTS", "PART_LABELS", "PART_COLORS", "VIEWS",
     "breakdown_by_e2e", "breakdown_by_prompt", "restart_counts", "memory_timelines",
-    "side_by_side", "best_so_far", "workload_overview", "router_comparison", "to_png",
+    "side_by_side", "workload_overview", "router_comparison", "to_png", "axis_label", "outside_legend",
+    "AXIS_LABELS",
 ]
 
 # The five parts a request's end-to-end time splits into (they sum to e2e).
@@ -65,8 +66,9 @@ def _timeline(obj: Any):
     return tl
 
 
-def to_png(fig, dpi: int = 90) -> bytes:
-    """The figure as PNG bytes (for ``ipywidgets.Image``)."""
+def to_png(fig, dpi: int = 150) -> bytes:
+    """The figure as PNG bytes (for ``ipywidgets.Image``); 150 dpi stays crisp on
+    high-density screens."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
@@ -82,7 +84,33 @@ def _stack(ax, x, parts: Mapping[str, np.ndarray], width) -> None:
 
 
 def _legend(ax, **kw) -> None:
-    ax.legend(fontsize=7, frameon=False, **kw)
+    ax.legend(fontsize=9, frameon=False, **kw)
+
+
+def outside_legend(ax, **kw) -> None:
+    """A legend to the right of the axes, where it can never cover the data."""
+    ax.legend(fontsize=9, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, **kw)
+
+
+# Plain words (and units) for the metric columns used as axis labels.
+AXIS_LABELS = {
+    "score": "score", "mean_e2e_s": "mean end-to-end latency (s)", "p90_e2e_s": "p90 end-to-end latency (s)",
+    "p99_e2e_s": "p99 end-to-end latency (s)", "p95_e2e_s": "p95 end-to-end latency (s)",
+    "mean_ttft_s": "mean time to first token (s)", "p90_ttft_s": "p90 time to first token (s)",
+    "restart_fraction": "requests restarted (fraction of all)", "mean_tpot_s": "mean time per output token (s)",
+    "throughput_qps": "throughput (requests/s)", "gpu_hours": "GPU-hours", "p95_slowdown": "p95 slowdown (×)",
+    "mean_lost_to_restarts_s": "mean time lost to restarts (s)", "mean_replica_queue_s": "mean replica queueing (s)",
+    "mean_global_queue_s": "mean global queueing (s)", "max_qps": "max throughput (requests/s)",
+}
+
+
+def axis_label(column: str) -> str:
+    """Plain words with units for a metric column (``mean_e2e_s`` → "mean end-to-end
+    latency (s)"); unknown names lose their underscores and keep a seconds suffix."""
+    if column in AXIS_LABELS:
+        return AXIS_LABELS[column]
+    words = column.replace("_", " ")
+    return words[:-2] + " (s)" if words.endswith(" s") else words
 
 
 # ----------------------------------------------------------------------------- per-request views
@@ -251,39 +279,6 @@ def side_by_side(view: str, results: Sequence[Any], labels: Sequence[str] | None
 
 
 # ----------------------------------------------------------------------------- studies
-def best_so_far(experiments: Sequence[Mapping[str, Any]], baseline: float | None = None, *,
-                lower_is_better: bool = True, ax=None, metric: str = "score"):
-    """Each experiment's score (dots; failed ones as crosses at the bottom) and the best
-    so far (a step line) against the experiment number, with the baseline as a dashed line."""
-    fig, ax = _ax(ax, figsize=(6.0, 3.0))
-    xs, ys, bad = [], [], []
-    for i, e in enumerate(experiments, start=1):
-        s = e.get(metric)
-        try:
-            s = float(s)
-        except (TypeError, ValueError):
-            s = float("nan")
-        (xs.append(i), ys.append(s)) if np.isfinite(s) else bad.append(i)
-    if xs:
-        y = np.array(ys)
-        best = np.minimum.accumulate(y) if lower_is_better else np.maximum.accumulate(y)
-        ax.scatter(xs, y, s=18, color="0.55", zorder=3, label="experiment")
-        ax.step(xs, best, where="post", color="#2ca02c", linewidth=2, label="best so far")
-    if baseline is not None and np.isfinite(baseline):
-        ax.axhline(baseline, color="#d62728", linestyle="--", linewidth=1, label=f"baseline {baseline:.3g}")
-    if bad:
-        lo = ax.get_ylim()[0]
-        ax.scatter(bad, [lo] * len(bad), marker="x", color="#d62728", label="failed")
-    if not xs and baseline is None:
-        ax.text(0.5, 0.5, "no experiments yet", ha="center", va="center", transform=ax.transAxes, color="0.5")
-    ax.set_xlabel("experiment")
-    ax.set_ylabel(metric)
-    ax.set_title("Best so far" + (" (lower is better)" if lower_is_better else " (higher is better)"), fontsize=10)
-    if xs or baseline is not None:
-        _legend(ax, loc="best")
-    return fig
-
-
 def workload_overview(trace, *, bin_s: float = 5.0):
     """Three panels of a trace: arrivals per second over time, and the prompt and decode
     length distributions (log-spaced histograms)."""

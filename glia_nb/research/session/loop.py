@@ -8,8 +8,10 @@ the control methods called from a notebook meet only through it.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import threading
+import time
 from typing import Any, Callable, Mapping
 
 from glia_nb.research.session import wiring
@@ -35,6 +37,25 @@ def check_approval(approval: str) -> str:
     if approval not in ("auto", "manual"):
         raise ValueError(f"approval must be 'auto' or 'manual', got {approval!r}")
     return approval
+
+
+class _StepGate:
+    """Between the budget guard and the toolbox: lets the session hold a ``run_experiment``
+    call (step mode), which then runs with the arguments it returns, or not at all."""
+
+    def __init__(self, inner: Any, before: Callable[[Mapping[str, Any]], Any]) -> None:
+        self.inner, self.before = inner, before
+
+    def call(self, name: str, arguments: Mapping[str, Any]) -> Any:
+        """Run the tool, after the session's hold for an experiment."""
+        if name == wiring.RUN_EXPERIMENT:
+            arguments = self.before(arguments)
+            if isinstance(arguments, wiring.ToolResult):
+                return arguments
+        return self.inner.call(name, arguments)
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(self.inner, item)
 
 
 class SessionLoop:
@@ -65,6 +86,15 @@ class SessionLoop:
         self._finish_unreviewed, self._finish_accepted = r.finish_unreviewed, r.finish_accepted
         self._summary: str | None = r.summary
         self.toolbox.on_experiment = self._on_experiment
+        # A pace a person can follow: hold each experiment for approval (step mode), and
+        # give each Researcher turn at least pace_s seconds. Both can change while it runs.
+        self.pause_before_experiment = False
+        self.pace_s = 0.0
+        self._step: tuple[str, str] | None = None
+        self._holding = False
+        self._step_hypothesis: str | None = None
+        self._last_turn_at = 0.0
+        self.toolbox.inner = _StepGate(self.toolbox.inner, self._before_experiment)
 
     # ------------------------------------------------------------------ the loop
     def _loop(self) -> None:
@@ -88,6 +118,7 @@ class SessionLoop:
                 if self._finish_unreviewed:  # resumed between a finish and its review
                     self._after_turn(finished=True, idle=False)
                     continue
+                self._keep_pace()
                 self._flush_outbox()
                 step = self._researcher_turn()
                 self._after_turn(finished=step.finished, idle=not step.assistant.tool_calls, summary=step.finish_summary)
@@ -232,10 +263,76 @@ class SessionLoop:
                   experiments=self._exp_at_review, turn=self._turn_at_review)
         return decision
 
+    # ------------------------------------------------------------------ pace and step mode
+    def _keep_pace(self) -> None:
+        """Wait until pace_s has passed since the last turn began (a stop or pause ends it)."""
+        with self._cond:
+            deadline = self._last_turn_at + float(self.pace_s or 0.0)
+            while not (self._stop_requested or self._pause_requested) and time.monotonic() < deadline:
+                self._cond.wait(deadline - time.monotonic())
+            self._last_turn_at = time.monotonic()
+
+    def _before_experiment(self, arguments: Mapping[str, Any]) -> Any:
+        """In step mode, journal the experiment the Researcher wants to run (its name,
+        hypothesis and code change), wait for :meth:`release_step`, and run it (with an
+        edited hypothesis) or return why a person skipped it."""
+        if not self.pause_before_experiment:
+            return arguments
+        name, hypothesis = str(arguments.get("name", "")), str(arguments.get("hypothesis", ""))
+        self._log("step_hold", name=name, hypothesis=hypothesis, diff=self._policy_diff())
+        with self._cond:
+            self._holding, self._step = True, None
+            while self._step is None and not self._stop_requested and self.pause_before_experiment:
+                self.tracker.stop_clock()  # a person's time is not the team's budget
+                self._set_status("waiting_step")
+                self._cond.wait(timeout=1.0)
+            action, text = self._step or ("stop" if self._stop_requested else "run", hypothesis)
+            self._holding, self._step = False, None
+            self.tracker.start_clock()
+            self._set_status("running")
+        text = text.strip() or hypothesis
+        self._log("step_released", action=action, name=name, hypothesis=text if action == "run" else hypothesis,
+                  note=text if action == "skip" else None)
+        if action == "stop":
+            return wiring.ToolResult("The study is stopping; the experiment was not run.", True)
+        if action == "skip":
+            return wiring.ToolResult(f"A person steering the study held this experiment and skipped it: {text}", True)
+        self._step_hypothesis = text  # the experiment's record carries the edited hypothesis
+        return {**arguments, "hypothesis": text}
+
+    def release_step(self, action: str = "run", *, hypothesis: str | None = None, note: str | None = None) -> None:
+        """Let the experiment held in step mode run (``hypothesis`` replaces its hypothesis)
+        or skip it (``note`` tells the Researcher why)."""
+        if action not in ("run", "skip"):
+            raise ValueError(f"action must be 'run' or 'skip', got {action!r}")
+        if action == "skip" and not (note or "").strip():
+            raise ValueError("say why the experiment is skipped; the Researcher reads it")
+        with self._cond:
+            if not self._holding:
+                raise RuntimeError("no experiment is held (step mode holds the next one)")
+            self._step = (action, str((hypothesis if action == "run" else note) or ""))
+            self._cond.notify_all()
+
+    def _policy_diff(self, limit: int = 120) -> str:
+        """The policy file's change since the last experiment's snapshot (or the start)."""
+        path = getattr(self.workspace, "policy_path", None)
+        if path is None or not path.exists():
+            return ""
+        with self._cond:
+            last = self._experiments[-1] if self._experiments else None
+        before: list[str] = []
+        if last and last.get("folder"):
+            snap = self.journal.path.parent / str(last["folder"]) / path.name
+            before = snap.read_text().splitlines() if snap.exists() else []
+        lines = list(difflib.unified_diff(before, path.read_text().splitlines(), "last experiment", "to run",
+                                          lineterm="", n=1))
+        return "\n".join(lines[:limit]) + (f"\n... {len(lines) - limit} more lines" if len(lines) > limit else "")
+
     # ------------------------------------------------------------------ bookkeeping
     def _on_experiment(self, arguments: Mapping[str, Any], result: Any) -> None:
         """Journal and count one experiment the moment run_experiment returns."""
-        fields = experiment_fields(arguments, result)
+        edited, self._step_hypothesis = self._step_hypothesis, None
+        fields = experiment_fields({**arguments, "hypothesis": edited} if edited else arguments, result)
         if fields is None:  # refused: nothing was simulated
             return
         with self._cond:
