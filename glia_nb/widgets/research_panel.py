@@ -237,7 +237,7 @@ class ResearchPanel(SessionBox):
         self.status_label.value = STATUS_WORDS.get(s, s)
         running = s in ("running", "paused", "waiting_approval", "waiting_step")
         self.start_button.disabled = running
-        self.start_button.description = "Start" if s == "created" else "Start again"
+        self.start_button.description = "Start again" if s in ENDED else "Start"
         self.pause_button.disabled = s not in ("running", "waiting_approval", "waiting_step")
         self.resume_button.disabled = s != "paused"
         self.stop_button.disabled = s in ENDED
