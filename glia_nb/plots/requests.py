@@ -188,7 +188,7 @@ def restart_counts(result, axes=None, *, title: str | None = None):
     e2e latency distribution (ECDF) of restarted against never-restarted requests."""
     req = _requests(result)
     if axes is None:
-        fig, grid = _figure(1, 2, figsize=(8.5, 3.4))
+        fig, grid = _figure(1, 2, figsize=(10.5, 3.6))
         axes = grid[0]
     fig = axes[0].figure
     r = req["restarts"].to_numpy().astype(int)
@@ -209,12 +209,12 @@ def restart_counts(result, axes=None, *, title: str | None = None):
         if len(v):
             q = np.linspace(0.0, 1.0, min(len(v), 400))  # the ECDF at up to 400 quantiles
             ax.plot(np.quantile(v, q), q, color=color, drawstyle="steps-post",
-                    label=f"{label} (n={len(v):,}, mean {v.mean():.1f} s)")
+                    label=f"{label}\n(n={len(v):,}, mean {v.mean():.1f} s)")
     ax.set_xscale("log")
     ax.set_xlabel("end-to-end latency (s, log scale)")
     ax.set_ylabel("fraction of requests ≤ x")
     ax.set_title("end-to-end latency: restarted vs not", fontsize=11)
-    ax.legend(fontsize=9, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=1)
+    outside_legend(ax)
     return fig
 
 
