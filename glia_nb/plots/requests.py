@@ -274,7 +274,7 @@ def side_by_side(view: str, results: Sequence[Any], labels: Sequence[str] | None
     draw = VIEWS[view][1]
     seeds = sorted({getattr(r, "seed", None) for r in results} - {None})
     on = (f" on seed {seeds[0]}" if len(seeds) == 1 else f" on seeds {', '.join(map(str, seeds))}") if seeds else ""
-    head = f"{VIEWS[view][0].capitalize()}{on}; left: {labels[0]} (the baseline)" if k > 1 else ""
+    head = f"{VIEWS[view][0].capitalize()}{on}" + (f"; left: {labels[0]} (the baseline)" if k > 1 else "")
     fig = _side_by_side(view, draw, results, labels, k)
     if head:
         fig.suptitle(head, fontsize=12)

@@ -80,11 +80,15 @@ def _get(url: str, timeout: float = 5.0) -> bytes:
 class Lab:
     """A JupyterLab server in a temporary directory; ``stop()`` ends it and its children."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, notebooks: tuple[str, ...] = ()) -> None:
         self.tmp, self.port, self.token = tmp, _free_port(), secrets.token_hex(16)
         self.root = tmp / "lab"
         (self.root / "notebooks").mkdir(parents=True)
-        _copy_with_scripted_supervisor(ROOT / "notebooks" / NOTEBOOK, self.root / "notebooks" / NOTEBOOK)
+        if notebooks:  # as they are
+            for name in notebooks:
+                shutil.copy(ROOT / "notebooks" / name, self.root / "notebooks" / name)
+        else:
+            _copy_with_scripted_supervisor(ROOT / "notebooks" / NOTEBOOK, self.root / "notebooks" / NOTEBOOK)
         settings = tmp / "lab-settings" / "@jupyterlab" / "apputils-extension"
         settings.mkdir(parents=True)
         (settings / "notification.jupyterlab-settings").write_text(
@@ -399,3 +403,49 @@ def test_person_steers_the_case_study_in_jupyterlab(tmp_path):
     finally:
         lab.stop()
         print("browser test timings (s):", {k: round(v, 1) for k, v in timings.items()})
+
+
+ALL_NOTEBOOKS = tuple(sorted(p.name for p in (ROOT / "notebooks").glob("0*.ipynb")))
+_DONE = ("() => document.querySelector('.jp-Notebook-ExecutionIndicator')?.getAttribute('data-status') === 'idle'"
+         " && ![...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].some(e => e.textContent.includes('*'))")
+
+
+@pytest.mark.skipif(os.environ.get("GLIA_SCREENSHOTS") != "1",
+                    reason="runs every notebook in the browser (minutes each); GLIA_SCREENSHOTS=1 turns it on")
+def test_every_notebook_runs_and_renders_in_chromium(tmp_path):
+    """Run All in JupyterLab for notebooks 01-06, check no cell printed a traceback, and
+    save screenshots of each (the docs' images come from these)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed (/usr/bin/chromium)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    lab = Lab(tmp_path, notebooks=ALL_NOTEBOOKS)
+    timings = {}
+    try:
+        lab.wait_ready()
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            try:
+                for name in ALL_NOTEBOOKS:
+                    t0 = time.monotonic()
+                    page = browser.new_page(viewport={"width": 1500, "height": 1900})
+                    page.goto(f"{lab.base}/lab/tree/notebooks/{name}?token={lab.token}", timeout=90_000)
+                    _run_all(page, lab, notebook=name)
+                    page.wait_for_function(_DONE, timeout=900_000, polling=2_000)
+                    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
+                                          has_text="Traceback")
+                    assert errors.count() == 0, f"{name}: {errors.first.text_content()[:2000]}"
+                    stem = name.removesuffix(".ipynb")
+                    page.screenshot(path=str(ARTIFACTS / f"{stem}-top.png"))
+                    shown = page.locator(".jp-OutputArea-output img, .jp-OutputArea-output .widget-vbox")
+                    if shown.count():
+                        shown.nth(min(1, shown.count() - 1)).scroll_into_view_if_needed()
+                        page.wait_for_timeout(500)
+                        page.screenshot(path=str(ARTIFACTS / f"{stem}-figures.png"))
+                    timings[name] = round(time.monotonic() - t0, 1)
+                    page.close()
+            finally:
+                browser.close()
+    finally:
+        lab.stop()
+        print("notebook screenshots (s):", timings)
