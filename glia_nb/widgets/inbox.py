@@ -67,6 +67,7 @@ class _Card:
         if iv is None:
             self.iv = None
             self.box.layout.display = "none"
+            self.text.alert = False
             return
         same = self.iv is not None and self.iv.get("id") == iv.get("id")
         self.iv = dict(iv)
@@ -79,6 +80,7 @@ class _Card:
                                f" The Researcher waits until you approve, edit or reject it.{reason}")
             self.text.value = str(iv.get("text", ""))
         self.box.layout.display = ""
+        self.text.alert = True
 
 
 _TRIGGERS = {"every_n_turns": "its periodic review", "stall": "experiments stopped improving",

@@ -31,6 +31,7 @@ __all__ = ["ResearchPanel", "button", "show_ledger_view"]
 
 ENDED = ("stopped", "finished", "failed")
 _VIEWS = ("lineage", "trade-off", "time split")
+PACES = (0.0, 5.0, 15.0)  # seconds per Researcher turn the pace button cycles through
 
 
 def button(description: str, cls: str, style: str = "", icon: str = "", tooltip: str = "") -> W.Button:
@@ -95,9 +96,11 @@ class ResearchPanel(SessionBox):
         self.stop_button = button("Stop", "glia-stop", "danger", "stop", "end the study after the current step")
         self.step_button = button("Step mode: off", "glia-step", "", "hand-paper-o",
                                   "hold each experiment before it runs, for you to approve, edit or skip")
+        self.pace_button = button("pace: full speed", "glia-pace", "", "clock-o",
+                                  "give each Researcher turn at least a few seconds, to follow it as it runs")
         for b, fn in ((self.start_button, self._on_start), (self.pause_button, self._on_pause),
                       (self.resume_button, self._on_resume), (self.stop_button, self._on_stop),
-                      (self.step_button, self._on_step_mode)):
+                      (self.step_button, self._on_step_mode), (self.pace_button, self._on_pace)):
             b.on_click(fn)
         self.error_label = W.HTML("")
         self.error_label.add_class("glia-error")
@@ -146,7 +149,7 @@ class ResearchPanel(SessionBox):
         self.budget_bar.add_class("glia-budget-bar")
 
         controls = W.HBox([self.start_button, self.pause_button, self.resume_button, self.stop_button,
-                           self.step_button, self.approval_switch, W.HTML("&nbsp;status:&nbsp;"), self.status_label],
+                           self.step_button, self.pace_button, self.approval_switch, W.HTML("&nbsp;status:&nbsp;"), self.status_label],
                           layout=W.Layout(align_items="center", flex_flow="row wrap"))
         left = W.VBox([W.HTML("<b>Transcript</b> <span style='color:#777'>(click a tool call or result to open it)"
                               "</span>"), self.transcript_view, self.nudge_box],
@@ -317,6 +320,13 @@ class ResearchPanel(SessionBox):
                                    not getattr(self.session, "pause_before_experiment", False)))
         with self._glia_lock:
             self._render_status()
+
+    def _on_pace(self, _b=None) -> None:
+        """Cycle the session's pace: full speed, 5 s and 15 s per Researcher turn."""
+        now = float(getattr(self.session, "pace_s", 0.0) or 0.0)
+        nxt = next((p for p in PACES if p > now), PACES[0])
+        self._call(lambda: setattr(self.session, "pace_s", nxt))
+        self.pace_button.description = "pace: full speed" if not nxt else f"pace: {nxt:g} s per turn"
 
     def _on_sort(self, _b=None) -> None:
         with self._glia_lock:

@@ -90,6 +90,19 @@ function render({ model, el }) {
   model.on("change:placeholder", () => { ta.placeholder = model.get("placeholder"); });
   model.on("change:disabled", refresh);
   model.on("change:actions", build);
+  // A request for attention (a waiting intervention): pulse the box and mark the tab's title.
+  const baseTitle = () => document.title.replace(/^\u26a0 /, "");
+  function alertChanged() {
+    if (model.get("alert")) {
+      wrap.animate([{ boxShadow: "0 0 0 0 rgba(224,168,0,0.9)" }, { boxShadow: "0 0 0 8px rgba(224,168,0,0)" }],
+                   { duration: 900, iterations: 4 });
+      if (!document.title.startsWith("\u26a0 ")) document.title = "\u26a0 " + document.title;
+    } else {
+      document.title = baseTitle();
+    }
+  }
+  model.on("change:alert", alertChanged);
+  if (model.get("alert")) alertChanged();
   model.on("msg:custom", (msg) => {
     if (!msg || msg.event !== "ack") return;
     if (msg.nonce === waiting) waiting = null;
@@ -120,6 +133,7 @@ class SendBox(anywidget.AnyWidget):
     disabled = traitlets.Bool(False).tag(sync=True)
     enter_sends = traitlets.Bool(True).tag(sync=True)
     rows = traitlets.Int(3).tag(sync=True)
+    alert = traitlets.Bool(False).tag(sync=True)  # pulse the box and mark the tab title
     last_note = traitlets.Unicode("").tag(sync=False)
 
     def __init__(self, actions: Sequence[Sequence[Any]] = (("send", "Send", "primary", True),), **kw: Any) -> None:

@@ -232,3 +232,28 @@ def test_updates_from_worker_threads_do_not_deadlock_with_clicks(idle_session, o
     assert len(of_type(idle_session, "nudge")) == 70
     assert panel.transcript_text().count("Person: nudge:") == 70
     panel.close()
+
+
+def test_the_pace_button_cycles_the_sessions_pace(idle_session):
+    panel = ResearchPanel(idle_session)
+    seen = []
+    for _ in range(3):
+        panel.pace_button.click()
+        seen.append((idle_session.pace_s, panel.pace_button.description))
+    assert seen == [(5.0, "pace: 5 s per turn"), (15.0, "pace: 15 s per turn"), (0.0, "pace: full speed")]
+    panel.close()
+
+
+def test_a_waiting_intervention_asks_for_attention(questioning_session, wait_until):
+    panel = ResearchPanel(questioning_session)
+    assert not panel.banner.text.alert
+    questioning_session.start()
+    wait_until(lambda: panel.banner.iv is not None, what="an intervention")
+    assert panel.banner.text.alert
+    questioning_session.pause()  # no next intervention: the banner goes and stops asking
+    rejected = panel.banner.iv["id"]
+    assert panel.banner.text.submit("reject", "")[0]
+    wait_until(lambda: panel.banner.iv is None, what="the banner to go")
+    assert not panel.banner.text.alert and rejected not in {iv.id for iv in questioning_session.pending_interventions()}
+    questioning_session.stop()
+    panel.close()
