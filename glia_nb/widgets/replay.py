@@ -77,6 +77,7 @@ class ReplayPanel(W.VBox):
         for v, b in self.view_buttons.items():
             b.on_click(lambda _b, v=v: self.show_view(None if self._view == v else v))
         self.view_html = W.HTML("")
+        self.view_html.add_class("glia-view")
         self.view_image = W.Image(format="png", layout=W.Layout(max_width="760px", display="none"))
         self.slider.observe(lambda ch: self._render(), names="value")
 

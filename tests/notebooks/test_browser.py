@@ -387,7 +387,8 @@ def test_person_steers_the_case_study_in_jupyterlab(tmp_path):
                 expect(where).to_contain_text(f"{n - 3} / {n}", timeout=30_000)
                 expect(replay.locator(".glia-transcript")).to_contain_text(NUDGES[1], timeout=30_000)
                 replay.locator("button.glia-view-lineage").click()
-                expect(replay).to_contain_text("built on", timeout=30_000)
+                expect(replay.locator(".glia-view .glia-lineage")).to_contain_text("code diff against its parent",
+                                                                                 timeout=30_000)
                 replay.evaluate("e => e.scrollIntoView({block: 'start'})")
                 page.wait_for_timeout(500)
                 page.screenshot(path=str(ARTIFACTS / "browser-replay.png"))
