@@ -344,7 +344,7 @@ def router_comparison(table, *, metric: str = "mean_e2e_s", by: str = "router", 
         v = table.loc[table[by] == name, metric].to_numpy(float)
         ax.bar(i, v.mean(), color="#1f77b4", alpha=0.75)
         ax.scatter(np.full(len(v), i), v, color="k", s=10, zorder=3)
-        ax.annotate(f"{v.mean():.3g}", (i, max(v.max(), v.mean())), xytext=(0, 3), textcoords="offset points",
+        ax.annotate(f"{v.mean():.3g}", (i, max(v.max(), v.mean())), xytext=(0, 6), textcoords="offset points",
                     ha="center", va="bottom", fontsize=8)
     ax.set_xticks(range(len(names)), names)
     ax.set_ylabel(axis_label(metric))

@@ -437,12 +437,13 @@ def test_every_notebook_runs_and_renders_in_chromium(tmp_path):
                                           has_text="Traceback")
                     assert errors.count() == 0, f"{name}: {errors.first.text_content()[:2000]}"
                     stem = name.removesuffix(".ipynb")
-                    page.screenshot(path=str(ARTIFACTS / f"{stem}-top.png"))
-                    shown = page.locator(".jp-OutputArea-output img, .jp-OutputArea-output .widget-vbox")
-                    if shown.count():
-                        shown.nth(min(1, shown.count() - 1)).scroll_into_view_if_needed()
-                        page.wait_for_timeout(500)
-                        page.screenshot(path=str(ARTIFACTS / f"{stem}-figures.png"))
+                    # JupyterLab renders only the cells in view: page through the notebook's scroller.
+                    scroller = page.locator(".jp-NotebookPanel:visible .jp-WindowedPanel-outer").first
+                    height = scroller.evaluate("e => e.scrollHeight")
+                    for i, frac in enumerate((0.0, 0.25, 0.5, 0.75)):
+                        scroller.evaluate(f"e => e.scrollTop = {int(frac * height)}")
+                        page.wait_for_timeout(1500)
+                        page.screenshot(path=str(ARTIFACTS / f"{stem}-{i + 1}.png"))
                     timings[name] = round(time.monotonic() - t0, 1)
                     page.close()
             finally:
