@@ -10,6 +10,12 @@ A button click is a *custom* message, which the browser never holds back. Here t
 travels inside that custom message (``{"event": action, "text": ...}``), so what was
 typed arrives whole however busy the kernel is, and the browser never syncs the value.
 
+Measured in Chromium (JupyterLab 4.6.6, ipywidgets 8.1.9, ipykernel 7.4.0), typing two texts
+key by key into each box while a cell awaited: a ``Textarea`` delivered "f"; a ``Textarea``
+with ``continuous_update=False`` delivered the first text whole and never the second (its
+first update's idle never comes, so the browser holds every later one); ``SendBox``
+delivered both, whole.
+
 The kernel answers each message with ``{"event": "ack", "ok": ..., "note": ...}``; the
 box clears itself only when the kernel accepted the text, so nothing typed is lost.
 Enter sends with the first action; Shift+Enter starts a new line.
