@@ -68,7 +68,7 @@ def stack_gpu_hours(doc: dict, ax=None):
     document — running iterations, draining, cold starts, idle — labelled with the change
     against the tuned standard stack (the paper's Fig. 4); a stack that breaks the
     slowdown bound is hatched."""
-    ax = _ax(ax, (7.4, 3.8))
+    ax = _ax(ax, (8.4, 4.0))
     rows = doc["stacks"]
     names = list(rows)
     x = np.arange(len(names))
@@ -82,7 +82,7 @@ def stack_gpu_hours(doc: dict, ax=None):
         if not rows[k]["meets_constraint"]:
             ax.bar(x[i], bottom[i], width=0.6, fill=False, hatch="//", edgecolor="#d62728")
         vs = rows[k]["gpu_hours_vs_standard"]
-        ax.text(x[i], bottom[i], f"{vs:+.0%} vs standard" if vs else ("baseline" if k == "standard" else ""),
+        ax.text(x[i], bottom[i], f"{vs:+.0%}" if vs else ("baseline" if k == "standard" else ""),
                 ha="center", va="bottom", fontsize=9)
     ax.set_xticks(x)
     ax.set_xticklabels(names, rotation=15, fontsize=9)
