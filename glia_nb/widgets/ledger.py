@@ -1,5 +1,5 @@
 """The experiment ledger of a session as the panels show it: folded from ``baseline`` and
-``experiment`` records, rendered as a sortable table whose best row stays in view, and an
+``experiment`` records by the journal's own fold (:func:`glia_nb.research.fold.fold`), rendered as a sortable table whose best row stays in view, and an
 experiment lineage (what each experiment built on, its hypothesis and score, and its
 policy's diff against that parent and against the best).
 
@@ -16,6 +16,9 @@ import html
 import math
 from pathlib import Path
 from typing import Any, Mapping
+
+from glia_nb.research import records as R
+from glia_nb.research.fold import fold, new_state
 
 __all__ = ["Ledger", "num"]
 
@@ -38,37 +41,35 @@ class Ledger:
     def __init__(self, *, lower_is_better: bool = True, metric: str = "score", root: Path | None = None,
                  policy_file: str | None = None) -> None:
         self.lower, self.metric, self.root, self.policy_file = lower_is_better, metric, root, policy_file
-        self.baseline: dict[str, Any] | None = None
-        self.experiments: list[dict[str, Any]] = []
+        self._state = new_state(lower_is_better=lower_is_better)
         self.sort_by = "order"  # or "score"
         self._code: dict[Any, list[str] | None] = {}
 
     def add(self, rec: Mapping[str, Any]) -> bool:
-        """Fold a ``baseline`` or ``experiment`` record; True if the ledger changed."""
-        if rec.get("type") == "experiment":
-            self.experiments.append(dict(rec))
-            return True
-        if rec.get("type") == "baseline":
-            self.baseline = dict(rec)
-            return True
-        return False
+        """Fold a journal record; True if it was a ``baseline`` or ``experiment``."""
+        if rec.get("seq") is None:  # a status event, not a journal record
+            return False
+        fold(self._state, rec)
+        return rec.get("type") in (R.Experiment.TYPE, R.Baseline.TYPE)
 
     # ------------------------------------------------------------------ facts
     @property
-    def base_score(self) -> float | None:
-        return num((self.baseline or {}).get("score"))
+    def experiments(self) -> list[dict[str, Any]]:
+        """The experiment records, oldest first."""
+        return self._state.experiments
 
-    def better(self, a: float, b: float) -> bool:
-        return a < b if self.lower else a > b
+    @property
+    def baseline(self) -> dict[str, Any] | None:
+        """The baseline record, or None."""
+        return self._state.baseline
+
+    @property
+    def base_score(self) -> float | None:
+        return self._state.baseline_score
 
     def best(self) -> dict[str, Any] | None:
         """The best successful experiment (score a float), or None."""
-        best = None
-        for e in self.experiments:
-            s = num(e.get("score"))
-            if s is not None and (best is None or self.better(s, best["score"])):
-                best = {**e, "score": s}
-        return best
+        return self._state.best_experiment()
 
     def gain(self, score: float | None) -> float | None:
         """Relative improvement over the baseline (positive = better), or None."""

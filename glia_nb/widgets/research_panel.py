@@ -21,6 +21,9 @@ from typing import Any, Mapping
 
 import ipywidgets as W
 
+from glia_nb.research import records as R
+from glia_nb.research.records import ENDED
+from glia_nb.research.session.step import StepHold, StepReleased
 from glia_nb.widgets._base import SessionBox
 from glia_nb.widgets.inbox import STATUS_WORDS, ApprovalSwitch, _Card
 from glia_nb.widgets.ledger import Ledger
@@ -29,7 +32,6 @@ from glia_nb.widgets.transcript import CSS, Transcript
 
 __all__ = ["ResearchPanel", "button", "show_ledger_view"]
 
-ENDED = ("stopped", "finished", "failed")
 _VIEWS = ("lineage", "trade-off", "time split")
 PACES = (0.0, 5.0, 15.0)  # seconds per Researcher turn the pace button cycles through
 
@@ -187,19 +189,20 @@ class ResearchPanel(SessionBox):
     def _fold(self, ev: Mapping[str, Any]) -> dict[str, bool]:
         """Update the model of the view from one event; says which parts changed."""
         t = ev.get("type")
-        if t == "status":
+        if t == "status":  # a status change (not a journal record)
             self._status = str(ev.get("status"))
-        elif t == "finished":
+        elif t == R.Finished.TYPE:
             self._status = str(ev.get("status") or self._status)
-        elif t == "intervention_queued":
-            self._pending[ev.get("id")] = {k: ev.get(k) for k in ("id", "kind", "text", "reason", "trigger")}
-        elif t in ("intervention_approved", "intervention_edited", "intervention_rejected"):
-            self._pending.pop(ev.get("id"), None)
-        elif t == "step_hold":
-            self._held = dict(ev)
-        elif t in ("step_released", "finished"):
             self._held = None
-        elif t in ("approval_policy", "resumed") and ev.get("approval"):
+        elif t == R.InterventionQueued.TYPE:
+            self._pending[ev.get("id")] = {k: ev.get(k) for k in ("id", "kind", "text", "reason", "trigger")}
+        elif t in (R.InterventionApproved.TYPE, R.InterventionEdited.TYPE, R.InterventionRejected.TYPE):
+            self._pending.pop(ev.get("id"), None)
+        elif t == StepHold.TYPE:
+            self._held = dict(ev)
+        elif t == StepReleased.TYPE:
+            self._held = None
+        elif t in (R.ApprovalPolicy.TYPE, R.Resumed.TYPE) and ev.get("approval"):
             self.approval_switch.show(str(ev["approval"]))
         led = self.ledger.add(ev)
         return {"transcript": self._transcript.add(ev), "ledger": led, "plot": led}

@@ -16,7 +16,20 @@ import json
 import re
 from typing import Any, Mapping
 
-__all__ = ["Transcript", "WHO_COLORS", "failed_result"]
+from glia_nb.research import records as R
+from glia_nb.research.session.step import StepHold
+
+__all__ = ["Transcript", "WHO_COLORS", "failed_result", "SHOWN_TYPES"]
+
+#: The record types the transcript shows (named from glia_nb.research.records, so a renamed
+#: type cannot silently fall out of it); everything else it passes over.
+SHOWN_TYPES = frozenset({
+    *(cls.TYPE for cls in (R.UserMessage, R.Assistant, R.ToolResultRecord, R.Baseline, R.Experiment,
+                           R.SupervisorReview, R.InterventionQueued, R.InterventionApproved, R.InterventionEdited,
+                           R.InterventionRejected, R.Nudge, R.ApprovalPolicy, R.BudgetExhausted, R.Error,
+                           R.Finished)),
+    *R.CONTROL_TYPES, StepHold.TYPE,
+})
 
 WHO_COLORS = {"Researcher": "#1f5fa8", "Supervisor": "#7b3fa0", "Person": "#1d7a33", "Study": "#666666",
               "Error": "#b00020", "Tool": "#888888"}
@@ -82,6 +95,14 @@ def _call_summary(call: Mapping[str, Any]) -> str:
     return f"{call.get('name', '?')}({hint})" if hint else f"{call.get('name', '?')}()"
 
 
+# Records after which an experiment journaled early still waits for its call's result.
+_KEEP_HOLDING = frozenset({
+    *(cls.TYPE for cls in (R.Experiment, R.Assistant, R.LlmCall, R.UserMessage, R.Nudge, R.ApprovalPolicy,
+                           R.InterventionApproved, R.InterventionEdited, R.InterventionRejected)),
+    *R.CONTROL_TYPES, "status",
+})
+
+
 class Transcript:
     """Entries of the transcript, oldest first; each ``{"id", "who", "html", "text"}``.
     ``add`` appends, never rewrites, so ``entries[:n]`` is stable."""
@@ -98,22 +119,19 @@ class Transcript:
         """Fold one record in; True if entries were appended."""
         n = len(self.entries)
         t = rec.get("type")
-        if t == "experiment":
-            self._held.append(rec)
-        else:
-            handler = getattr(self, f"_on_{t}", None)
-            if handler is not None:
-                handler(rec)
-            if t not in ("assistant", "llm_call", "user_message", "nudge", "status", "pause", "resume",
-                         "approval_policy", "intervention_approved", "intervention_edited",
-                         "intervention_rejected"):
-                self._release()
+        if t in SHOWN_TYPES:
+            getattr(self, f"_on_{t}")(rec)
+        if t not in _KEEP_HOLDING:
+            self._release()
         return len(self.entries) > n
 
     def _release(self) -> None:
         held, self._held = self._held, []
         for rec in held:
-            self._experiment(rec)
+            self._show_experiment(rec)
+
+    def _on_experiment(self, rec):
+        self._held.append(rec)  # shown once its call's result is (see the module's docstring)
 
     def _entry(self, who: str, body: str, *, quiet: bool = False, details=(), cls: str = "") -> None:
         color = WHO_COLORS.get(who, "#666")
@@ -162,7 +180,7 @@ class Transcript:
         self._entry("Study", f"Baseline evaluated: score <b>{_fmt(rec.get('score'))}</b>"
                     f" over {rec.get('simulations', '?')} simulation(s)", quiet=True)
 
-    def _experiment(self, rec):
+    def _show_experiment(self, rec):
         if rec.get("ok") is False or rec.get("score") is None:
             body = (f"Experiment #{_esc(rec.get('id', '?'))} <b>{_esc(rec.get('name'))}</b> failed: "
                     f"{_esc(str(rec.get('error') or '')[:300])}")

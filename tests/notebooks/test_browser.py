@@ -58,7 +58,7 @@ def _copy_with_scripted_supervisor(src: Path, dst: Path) -> None:
     nb = json.loads(src.read_text())
     cell = next(c for c in nb["cells"] if "session" in c.get("metadata", {}).get("tags", []))
     code = "".join(cell["source"])
-    old = 'supervisor_client=OfflineSupervisorModel() if RESEARCHER == "offline" else None,'
+    old = 'supervisor_client=OfflineSupervisor() if RESEARCHER == "offline" else None,'
     assert old in code, "notebook 02's session cell changed: update the browser test"
     code = ("from glia_nb.llm import ScriptedClient\nfrom glia_nb.research.supervisor import SupervisorConfig\n"
             + code.replace(old, SCRIPTED_SUPERVISOR))

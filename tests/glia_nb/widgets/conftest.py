@@ -13,7 +13,7 @@ pytest.importorskip("ipywidgets")
 pytest.importorskip("anywidget")
 
 from glia_nb.llm import ScriptedClient  # noqa: E402
-from glia_nb.research.offline.researcher import OfflineSupervisorModel  # noqa: E402
+from glia_nb.research.offline.researcher import OfflineSupervisor  # noqa: E402
 from glia_nb.research.session.session import Session  # noqa: E402
 from glia_nb.research.supervisor import SupervisorConfig  # noqa: E402
 from glia_nb.tasks import get_task  # noqa: E402
@@ -63,7 +63,7 @@ def wait_until():
 
 @pytest.fixture
 def idle_session(tiny_task, tmp_path):
-    s = Session.create(tiny_task, tmp_path, researcher_client="offline", supervisor_client=OfflineSupervisorModel(),
+    s = Session.create(tiny_task, tmp_path, researcher_client="offline", supervisor_client=OfflineSupervisor(),
                        budget=Budget(max_simulations=2), run_baseline=False)
     yield s
     s.close()
@@ -85,7 +85,7 @@ def questioning_session(tiny_task, tmp_path):
 def finished_study(tiny_task, tmp_path_factory):
     """A whole offline study (baseline and three experiments), run once."""
     s = Session.create(tiny_task, tmp_path_factory.mktemp("study"), researcher_client="offline",
-                       supervisor_client=OfflineSupervisorModel(), budget=Budget(max_simulations=3))
+                       supervisor_client=OfflineSupervisor(), budget=Budget(max_simulations=3))
     s.run()
     yield s
     s.close()

@@ -78,3 +78,15 @@ def test_text_is_escaped_and_long_output_clipped():
     tx.add({"type": "tool_result", "call_id": "x", "name": "shell", "text": "y" * 5000})
     assert "<script>" not in tx.html() and "&lt;script&gt;" in tx.html()
     assert "more characters in the journal" in tx.entries[-1]["html"]
+
+
+def test_every_record_type_the_transcript_shows_has_a_renderer():
+    """The list comes from glia_nb.research.records: a renamed record type must not silently
+    fall out of the transcript."""
+    from glia_nb.research import records as R
+    from glia_nb.research.session.step import StepHold
+    from glia_nb.widgets.transcript import SHOWN_TYPES
+
+    assert SHOWN_TYPES <= set(R.RECORD_TYPES) | set(R.CONTROL_TYPES) | {StepHold.TYPE}
+    assert all(callable(getattr(Transcript, f"_on_{t}", None)) for t in SHOWN_TYPES)
+    assert {R.Nudge.TYPE, R.Experiment.TYPE, R.ToolResultRecord.TYPE, R.InterventionQueued.TYPE} <= SHOWN_TYPES
