@@ -53,6 +53,7 @@ def test_a_typed_nudge_is_delivered_whole_with_a_receipt(idle_session, of_type, 
     wait_until(lambda: panel.transcript_text().count("was delivered to the Researcher before turn 1") == 3,
                what="three receipts")
     idle_session.stop()
+    assert idle_session.wait(120)
     panel.close()
 
 
@@ -63,6 +64,7 @@ def test_the_researcher_is_told_a_nudge_comes_from_a_person(idle_session, of_typ
     assert 'The person steering the study says: "E"' in first["text"]
     assert "Supervisor asks" not in first["text"]
     idle_session.stop()
+    assert idle_session.wait(120)
 
 
 def test_controls_and_the_approval_switch_record_every_click(idle_session, of_type):
@@ -170,7 +172,7 @@ def test_pace_gives_each_turn_a_minimum_length(idle_session, of_type, wait_until
     assert time.monotonic() - t0 >= 1.2  # turns 2 and 3 waited for the pace
     s.pause()  # a pause is not held up by the pace
     s.stop()
-    assert s.wait(30)
+    assert s.wait(120)
 
 
 def test_ledger_views_and_replay_of_a_finished_study(finished_study):
