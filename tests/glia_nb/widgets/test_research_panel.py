@@ -258,4 +258,5 @@ def test_a_waiting_intervention_asks_for_attention(questioning_session, wait_unt
     wait_until(lambda: panel.banner.iv is None, what="the banner to go")
     assert not panel.banner.text.alert and rejected not in {iv.id for iv in questioning_session.pending_interventions()}
     questioning_session.stop()
+    assert questioning_session.wait(120)
     panel.close()
