@@ -182,11 +182,8 @@ def _register_stack_commands(sub) -> None:
 
 
 def _register_research_commands(sub) -> None:
-    """The study/report/compare subcommands live with the research team."""
-    try:
-        from glia_nb.cli.research import register
-    except ImportError:  # pragma: no cover - during partial installs
-        return
+    """The study/report/compare subcommands live in cli/research.py and cli/compare.py."""
+    from glia_nb.cli.research import register
     register(sub)
 
 

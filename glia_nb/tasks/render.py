@@ -10,9 +10,22 @@ import math
 
 from sim_core.autoscale import make_autoscaler
 
+from glia_nb.text import load_template
 from glia_nb.tasks.describe import (GS_LOG_COLUMNS, REQS_LOG_COLUMNS, REQUESTS_COLUMNS,
-                                    describe_view, info_values, load_prompt, state_codes,
+                                    describe_view, info_values, state_codes,
                                     time_parts, view_docstring)
+
+
+def budget_text_of(b, num_seeds: int) -> str:
+    """One sentence on the budget for the task text (unlimited parts are left out)."""
+    sims = ("Experiments are not limited in number" if b.max_simulations is None else
+            f"At most {b.max_simulations} simulations through `run_experiment` (one "
+            f"simulation = one experiment over the {num_seeds} evaluation seeds)")
+    stops = [f"{b.max_turns} turns" if b.max_turns is not None else None,
+             f"{b.max_wall_s / 3600:g} h" if b.max_wall_s is not None else None,
+             f"${b.max_usd:g} of model usage" if b.max_usd is not None else None]
+    stops = [x for x in stops if x]
+    return sims + ("; the session also stops after " + " or ".join(stops) if stops else "") + "."
 
 
 def render_task_text(task, baseline_score: float | None = None) -> str:
@@ -33,11 +46,8 @@ def render_task_text(task, baseline_score: float | None = None) -> str:
                          f"`{task.policy_file}` implements it); its score has not been "
                          f"measured yet — run an experiment on the unmodified file first.")
     b = task.budget
-    budget_text = (f"At most {b.max_simulations} simulations through `run_experiment` "
-                   f"({b.max_simulations // max(1, len(seeds))} experiments of "
-                   f"{len(seeds)} seeds); the session also stops after {b.max_turns} turns, "
-                   f"{b.max_wall_s / 3600:g} h or ${b.max_dollars:g} of model usage. "
-                   f"Spend simulations on experiments that test a clear hypothesis.")
+    budget_text = budget_text_of(b, len(seeds)) + (
+        " Spend simulations on experiments that test a clear hypothesis.")
     values = {
         "title": task.title or f"{task.name}: a better router",
         "num_replicas": sc.cluster.num_replicas, "model": rc.model, "gpu": rc.gpu,
@@ -66,7 +76,7 @@ def render_task_text(task, baseline_score: float | None = None) -> str:
         "expect_text": _target_text(task),
         "task_name": task.name,
     }
-    return load_prompt("router_task.md").substitute(values)
+    return load_template("router_task.md").substitute(values)
 
 
 def _target_text(task) -> str:
@@ -86,7 +96,7 @@ def render_policy_template(task) -> str:
     the other layers: arrival order, or the threshold autoscaler)."""
     if task.layer != "router":
         return render_layer_template(task)
-    return load_prompt("router_policy.py.tmpl").substitute(
+    return load_template("router_policy.py.tmpl").substitute(
         class_name=task.class_name, task_name=task.name)
 
 
@@ -168,10 +178,7 @@ def _fill(values: dict, task, sc) -> dict:
         "requests_columns": ", ".join(f"`{c}`" for c in REQUESTS_COLUMNS),
         "gs_log_columns": ", ".join(f"`{c}`" for c in GS_LOG_COLUMNS),
         "rules": "\n".join(f"{i}. {r}" for i, r in enumerate(task.rules, 1)),
-        "budget_text": (f"At most {b.max_simulations} simulations through `run_experiment` "
-                        f"({b.max_simulations // max(1, len(seeds))} experiments of "
-                        f"{len(seeds)} seeds); the session also stops after {b.max_turns} "
-                        f"turns, {b.max_wall_s / 3600:g} h or ${b.max_dollars:g} of model usage."),
+        "budget_text": budget_text_of(b, len(seeds)),
         "target_pct": f"{task.target_improvement:.0%}",
     })
     return values
@@ -200,18 +207,18 @@ def render_layer_text(task, baseline_score: float | None = None) -> str:
         baseline_text = (f"The baseline is `{task.baseline}` (your starting `{task.policy_file}` "
                          "implements it); run an experiment on the unmodified file first.")
     values = _fill({"layer_doc": doc, "baseline_text": baseline_text}, task, sc)
-    return load_prompt("layer_task.md").substitute(values)
+    return load_template("layer_task.md").substitute(values)
 
 
 def render_layer_template(task) -> str:
     """The starting policy file of a batch-policy or autoscaler task (its baseline)."""
     if task.layer == "batch_policy":
-        return load_prompt("batch_policy.py.tmpl").substitute(
+        return load_template("batch_policy.py.tmpl").substitute(
             class_name=task.class_name, task_name=task.name)
     if task.layer == "autoscaler":
         base = make_autoscaler(task.baseline if task.baseline.startswith("throughput")
                                else "throughput")
-        return load_prompt("autoscaler.py.tmpl").substitute(
+        return load_template("autoscaler.py.tmpl").substitute(
             class_name=task.class_name, task_name=task.name, high=f"{base.high:g}",
             low=f"{base.low:g}", cooldown_s=f"{base.cooldown_s:g}")
     raise NotImplementedError(f"no policy template for layer {task.layer!r}")

@@ -22,24 +22,16 @@ from typing import Any, Mapping
 
 from workloads import get_scenario
 
+from glia_nb.tasks.budget import Budget
 from glia_nb.tasks.layers import DEFAULT_ROUTER_RULES, LAYERS
 from glia_nb.tasks.objective import Objective
 from glia_nb.tasks.render import render_policy_template, render_task_text
 
 
-@dataclass(frozen=True)
-class Budget:
-    """Default limits of one research session (the session may override them)."""
-
-    max_simulations: int = 90      # seeds simulated through run_experiment
-    max_dollars: float = 20.0      # LLM spend
-    max_wall_s: float = 3 * 3600.0
-    max_turns: int = 250           # Researcher turns
-
-    def __post_init__(self) -> None:
-        if self.max_simulations < 0 or self.max_dollars < 0 or self.max_wall_s <= 0 \
-                or self.max_turns < 1:
-            raise ValueError(f"invalid budget {self}")
+def default_budget() -> Budget:
+    """A session's default limits: 30 simulations (evaluations over the task's seeds), $20
+    of model usage, three hours, 250 Researcher turns."""
+    return Budget(max_simulations=30, max_usd=20.0, max_wall_s=3 * 3600.0, max_turns=250)
 
 
 @dataclass(frozen=True)
@@ -64,7 +56,7 @@ class Task:
     policy_file: str = "policy.py"
     class_name: str = "CustomRouter"
     rules: tuple[str, ...] = DEFAULT_ROUTER_RULES
-    budget: Budget = field(default_factory=Budget)
+    budget: Budget = field(default_factory=default_budget)
     target_improvement: float = 0.25
     title: str = ""
     # The rest of the stack while one layer is under design (registry specs; None: the
@@ -92,6 +84,7 @@ class Task:
         if self.duration_s is not None and not (math.isfinite(self.duration_s) and self.duration_s > 0):
             raise ValueError(f"duration_s must be finite and > 0, got {self.duration_s}")
         object.__setattr__(self, "rules", tuple(self.rules))
+        object.__setattr__(self, "budget", Budget.coerce(self.budget))
 
     # ------------------------------------------------------------------ derived facts
     def load_scenario(self):
@@ -162,14 +155,13 @@ class Task:
         if isinstance(d.get("objective"), Mapping):
             d["objective"] = Objective(**d["objective"])
         if isinstance(d.get("budget"), Mapping):
-            d["budget"] = Budget(**d["budget"])
+            d["budget"] = Budget.from_dict(d["budget"])
         if d.get("eval_seeds") is not None:
             d["eval_seeds"] = tuple(d["eval_seeds"])
         if "rules" in d:
             d["rules"] = tuple(d["rules"])
         return cls(**d)
 
-    # ------------------------------------------------------------------ task text
     # ------------------------------------------------------------------ task text
     def render_text(self, baseline_score: float | None = None) -> str:
         """The Researcher's task text (Markdown), with the baseline's score if known."""
@@ -180,4 +172,4 @@ class Task:
         return render_policy_template(self)
 
 
-__all__ = ["Task", "Budget"]
+__all__ = ["Task", "Budget", "default_budget"]

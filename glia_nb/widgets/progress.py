@@ -95,7 +95,7 @@ def track_session(session: Any, desc: str = "experiments") -> Callable[[], None]
     def on_event(ev: Mapping[str, Any]) -> None:
         t = ev.get("type")
         if t == "experiment":
-            bar.update(int(ev.get("simulations") or 0))
+            bar.update(1)  # one simulation per experiment (the budget's unit)
             if ev.get("score") is not None:
                 bar.set_postfix_str(f"{ev.get('name', '')}: {float(ev['score']):.4g}", refresh=False)
         elif t == "status" and ev.get("status") in ("stopped", "finished", "failed"):

@@ -24,7 +24,7 @@ from glia_nb.widgets.transcript import Transcript
 __all__ = ["ResearchPanel"]
 
 ENDED = ("stopped", "finished", "failed")
-_LEDGER_COLUMNS = ("#", "name", "score", "gain vs baseline", "restarted", "p90 TTFT s", "sims", "note")
+_LEDGER_COLUMNS = ("#", "name", "score", "gain vs baseline", "restarted", "p90 TTFT s", "seeds", "note")
 _TRANSCRIPT_TYPES = frozenset({
     "user_message", "assistant", "tool_result", "baseline", "experiment", "supervisor_review",
     "intervention_queued", "intervention_approved", "intervention_edited", "intervention_rejected",
@@ -234,7 +234,7 @@ class ResearchPanel(SessionBox):
         if self._baseline is not None:
             m = self._baseline.get("metrics") or {}
             rows.append(["0", "baseline", f(base, ".4g"), "", f(_num(m.get("restart_fraction")), ".1%"),
-                         f(_num(m.get("p90_ttft_s")), ".3g"), str(self._baseline.get("simulations", "")), ""])
+                         f(_num(m.get("p90_ttft_s")), ".3g"), str(self._baseline.get("seeds", self._baseline.get("simulations", ""))), ""])
         for e in self._experiments:
             s, m = _num(e.get("score")), e.get("metrics") or {}
             vs = None if (s is None or not base) else ((base - s) / abs(base) if self._lower else (s - base) / abs(base))
@@ -242,7 +242,7 @@ class ResearchPanel(SessionBox):
                     else "★ best" if best and e.get("id") == best.get("id") else "")
             rows.append([str(e.get("id", "")), str(e.get("name", "")), f(s, ".4g") or "—", f(vs, "+.1%"),
                          f(_num(m.get("restart_fraction")), ".1%"), f(_num(m.get("p90_ttft_s")), ".3g"),
-                         str(e.get("simulations", "")), note])
+                         str(e.get("seeds", e.get("simulations", ""))), note])
         if not rows:
             return "<i>No experiments yet.</i>"
         table = pd.DataFrame(rows, columns=list(_LEDGER_COLUMNS)).to_html(

@@ -242,7 +242,7 @@ class SessionLoop:
             reference = self._experiments + ([self._baseline] if self._baseline else [])
             improved = is_improvement(fields.get("score"), reference, self._lower)
             self._since_improvement = 0 if improved else self._since_improvement + 1
-            self.tracker.add_simulations(fields["simulations"])
+            self.tracker.add_simulations(1)
             rec = self._log("experiment", improved=improved, **fields)
             self._experiments.append({k: v for k, v in rec.items() if k != "ts"})
 

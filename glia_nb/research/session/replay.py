@@ -98,7 +98,8 @@ def experiment_fields(arguments: Mapping[str, Any], result: Any) -> dict[str, An
 
     Reads :class:`glia_nb.research.tools.ToolBox`'s data (``{"experiment": ledger row, "result":
     EvalResult dict}``) and, for other toolboxes, a flat dict with an ``id``.
-    ``simulations`` comes from the data, else the number of seeds, else 1.
+    ``simulations`` is the budget's charge, always 1 (one experiment); ``seeds`` how many
+    seeds it simulated (from the data, else the number of seeds listed, else 1).
     """
     data = getattr(result, "data", None)
     if not isinstance(data, Mapping):
@@ -108,10 +109,12 @@ def experiment_fields(arguments: Mapping[str, Any], result: Any) -> dict[str, An
     exp_id = row.get("id", row.get("experiment_id"))
     if exp_id is None:
         return None
-    sims = row.get("simulations", evaluation.get("simulations"))
-    if sims is None:
-        seeds = row.get("seeds", evaluation.get("seeds"))
-        sims = len(seeds) if isinstance(seeds, (list, tuple)) else 1
+    seeds = row.get("seeds", evaluation.get("simulations"))
+    if isinstance(seeds, (list, tuple)):
+        seeds = len(seeds)
+    if seeds is None:
+        listed = evaluation.get("seeds")
+        seeds = len(listed) if isinstance(listed, (list, tuple)) else 1
     metrics = row.get("metrics", evaluation.get("summary"))
     status = row.get("status")
     ok = status == "ok" if status is not None else bool(row.get("ok", not getattr(result, "is_error", False)))
@@ -122,7 +125,8 @@ def experiment_fields(arguments: Mapping[str, Any], result: Any) -> dict[str, An
         "hypothesis": str(arguments.get("hypothesis") or row.get("hypothesis") or ""),
         "score": finite_or_none(row.get("score")),
         "ok": ok,
-        "simulations": int(sims),
+        "simulations": 1,
+        "seeds": int(seeds),
         "metrics": _safe(metrics) if isinstance(metrics, Mapping) else {},
         "error": str(error)[:500] if error else None,
         "folder": row.get("folder"),
@@ -192,7 +196,7 @@ def replay_records(records: Iterable[Mapping[str, Any]], *, lower_is_better: boo
             reference = r.experiments + ([r.baseline] if r.baseline else [])
             improved = is_improvement(rec.get("score"), reference, lower_is_better)
             r.since_improvement = 0 if improved else r.since_improvement + 1
-            r.simulations += int(rec.get("simulations", 1))
+            r.simulations += 1  # one per experiment (older journals recorded seeds here)
             r.experiments.append({k: v for k, v in rec.items() if k != "ts"})
         elif t == "supervisor_review":
             r.experiments_at_review = int(rec.get("experiments", len(r.experiments)))

@@ -14,7 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from glia_nb.research.agent import Agent, AgentConfig, StepResult, load_prompt
+from glia_nb.research.agent import Agent, AgentConfig, StepResult
+from glia_nb.text import load_prompt
 from glia_nb.tasks.budget import Budget, BudgetTracker
 from glia_nb.research.journal import finite_or_none, read_journal, to_jsonable
 from glia_nb.llm.types import Completion, Message
@@ -153,8 +154,8 @@ def build_toolbox(toolbox: Any, workspace: Any, task: Any, budget: Budget) -> An
 
     # The ToolBox enforces the simulation budget itself; None (unlimited) must not fall back
     # to the task's default there.
-    cap = budget.max_simulations if budget.max_simulations is not None else 2**62
-    return _call_flex(ToolBox, workspace, max_simulations=cap)
+    cap = budget.max_simulations
+    return _call_flex(ToolBox, workspace, max_simulations=cap, unlimited=cap is None)
 
 
 def run_baseline(toolbox: Any, workspace: Any) -> dict[str, Any] | None:
@@ -167,7 +168,7 @@ def run_baseline(toolbox: Any, workspace: Any) -> dict[str, Any] | None:
     summary = getattr(result, "summary", None)
     return {"ok": bool(getattr(result, "ok", False)),
             "score": finite_or_none(getattr(result, "score", None)),
-            "simulations": int(getattr(result, "simulations", 0) or 0), "error": getattr(result, "error", None),
+            "seeds": int(getattr(result, "simulations", 0) or 0), "error": getattr(result, "error", None),
             "metrics": to_jsonable(summary) if isinstance(summary, Mapping) else {}}
 
 
