@@ -10,10 +10,11 @@ import math
 
 from sim_core.autoscale import make_autoscaler
 
-from glia_nb.text import load_template
 from glia_nb.tasks.describe import (GS_LOG_COLUMNS, REQS_LOG_COLUMNS, REQUESTS_COLUMNS,
                                     describe_view, info_values, state_codes,
                                     time_parts, view_docstring)
+from glia_nb.tasks.layers import LAYERS
+from glia_nb.text import load_template
 
 
 def budget_text_of(b, num_seeds: int) -> str:
@@ -96,13 +97,10 @@ def render_policy_template(task) -> str:
     the other layers: arrival order, or the threshold autoscaler)."""
     if task.layer != "router":
         return render_layer_template(task)
-    return load_template("router_policy.py.tmpl").substitute(
+    return load_template(LAYERS["router"].template).substitute(
         class_name=task.class_name, task_name=task.name)
 
 
-LAYER_TITLES = {"batch_policy": "batch-scheduler policy (the order of each replica's waiting "
-                                "queue)",
-                "autoscaler": "autoscaler (how many replicas serve, over time)"}
 
 BATCH_DOC = '''```python
 class {cls}:
@@ -157,10 +155,10 @@ def _fill(values: dict, task, sc) -> dict:
     obj = task.objective
     seeds = task.seeds
     b = task.budget
-    layer_name = {"batch_policy": "batch policy", "autoscaler": "autoscaler"}[task.layer]
+    layer = LAYERS[task.layer]
     values.update({
-        "title": task.title or f"{task.name}: a better {layer_name}",
-        "layer_title": LAYER_TITLES[task.layer],
+        "title": task.title or f"{task.name}: a better {layer.noun}",
+        "layer_title": layer.title,
         "num_replicas": sc.cluster.num_replicas, "model": rc.model, "gpu": rc.gpu, "tp": rc.tp,
         "num_blocks": rc.num_blocks, "block_size": rc.block_size, "scheduler": rc.scheduler,
         "batch_cap": rc.batch_cap, "chunk_size": rc.chunk_size,
@@ -186,8 +184,8 @@ def _fill(values: dict, task, sc) -> dict:
 
 def render_layer_text(task, baseline_score: float | None = None) -> str:
     """The Researcher's task text for a batch-policy or autoscaler task."""
-    if task.layer not in LAYER_TITLES:
-        raise NotImplementedError(f"no task text for layer {task.layer!r}")
+    if task.layer == "router":
+        raise NotImplementedError("the router layer has its own task text (render_task_text)")
     sc = task.load_scenario()
     obj = task.objective
     if task.layer == "batch_policy":
@@ -212,17 +210,18 @@ def render_layer_text(task, baseline_score: float | None = None) -> str:
 
 def render_layer_template(task) -> str:
     """The starting policy file of a batch-policy or autoscaler task (its baseline)."""
+    template = LAYERS[task.layer].template
     if task.layer == "batch_policy":
-        return load_template("batch_policy.py.tmpl").substitute(
+        return load_template(template).substitute(
             class_name=task.class_name, task_name=task.name)
     if task.layer == "autoscaler":
         base = make_autoscaler(task.baseline if task.baseline.startswith("throughput")
                                else "throughput")
-        return load_template("autoscaler.py.tmpl").substitute(
+        return load_template(template).substitute(
             class_name=task.class_name, task_name=task.name, high=f"{base.high:g}",
             low=f"{base.low:g}", cooldown_s=f"{base.cooldown_s:g}")
     raise NotImplementedError(f"no policy template for layer {task.layer!r}")
 
 
 __all__ = ["render_task_text", "render_policy_template", "render_layer_text",
-           "render_layer_template", "LAYER_TITLES"]
+           "render_layer_template"]

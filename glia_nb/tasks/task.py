@@ -69,7 +69,7 @@ class Task:
 
     def __post_init__(self) -> None:
         if self.layer not in LAYERS:
-            raise ValueError(f"unknown layer {self.layer!r}; choose one of {LAYERS}")
+            raise ValueError(f"unknown layer {self.layer!r}; choose one of {', '.join(LAYERS)}")
         if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.py", self.policy_file):
             raise ValueError(f"policy_file must be a plain file name ending in .py, got {self.policy_file!r}")
         if not self.class_name.isidentifier():
@@ -111,9 +111,9 @@ class Task:
     def stack_for(self, policy) -> dict:
         """``simulate`` keyword arguments with ``policy`` in this task's layer and the fixed
         parts of the stack elsewhere: ``{"router", "batch_policy", "autoscaler"}``."""
-        stack = {"router": self.fixed_router or "llq", "batch_policy": self.fixed_batch_policy,
-                 "autoscaler": self.fixed_autoscaler}
-        stack[self.layer] = policy
+        stack = {lay.simulate_kw: getattr(self, f"fixed_{lay.name}") or lay.stack_default
+                 for lay in LAYERS.values()}
+        stack[LAYERS[self.layer].simulate_kw] = policy
         return stack
 
     def benchmark_command(self, out_dir: str = "experiments/NNN") -> str:
@@ -121,8 +121,7 @@ class Task:
 
         The CLI takes a seed *count* (the scenario's first N seeds); with custom
         ``eval_seeds`` that are not such a prefix the command is only an approximation."""
-        flags = {"router": "--router", "batch_policy": "--batch-policy",
-                 "autoscaler": "--autoscaler"}
+        flags = {lay.simulate_kw: lay.cli_flag for lay in LAYERS.values()}
         parts = [f"{flags[k]} {v}" for k, v in self.stack_for(self.policy_spec).items() if v]
         cmd = (f"glia simulate --scenario {self.scenario} {' '.join(parts)} "
                f"--seeds {len(self.seeds)} --json")

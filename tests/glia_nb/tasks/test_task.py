@@ -141,14 +141,14 @@ def test_telemetry_columns_match_a_real_run(tmp_path):
 def test_policy_template_is_llq(tmp_path, task):
     """The starting policy is a readable LLQ: same decisions as the built-in router."""
     from sim_core import simulate
-    from sim_core.routers import load_router_class
+    from sim_core.policies import load_policy_class
     from workloads import get_scenario
 
     src = task.render_policy_template()
     assert "class CustomRouter" in src and "sim_core" not in src
     path = tmp_path / "policy.py"
     path.write_text(src)
-    cls = load_router_class(path, "CustomRouter")
+    cls = load_policy_class(path, "CustomRouter", "router")
     sc = get_scenario("routing-a10")
     trace = sc.workload.trace(150.0, 1)
     a = simulate(sc.cluster, trace, cls(), seed=1).requests
