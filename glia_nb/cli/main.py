@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from glia_nb.cli.latency import register as register_latency
+
 
 class CLIError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
@@ -172,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _register_research_commands(sub)
     _register_stack_commands(sub)
+    register_latency(sub)
     return p
 
 
