@@ -272,17 +272,15 @@ def run_seeds(req: dict, progress=None) -> dict:
     out = {"per_seed": [], "error": None, "simulations": 0, "artifacts": None}
     seed = None
     try:
-        from sim_core.facade import simulate
+        from glia_nb.evaluation.simulate import simulate_config
 
         task = Task.from_dict(req["task"])
         scenario = task.load_scenario()
         factory = _load_factory(req, task.layer)
         for seed in req["seeds"]:
             out["simulations"] += 1
-            stack = task.stack_for(factory())
-            res = simulate(scenario.cluster, scenario.trace(seed), stack["router"], seed=seed,
-                           batch_policy=stack["batch_policy"], autoscaler=stack["autoscaler"],
-                           autoscale=scenario.autoscale if stack["autoscaler"] else None)
+            res = simulate_config(scenario, seed, **task.stack_for(factory()),
+                                  record_timeline=True)
             summary = dict(res.summary)
             out["per_seed"].append(summary)
             if seed == req.get("artifacts_seed"):
