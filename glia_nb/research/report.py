@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from glia_nb.tasks.objective import Objective
+
 JOURNAL = "journal.jsonl"
 
 
@@ -42,10 +44,9 @@ def summarize_session(path) -> dict:
     ok = [e for e in exps if e.get("score") is not None]
     # Direction from the recorded task; a constrained task's violations are journalled with
     # no score (non-finite) but ok=True: "infeasible", not failed.
-    lower = ((header.get("task") or {}).get("objective") or {}).get("direction", "min") != "max"
+    direction = ((header.get("task") or {}).get("objective") or {}).get("direction", "min")
     infeasible = [e for e in exps if e.get("score") is None and e.get("ok")]
-    pick = min if lower else max
-    best = pick(ok, key=lambda e: e["score"]) if ok else None
+    best = Objective(direction=direction).best_of(ok, lambda e: e["score"])
     calls = by_type.get("llm_call", [])
     cost = sum(float(c.get("cost_usd") or 0.0) for c in calls)
     tokens_in = sum(int(c.get("input_tokens") or 0) for c in calls)

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 import ipywidgets as W
 
+from glia_nb.tasks.objective import Objective
 from glia_nb.widgets._base import SessionBox
 from glia_nb.widgets.transcript import Transcript
 
@@ -63,7 +64,8 @@ class ResearchPanel(SessionBox):
         self._plot = plot
         task = getattr(session, "task", None)
         objective = getattr(task, "objective", None)
-        self._lower = getattr(objective, "direction", "min") != "max"
+        # Which score is better is the task's Objective's to say (lower when none is known).
+        self._objective = objective if isinstance(objective, Objective) else Objective()
         self._metric = getattr(objective, "name", "score")
 
         title = getattr(task, "title", "") or getattr(task, "name", "") or "research session"
@@ -202,22 +204,16 @@ class ResearchPanel(SessionBox):
         return self._experiments, base
 
     def _best(self) -> dict[str, Any] | None:
-        best = None
-        for e in self._experiments:
-            s = _num(e.get("score"))
-            if s is None:
-                continue
-            if best is None or (s < best["score"] if self._lower else s > best["score"]):
-                best = {**e, "score": s}
-        return best
+        best = self._objective.best_of(self._experiments, lambda e: _num(e.get("score")))
+        return None if best is None else {**best, "score": _num(best.get("score"))}
 
     def _best_html(self) -> str:
         best, base = self._best(), _num((self._baseline or {}).get("score"))
         if best is None:
             return "<i>No successful experiment yet.</i>" + (f" Baseline {base:.4g}." if base is not None else "")
         gain = ""
-        if base:
-            rel = (base - best["score"]) / abs(base) if self._lower else (best["score"] - base) / abs(base)
+        rel = self._objective.improvement(best["score"], base)
+        if rel is not None:
             gain = f" ({rel:+.1%} vs baseline {base:.4g})"
         return (f"<b>{html.escape(str(best.get('name')))}</b>: {html.escape(self._metric)} "
                 f"<b>{best['score']:.4g}</b>{gain}")
@@ -237,7 +233,7 @@ class ResearchPanel(SessionBox):
                          f(_num(m.get("p90_ttft_s")), ".3g"), str(self._baseline.get("seeds", self._baseline.get("simulations", ""))), ""])
         for e in self._experiments:
             s, m = _num(e.get("score")), e.get("metrics") or {}
-            vs = None if (s is None or not base) else ((base - s) / abs(base) if self._lower else (s - base) / abs(base))
+            vs = self._objective.improvement(s, base)
             note = ("failed: " + str(e.get("error") or "")[:60] if s is None
                     else "★ best" if best and e.get("id") == best.get("id") else "")
             rows.append([str(e.get("id", "")), str(e.get("name", "")), f(s, ".4g") or "—", f(vs, "+.1%"),
@@ -256,7 +252,7 @@ class ResearchPanel(SessionBox):
         from glia_nb.plots import requests as plots
 
         experiments, base = self._scores()
-        fig = plots.best_so_far(experiments, base, lower_is_better=self._lower)
+        fig = plots.best_so_far(experiments, base, objective=self._objective)
         fig.axes[0].set_ylabel(self._metric)
         self.best_image.value = plots.to_png(fig, dpi=80)
 

@@ -13,6 +13,7 @@ from typing import Any, Iterable, Mapping
 
 from glia_nb.research.journal import finite_or_none, to_jsonable
 from glia_nb.llm.types import Message, ToolCall
+from glia_nb.tasks.objective import Objective
 
 __all__ = ["Intervention", "Replay", "replay_records", "best_of", "is_improvement", "experiment_fields"]
 
@@ -63,26 +64,20 @@ class Replay:
 def is_improvement(score: Any, earlier: Iterable[Mapping[str, Any]], lower_is_better: bool) -> bool:
     """True when ``score`` beats every earlier experiment's score (the first valid score
     always does)."""
-    s = finite_or_none(score)
-    if s is None:
-        return False
     best = best_of(earlier, lower_is_better)
-    if best is None:
-        return True
-    b = float(best["score"])
-    return s < b if lower_is_better else s > b
+    return _objective(lower_is_better).is_better(finite_or_none(score),
+                                                 None if best is None else best["score"])
 
 
 def best_of(experiments: Iterable[Mapping[str, Any]], lower_is_better: bool) -> dict[str, Any] | None:
     """The experiment with the best finite score (the earliest on ties), or None."""
-    best: dict[str, Any] | None = None
-    for e in experiments:
-        s = finite_or_none(e.get("score"))
-        if s is None:
-            continue
-        if best is None or (s < best["score"] if lower_is_better else s > best["score"]):
-            best = {**e, "score": s}
-    return best
+    best = _objective(lower_is_better).best_of(experiments, lambda e: finite_or_none(e.get("score")))
+    return None if best is None else {**best, "score": finite_or_none(best.get("score"))}
+
+
+def _objective(lower_is_better: bool) -> Objective:
+    """An Objective of that direction: which score is better is answered by Objective only."""
+    return Objective(direction="min" if lower_is_better else "max")
 
 
 def _safe(value: Any) -> Any:
