@@ -14,7 +14,7 @@ from glia_nb.baselines.compare import METHODS, parse_budgets, parse_methods, run
 from glia_nb.plots.baselines import draw_comparison
 from glia_nb.tasks import get_task
 
-__all__ = ["register_compare", "cmd_compare"]
+__all__ = ["register_compare", "cmd_compare", "add_task_size_args", "sized_task"]
 
 
 def register_compare(sub) -> None:
@@ -34,22 +34,29 @@ def register_compare(sub) -> None:
     c.add_argument("--workers", type=int, default=2, help="processes for simulations")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", help="output folder (default glia_runs/compare-<task>-<time>)")
-    c.add_argument("--duration", type=float, help="shorter traces, in simulated seconds "
-                   "(quick checks and tests; results are not comparable to full runs)")
-    c.add_argument("--eval-seeds", type=int, help="evaluate over the scenario's first N seeds")
+    add_task_size_args(c)
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.set_defaults(func=cmd_compare)
 
 
+def add_task_size_args(p) -> None:
+    """``--duration`` and ``--eval-seeds``: a smaller task for quick checks (see
+    :func:`sized_task`); shared by ``glia compare`` and ``glia study``."""
+    p.add_argument("--duration", type=float, help="shorter traces, in simulated seconds "
+                   "(quick checks and tests; results are not comparable to full runs)")
+    p.add_argument("--eval-seeds", type=int, help="evaluate over the scenario's first N seeds")
+
+
+def sized_task(args):
+    """The registered task ``args.task`` with ``--duration`` / ``--eval-seeds`` applied."""
+    changes = {k: v for k, v in (("duration_s", args.duration),
+                                 ("num_eval_seeds", args.eval_seeds)) if v}
+    return get_task(args.task).replace(**changes)
+
+
 def cmd_compare(args) -> int:
     """``glia compare``: run, then print the table and where the files are."""
-    task = get_task(args.task)
-    changes = {}
-    if args.duration:
-        changes["duration_s"] = args.duration
-    if args.eval_seeds:
-        changes["num_eval_seeds"] = args.eval_seeds
-    task = task.replace(**changes) if changes else task
+    task = sized_task(args)
     live = not args.json and sys.stderr.isatty()
     doc = draw_comparison(run_compare(task, parse_methods(args.methods), parse_budgets(args.budget_sims),
                       args.runs, args.model, args.out, glia_researcher=args.glia_researcher,

@@ -4,10 +4,9 @@ from __future__ import annotations
 import json
 import sys
 
-from glia_nb.cli.compare import register_compare
+from glia_nb.cli.compare import add_task_size_args, register_compare, sized_task
 from glia_nb.research.report import summarize_session
 from glia_nb.research.study import run_study, study_text
-from glia_nb.tasks import get_task
 
 
 def register(sub) -> None:
@@ -30,9 +29,7 @@ def register(sub) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=2, help="processes for simulations")
     s.add_argument("--out", help="where session folders go (default glia_runs/<task>-<time>)")
-    s.add_argument("--duration", type=float, help="shorter traces, in simulated seconds "
-                   "(quick checks and tests; results are not comparable to full runs)")
-    s.add_argument("--eval-seeds", type=int, help="evaluate over the scenario's first N seeds")
+    add_task_size_args(s)
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=cmd_study)
 
@@ -53,10 +50,7 @@ def cmd_study(args) -> int:
             print(f"  [context {i}] experiment {ev.get('name')}: score {ev.get('score')}",
                   file=sys.stderr)
 
-    task = get_task(args.task)
-    changes = {k: v for k, v in (("duration_s", args.duration),
-                                 ("num_eval_seeds", args.eval_seeds)) if v}
-    doc = run_study(args.task, args.researcher, task=task.replace(**changes),
+    doc = run_study(args.task, args.researcher, task=sized_task(args),
                     budget_sims=args.budget_sims,
                     budget_usd=args.budget_usd, parallel=args.parallel,
                     sequential=args.sequential, target=args.target, seed=args.seed,
