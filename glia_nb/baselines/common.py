@@ -28,6 +28,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from glia_nb.baselines.results import EvalRecord, MethodRun, best_so_far
+from glia_nb.evaluation.harness import Limits, evaluate
+from glia_nb.llm import Message, UsageLedger
+from glia_nb.llm.retry import LLMError
 from glia_nb.tasks.objective import Objective
 
 __all__ = ["EvalRecord", "RunLedger", "SharedEvaluator", "MethodContext", "MethodRun",
@@ -117,8 +120,6 @@ class RunLedger:
                  max_llm_calls: int | None = None, usage=None,
                  objective: Objective | None = None,
                  log_path: Path | None = None) -> None:
-        from glia_nb.llm import UsageLedger
-
         if max_sims < 0:
             raise ValueError("max_sims must be >= 0")
         self.max_sims = int(max_sims)
@@ -233,16 +234,12 @@ class SharedEvaluator:
     absolute ``subdir`` is used as is)."""
 
     def __init__(self, task, out_dir, *, executor=None, limits=None) -> None:
-        from glia_nb.evaluation.harness import Limits
-
         self.task = task
         self.out_dir = Path(out_dir)
         self.executor = executor
         self.limits = limits or Limits()
 
     def _run(self, policy) -> Any:
-        from glia_nb.evaluation.harness import evaluate
-
         return evaluate(policy, self.task, None, executor=self.executor, limits=self.limits,
                         write_artifacts=False)
 
@@ -331,9 +328,6 @@ class MethodContext:
     def ask(self, system: str, user: str, *, max_tokens: int = 8192,
             temperature: float | None = None) -> str | None:
         """One model call counted in the ledger; None when it failed or no call is left."""
-        from glia_nb.llm import Message
-        from glia_nb.llm.retry import LLMError
-
         if self.ledger.exhausted():
             return None
         try:

@@ -29,38 +29,18 @@ import time
 import traceback
 from pathlib import Path
 
+from glia_nb.baselines import as_is, eoh, funsearch, openevolve_runner
+from glia_nb.baselines.common import MethodContext, MethodRun, RunLedger, SharedEvaluator
+from glia_nb.baselines.glia_methods import FIXED_ROUTERS, GLIA_MODES, run_fixed, run_glia
+from glia_nb.baselines.methods import LLM_METHODS, METHODS, parse_budgets, parse_methods
+from glia_nb.baselines.openevolve_runner import MethodUnavailable
+from glia_nb.baselines.prompts import starting_program
 from glia_nb.baselines.results import (curve_band, fixed_row, summary_row, usable,
                                        write_table)
-
-METHODS = ("as-is", "funsearch", "eoh", "openevolve", "glia-scg", "glia-par4", "glia-seq",
-           "baselines")
-LLM_METHODS = ("as-is", "funsearch", "eoh", "openevolve")
-
-
-def parse_methods(text) -> list[str]:
-    """``"as-is,eoh"`` or a list → validated method names (``all`` = every method)."""
-    items = text.split(",") if isinstance(text, str) else list(text)
-    items = [m.strip().lower() for m in items if m and m.strip()]
-    if not items or items == ["all"]:
-        return list(METHODS)
-    unknown = [m for m in items if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(METHODS)}")
-    return list(dict.fromkeys(items))
-
-
-def parse_budgets(text) -> list[int]:
-    """``"15,100"``, ``15`` or a list → budgets (each >= 1)."""
-    items = str(text).split(",") if isinstance(text, (str, int)) else list(text)
-    out = [int(str(b).strip()) for b in items if str(b).strip()]
-    if not out or any(b < 1 for b in out):
-        raise ValueError(f"budgets must be integers >= 1, got {text!r}")
-    return out
-
+from glia_nb.llm import make_client
+from glia_nb.tasks import get_task
 
 def _method_fn(method: str):
-    from glia_nb.baselines import as_is, eoh, funsearch, openevolve_runner
-
     return {"as-is": as_is.run, "funsearch": funsearch.run, "eoh": eoh.run,
             "openevolve": openevolve_runner.run}[method]
 
@@ -69,7 +49,6 @@ def _model_problem(model: str | None) -> str | None:
     """Why ``model`` cannot be used (None when a client can be built)."""
     if not model:
         return "no model: pass --model SPEC or set GLIA_MODEL (these methods need an LLM)"
-    from glia_nb.llm import make_client
 
     try:
         client = make_client(model)
@@ -83,10 +62,6 @@ def _model_problem(model: str | None) -> str | None:
 
 def _run_llm_method(method, task, evaluator, baseline, baseline_code, budget, run, seed, *,
                     model, budget_usd, run_dir, params, progress):
-    from glia_nb.baselines.common import MethodContext, MethodRun, RunLedger
-    from glia_nb.baselines.openevolve_runner import MethodUnavailable
-    from glia_nb.llm import make_client
-
     run_dir.mkdir(parents=True, exist_ok=True)
     ledger = RunLedger(budget, max_usd=budget_usd, objective=task.objective,
                        log_path=run_dir / "records.jsonl")
@@ -164,11 +139,6 @@ def run_compare(task="routing-a10", methods=METHODS, budgets=(15,), runs: int = 
     it). ``executor``: a process pool to share (default: ``workers`` processes).
     ``method_params``: keyword arguments per method, e.g. ``{"funsearch": {"k": 3}}``."""
     from concurrent.futures import ProcessPoolExecutor
-
-    from glia_nb.baselines.common import MethodRun, SharedEvaluator
-    from glia_nb.baselines.glia_methods import FIXED_ROUTERS, GLIA_MODES, run_fixed, run_glia
-    from glia_nb.baselines.prompts import starting_program
-    from glia_nb.tasks import get_task
 
     task = get_task(task) if isinstance(task, str) else task
     if getattr(task, "layer", "router") != "router":

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from glia_nb.baselines.common import MethodContext
 from glia_nb.baselines.prompts import problem_statement
+from glia_nb.evaluation.harness import scrubbed_env
 from glia_nb.tasks.objective import Objective
 
 NAME = "openevolve"
@@ -179,8 +180,6 @@ def run(ctx: MethodContext, *, num_islands: int = 5, exploration: float = 0.6,
            "parallel": parallel, "population_size": population_size,
            "eval_timeout_s": int(limits.wall_s + 600), "model_name": ctx.model_spec or "glia-rpc"}
     (run_dir / "openevolve_request.json").write_text(json.dumps(req, indent=1))
-    from glia_nb.evaluation.harness import scrubbed_env
-
     env = scrubbed_env({"PYTHONPATH": os.pathsep.join(
         [str(Path(__file__).resolve().parents[2])]
         + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),

@@ -10,9 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from glia_nb.baselines.compare import METHODS, parse_budgets, parse_methods, run_compare
-from glia_nb.plots.baselines import draw_comparison
-from glia_nb.tasks import get_task
+from glia_nb.baselines.methods import METHODS, parse_budgets, parse_methods
 
 __all__ = ["register_compare", "cmd_compare", "add_task_size_args", "sized_task"]
 
@@ -49,6 +47,8 @@ def add_task_size_args(p) -> None:
 
 def sized_task(args):
     """The registered task ``args.task`` with ``--duration`` / ``--eval-seeds`` applied."""
+    from glia_nb.tasks import get_task  # start-up time: the registry loads numpy
+
     changes = {k: v for k, v in (("duration_s", args.duration),
                                  ("num_eval_seeds", args.eval_seeds)) if v}
     return get_task(args.task).replace(**changes)
@@ -56,6 +56,11 @@ def sized_task(args):
 
 def cmd_compare(args) -> int:
     """``glia compare``: run, then print the table and where the files are."""
+    # Imported here for start-up time: `glia --help` must not load the methods, the
+    # simulator or matplotlib.
+    from glia_nb.baselines.compare import run_compare
+    from glia_nb.plots.baselines import draw_comparison
+
     task = sized_task(args)
     live = not args.json and sys.stderr.isatty()
     doc = draw_comparison(run_compare(task, parse_methods(args.methods), parse_budgets(args.budget_sims),

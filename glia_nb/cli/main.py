@@ -10,12 +10,6 @@ import json
 import sys
 from pathlib import Path
 
-from sim_core.facade import warm_up
-from sim_core.results import summarize_seeds
-from workloads import Trace, get_scenario
-
-from glia_nb.evaluation.simulate import aggregate, simulate_seeds
-
 from glia_nb.cli.latency import register as register_latency
 
 
@@ -40,6 +34,13 @@ def run_simulations(scenario_name: str, router: str, seeds: int | list[int], *, 
                     batch_policy=None, autoscaler=None, users=None) -> dict:
     """Run a router (with an optional batch policy and autoscaler) on a scenario over seeds
     and return the CLI's JSON document."""
+    # Imported here for start-up time: `glia --help` must not load numba and pandas.
+    from sim_core.facade import warm_up
+    from sim_core.results import summarize_seeds
+    from workloads import Trace, get_scenario
+
+    from glia_nb.evaluation.simulate import aggregate, simulate_seeds
+
     scenario = get_scenario(scenario_name, duration_s=duration_s, users=users)
     if isinstance(seeds, int) and seeds < 1:
         raise CLIError("--seeds must be >= 1")

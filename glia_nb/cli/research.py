@@ -5,8 +5,6 @@ import json
 import sys
 
 from glia_nb.cli.compare import add_task_size_args, register_compare, sized_task
-from glia_nb.research.report import summarize_session
-from glia_nb.research.study import run_study, study_text
 
 
 def register(sub) -> None:
@@ -43,6 +41,9 @@ def register(sub) -> None:
 
 def cmd_study(args) -> int:
     """``glia study``: run a study and print its result (one JSON object with ``--json``)."""
+    # Imported here for start-up time: `glia --help` must not load the research team.
+    from glia_nb.research.study import run_study, study_text
+
     live = not args.json and sys.stderr.isatty()
 
     def progress(i, ev):
@@ -64,6 +65,8 @@ def cmd_study(args) -> int:
 
 def cmd_report(args) -> int:
     """``glia report``: the summary of one session, read from its journal."""
+    from glia_nb.research.report import summarize_session  # start-up time, as above
+
     doc = summarize_session(args.dir)
     if args.json:
         print(json.dumps(doc))

@@ -26,6 +26,7 @@ from typing import Iterable, Sequence
 from workloads import get_scenario
 
 from glia_nb.evaluation.simulate import evaluate_config, seed_list, simulate_config
+from glia_nb.progress import progress as _bar
 
 TTFT_LIMIT_S = 1.5          # routing-h100-prefill: P90 TTFT <= 1,500 ms (paper section 5.5)
 SLOWDOWN_LIMIT = 5.0        # autoscale-a10: p95 slowdown <= 5x (paper section 5.3)
@@ -173,8 +174,6 @@ def _tune(scenario, stack, *, family, grid, seeds, duration_s, limit, executor, 
     rows, aggregates = [], {}
     specs = grid_specs(family, grid)
     if progress:
-        from glia_nb.progress import progress as _bar
-
         specs = _bar(specs, desc=f"tuning {family} for {stack.label}", unit="setting",
                      leave=False)
     for spec in specs:
@@ -292,8 +291,6 @@ def compare_stacks(scenario="autoscale-a10", *, seeds=3, duration_s=None, tune: 
     keys = list(stacks)
     peak = None
     if progress:
-        from glia_nb.progress import progress as _bar
-
         keys = _bar(keys, desc="stacks", unit="stack")
     for key in keys:
         if key == OFF_THE_SHELF:

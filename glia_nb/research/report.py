@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from glia_nb.research.journal import read_journal
 from glia_nb.tasks.objective import Objective
 
 JOURNAL = "journal.jsonl"
@@ -19,8 +20,6 @@ def _journal_path(path) -> Path:
 
 def session_records(path) -> tuple[dict, list[dict]]:
     """The journal's header and records (a folder or the journal file itself)."""
-    from glia_nb.research.journal import read_journal
-
     return read_journal(_journal_path(path))
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from glia_nb.evaluation.harness import EvalResult, Limits, evaluate, scrubbed_env
+from glia_nb.llm.types import ToolSpec
 from glia_nb.research.experiment_report import format_report
 from glia_nb.research.workspace import EXPERIMENTS_DIR, LEDGER_FILE, META_FILE, TASK_FILE, Workspace
 from glia_nb.text import truncate_middle
@@ -45,13 +46,8 @@ class ToolDef:
     parameters: Mapping[str, Any]
     fn: Callable[..., ToolResult] = field(repr=False)
 
-    def spec(self):
-        """This tool as a :class:`glia_nb.llm.types.ToolSpec` (a dict if that is missing)."""
-        try:
-            from glia_nb.llm.types import ToolSpec
-        except ImportError:  # pragma: no cover - the LLM layer ships with the package
-            return {"name": self.name, "description": self.description,
-                    "parameters": dict(self.parameters)}
+    def spec(self) -> ToolSpec:
+        """This tool as a :class:`glia_nb.llm.types.ToolSpec`."""
         return ToolSpec(self.name, self.description, dict(self.parameters))
 
 

@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from glia_nb.evaluation.harness import write_result_files
 from glia_nb.research.journal import finite_or_none
 from glia_nb.tasks import Task
 
@@ -207,8 +208,6 @@ class Workspace:
                           folder) -> dict:
         """Write ``metrics.json``/``seeds.csv`` for ``result`` (an
         :class:`~glia_nb.evaluation.harness.EvalResult`) and append its ledger row; returns the row."""
-        from glia_nb.evaluation.harness import write_result_files
-
         folder = Path(folder)
         s = result.summary or {}
         ci = s.get("mean_e2e_ci90_s") or [None, None]

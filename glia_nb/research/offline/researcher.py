@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from glia_nb.research.agent import StepResult, ToolOutcome
-from glia_nb.llm.types import Message, ToolCall
+from glia_nb.llm.types import Completion, Message, ToolCall, Usage
 from glia_nb.research.offline.catalogue import ANALYSIS_SCRIPT, Design, router_source
+from glia_nb.research.offline.layers import plan_for
 from glia_nb.tasks.objective import Objective
 
 NOTES = "offline_notes.json"
@@ -44,8 +45,7 @@ class OfflineResearcher:
         self._ids = itertools.count(1)
         self._path = Path(getattr(workspace, "path", workspace)) / NOTES
         self.notes = self._load()
-        # Tasks other than A10 routing follow a per-layer plan (glia_nb/offline_layers.py).
-        from glia_nb.research.offline.layers import plan_for
+        # Tasks other than A10 routing follow a per-layer plan (offline/layers.py).
         self._layer_plan = plan_for(task) if task is not None else None
 
     # ----------------------------------------------------------------- state
@@ -336,8 +336,6 @@ class OfflineSupervisorModel:
     context_window = 1_000_000
 
     def complete(self, messages, tools=None, *, max_tokens=None, temperature=None):
-        from glia_nb.llm.types import Completion, Usage
-
         prompt = messages[-1].content if messages else ""
         kind, text = self.decide(prompt)
         reply = f"DECISION: {kind}" + (f"\nMESSAGE: {text}" if text else "")
