@@ -31,6 +31,7 @@ from glia_nb.baselines.results import EvalRecord, MethodRun, best_so_far
 from glia_nb.evaluation.harness import Limits, evaluate
 from glia_nb.llm import Message, UsageLedger
 from glia_nb.llm.retry import LLMError
+from glia_nb.tasks.budget import Budget, BudgetTracker
 from glia_nb.tasks.objective import Objective
 
 __all__ = ["EvalRecord", "RunLedger", "SharedEvaluator", "MethodContext", "MethodRun",
@@ -112,7 +113,9 @@ def extract_thought(text: str | None) -> str:
 class RunLedger:
     """Budget and records of one method run (thread-safe).
 
-    ``max_sims`` counted simulations; ``max_usd`` model dollars (None: no limit);
+    ``max_sims`` counted simulations, claimed through a
+    :class:`~glia_nb.tasks.budget.BudgetTracker` (the one simulation counter);
+    ``max_usd`` model dollars (None: no limit);
     ``max_llm_calls`` model calls (default ``3 * max_sims + 10``, so a model that never
     produces a usable program cannot loop forever)."""
 
@@ -131,7 +134,7 @@ class RunLedger:
         self.llm_calls = 0
         self.llm_errors = 0
         self.llm_errors_in_a_row = 0
-        self._claimed = 0
+        self.tracker = BudgetTracker(Budget(max_simulations=int(max_sims), max_usd=max_usd))
         self._cache: dict[str, EvalRecord] = {}
         self._lock = threading.Lock()
         self._t0 = time.monotonic()
@@ -141,21 +144,15 @@ class RunLedger:
     # -- simulations ------------------------------------------------------------------
     @property
     def sims_used(self) -> int:
-        with self._lock:
-            return self._claimed
+        return self.tracker.simulations
 
     @property
     def sims_left(self) -> int:
-        with self._lock:
-            return self.max_sims - self._claimed
+        return self.tracker.simulations_left()
 
     def claim(self) -> int | None:
         """Reserve the next simulation; its 1-based index, or None when the budget is spent."""
-        with self._lock:
-            if self._claimed >= self.max_sims:
-                return None
-            self._claimed += 1
-            return self._claimed
+        return self.tracker.claim_simulation()
 
     # -- model calls ------------------------------------------------------------------
     @property
@@ -178,7 +175,7 @@ class RunLedger:
         with self._lock:
             if self.stop_reason:
                 return self.stop_reason
-            if self._claimed >= self.max_sims:
+            if self.tracker.simulations_left() == 0:
                 return "simulations"
             if self.llm_errors_in_a_row >= MAX_CONSECUTIVE_LLM_ERRORS:
                 return "llm_errors"

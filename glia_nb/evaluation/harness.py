@@ -33,7 +33,6 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from glia_nb.evaluation.simulate import WORST_SEED_METRICS, aggregate  # noqa: F401 (re-exported)
 from glia_nb.tasks import Task

@@ -130,6 +130,16 @@ class BudgetTracker:
         with self._lock:
             self._simulations += int(n)
 
+    def claim_simulation(self) -> int | None:
+        """Reserve one simulation before running it: its 1-based number, or None when the
+        budget is spent (atomic, so concurrent callers can never exceed the budget)."""
+        with self._lock:
+            cap = self.budget.max_simulations
+            if cap is not None and self._simulations >= cap:
+                return None
+            self._simulations += 1
+            return self._simulations
+
     def add_cost(self, usd: float) -> None:
         """Count one model call and its dollar cost."""
         with self._lock:

@@ -137,3 +137,20 @@ def test_snapshot_and_description():
     assert t.simulations_left() == 87
     line = t.describe()
     assert "simulations 3 of 90" in line and "dollars 1.25 of 20.00" in line and "turns 0" in line
+
+
+def test_claims_never_exceed_the_budget_from_many_threads():
+    t = BudgetTracker(Budget(max_simulations=50))
+    got = []
+
+    def worker():
+        while (n := t.claim_simulation()) is not None:
+            got.append(n)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(got) == list(range(1, 51)) and t.simulations_left() == 0
+    assert t.exhausted() == "simulations" and BudgetTracker().claim_simulation() == 1
