@@ -31,6 +31,7 @@ from glia_nb.baselines.results import EvalRecord, MethodRun, best_so_far
 from glia_nb.evaluation.harness import Limits, evaluate
 from glia_nb.llm import Message, UsageLedger
 from glia_nb.llm.retry import LLMError
+from glia_nb.progress import fmt
 from glia_nb.tasks.budget import Budget, BudgetTracker
 from glia_nb.tasks.objective import Objective
 
@@ -344,7 +345,7 @@ class MethodContext:
         rec = self.evaluator.evaluate(code, self.ledger, label, meta=meta,
                                       subdir=str(Path(self.out_dir).resolve() / "candidates"))
         if rec is not None:
-            what = f"score {rec.score:.3f}" if rec.ok and rec.score is not None else \
+            what = f"score {fmt(rec.score)}" if rec.ok and rec.score is not None else \
                 f"{rec.error_kind}: {(rec.error or '').splitlines()[0][:120] if rec.error else ''}"
             tag = f"sim {rec.sim}" if rec.counted else ("repeat" if rec.cached else "not run")
             self.say(f"{label}: {tag}, {what}")

@@ -38,6 +38,8 @@ from glia_nb.baselines.prompts import starting_program
 from glia_nb.baselines.results import (curve_band, fixed_row, summary_row, usable,
                                        write_table)
 from glia_nb.llm import make_client
+from glia_nb.progress import fmt
+from glia_nb.runs import runs_dir
 from glia_nb.tasks import get_task
 
 def _method_fn(method: str):
@@ -153,7 +155,7 @@ def run_compare(task="routing-a10", methods=METHODS, budgets=(15,), runs: int = 
     researcher = glia_researcher or (model if model and not problem else "offline")
     if budget_usd is None:  # one dollar cap for every method: the task's default
         budget_usd = task.budget.max_usd
-    out = Path(out or Path("glia_runs") / f"compare-{task.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    out = Path(out or runs_dir() / f"compare-{task.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
     say = progress or (lambda text: None)
     own_pool = executor is None
@@ -163,12 +165,12 @@ def run_compare(task="routing-a10", methods=METHODS, budgets=(15,), runs: int = 
         evaluator = SharedEvaluator(task, out, executor=executor, limits=limits)
         code = starting_program(task)
         baseline = evaluator.evaluate_free(code, "start-llq")
-        say(f"starting program (LLQ): {baseline.score}")
+        say(f"starting program (LLQ): {fmt(baseline.score)}")
         fixed = []
         if "baselines" in methods:
             for name, spec in FIXED_ROUTERS.items():
                 fixed.append(run_fixed(evaluator, name, spec))
-                say(f"fixed router {name}: {fixed[-1]['score']}")
+                say(f"fixed router {name}: {fmt(fixed[-1]['score'])}")
         per_budget = {}
         for budget in budgets:
             runs_by_method = {}
@@ -200,7 +202,7 @@ def run_compare(task="routing-a10", methods=METHODS, budgets=(15,), runs: int = 
                                              params=(method_params or {}).get(method, {}),
                                              progress=tell)
                     say(f"[b{budget} {method} run {r}] {mr.status}: {mr.sims_used} simulations, "
-                        f"best {mr.curve(task.objective)[-1]}")
+                        f"best {fmt(mr.curve(task.objective)[-1])}")
                     runs_by_method[method].append(mr)
             rows = [summary_row(m, rs, budget, baseline, task.objective)
                     for m, rs in runs_by_method.items()] + \

@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from glia_nb.baselines.common import EvalRecord, MethodRun
+from glia_nb.progress import fmt
 from glia_nb.research.multi import ParallelGlia, SequentialGlia
 
 FIXED_ROUTERS = {"RR": "round_robin", "LLQ": "llq", "LOR": "lor", "HRA": "hra"}
@@ -62,7 +63,7 @@ def run_glia(method: str, task, out_dir, researcher, budget_sims: int, *, execut
                              meta={"context": i, "hypothesis": ev.get("hypothesis")})
             records.append(rec)
         if progress:
-            progress(f"context {i} experiment {ev.get('name')}: score {ev.get('score')}")
+            progress(f"context {i} experiment {ev.get('name')}: score {fmt(ev.get('score'))}")
 
     result = runner.run(progress=on_event)
     usd = sum(float((s.budget_used or {}).get("usd", 0.0) or 0.0) for s in result.sessions)

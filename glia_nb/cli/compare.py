@@ -7,7 +7,6 @@ the table.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from glia_nb.baselines.methods import METHODS, parse_budgets, parse_methods
@@ -31,7 +30,8 @@ def register_compare(sub) -> None:
     c.add_argument("--budget-usd", type=float, help="dollar cap per run")
     c.add_argument("--workers", type=int, default=2, help="processes for simulations")
     c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--out", help="output folder (default glia_runs/compare-<task>-<time>)")
+    c.add_argument("--out", help="output folder (default $GLIA_RUNS or glia_runs/ at the repository root, "
+                   "then compare-<task>-<time>)")
     add_task_size_args(c)
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.set_defaults(func=cmd_compare)
@@ -62,11 +62,13 @@ def cmd_compare(args) -> int:
     from glia_nb.plots.baselines import draw_comparison
 
     task = sized_task(args)
-    live = not args.json and sys.stderr.isatty()
+    from glia_nb.progress import note
+
+    # Progress lines on stderr whatever stdout is: a comparison takes minutes.
     doc = draw_comparison(run_compare(task, parse_methods(args.methods), parse_budgets(args.budget_sims),
                       args.runs, args.model, args.out, glia_researcher=args.glia_researcher,
                       budget_usd=args.budget_usd, workers=args.workers, seed=args.seed,
-                      progress=(lambda t: print("  " + t, file=sys.stderr)) if live else None))
+                      progress=lambda t: note("  " + t)))
     if args.json:
         print(json.dumps(doc, default=str))
         return 0

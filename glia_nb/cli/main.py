@@ -47,7 +47,7 @@ def run_simulations(scenario_name: str, router: str, seeds: int | list[int], *, 
     warm_up()  # cpu_s/wall_s then time the simulations, not the loading of compiled code
     results = simulate_seeds(
         scenario, seeds, router, batch_policy, autoscaler, record_timeline=True,
-        desc=f"{router} on {scenario_name}" if progress else None,
+        desc=f"{router} on {scenario_name}" if progress else None, leave=False,
         trace=Trace.from_csv(trace_csv) if trace_csv else None,
         on_result=(lambda seed, res: res.write_artifacts(Path(out) / f"seed{seed}")) if out else None)
     agg = summarize_seeds(results)
@@ -83,7 +83,7 @@ def _cmd_simulate(args) -> int:
         return cmd_sweep_one(args)
     doc = run_simulations(args.scenario, args.router, args.seeds, out=args.out,
                           trace_csv=args.trace, duration_s=args.duration,
-                          progress=not args.json and sys.stderr.isatty(),
+                          progress=True,  # on stderr, also when it is not a terminal
                           batch_policy=args.batch_policy, autoscaler=args.autoscaler,
                           users=args.users)
     if args.json:
@@ -121,6 +121,11 @@ def _cmd_scenarios(args) -> int:
     return 0
 
 
+# Every name sim_core.batch_policies.BATCH_POLICIES accepts (tests/glia_nb/cli checks it).
+BATCH_POLICY_HELP = ("replica waiting-queue order: fifo (default; alias arrival), shortest_prefill_first "
+                     "(alias spf), aged_spf:seconds_per_token=X or file.py:Name")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="glia", description="glia-nb: an AI research team for "
                                 "LLM-serving control algorithms, and the simulator it uses.")
@@ -136,8 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--duration", type=float, help="override the scenario's duration (s)")
     s.add_argument("--out", help="write per-seed artifacts (request_metrics.csv, gs_log.csv, ...)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
-    s.add_argument("--batch-policy", help="replica waiting-queue order: fifo (default), "
-                   "shortest_prefill_first, aged_spf:seconds_per_token=X or file.py:Name")
+    s.add_argument("--batch-policy", help=BATCH_POLICY_HELP)
     s.add_argument("--autoscaler", help="throughput, proportional, fixed (parameters as "
                    "proportional:target=30) or file.py:Class; the scenario's pool is the maximum")
     s.add_argument("--users", type=int, help="closed-loop scenarios: number of users")

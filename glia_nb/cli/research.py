@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-import sys
+import threading
 
 from glia_nb.cli.compare import add_task_size_args, register_compare, sized_task
 
@@ -26,13 +26,15 @@ def register(sub) -> None:
     s.add_argument("--target", type=float, help="with --sequential: stop at this score")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=2, help="processes for simulations")
-    s.add_argument("--out", help="where session folders go (default glia_runs/<task>-<time>)")
+    s.add_argument("--out", help="where session folders go (default $GLIA_RUNS or glia_runs/ at the "
+                   "repository root, then <task>-<time>)")
     add_task_size_args(s)
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=cmd_study)
 
     r = sub.add_parser("report", help="summarise a session from its journal")
-    r.add_argument("dir", help="a session folder (holding journal.jsonl)")
+    r.add_argument("dir", help="a session folder (holding journal.jsonl) or a study's folder "
+                   "(every session below it is reported)")
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=cmd_report)
 
@@ -42,20 +44,36 @@ def register(sub) -> None:
 def cmd_study(args) -> int:
     """``glia study``: run a study and print its result (one JSON object with ``--json``)."""
     # Imported here for start-up time: `glia --help` must not load the research team.
+    from glia_nb.progress import fmt, note, progress as bar
     from glia_nb.research.study import run_study, study_text
 
-    live = not args.json and sys.stderr.isatty()
+    if args.duration is not None and args.duration <= 0:
+        raise ValueError("--duration must be > 0 seconds")
+    task = sized_task(args)
+    # --budget-sims is the whole study's: the contexts share it.
+    expected = args.budget_sims if args.budget_sims else None
+    # Progress on stderr whatever stdout is (a pipe, a file, --json): a study takes minutes.
+    experiments = bar(total=expected, desc=f"study {task.name}", unit="experiment")
+    lock = threading.Lock()
 
     def progress(i, ev):
-        if live and ev.get("type") == "experiment":
-            print(f"  [context {i}] experiment {ev.get('name')}: score {ev.get('score')}",
-                  file=sys.stderr)
+        t = ev.get("type")
+        if t == "baseline":
+            note(f"  [context {i}] baseline: score {fmt(ev.get('score'))}")
+        elif t == "experiment":
+            with lock:
+                experiments.update(1)
+            status = f"score {fmt(ev.get('score'))}" if ev.get("score") is not None else \
+                ("infeasible" if ev.get("ok") else "failed")
+            note(f"  [context {i}] experiment {ev.get('name')}: {status}" + (" (new best)" if ev.get("improved") else ""))
 
-    doc = run_study(args.task, args.researcher, task=sized_task(args),
-                    budget_sims=args.budget_sims,
-                    budget_usd=args.budget_usd, parallel=args.parallel,
-                    sequential=args.sequential, target=args.target, seed=args.seed,
-                    workers=args.workers, out=args.out, progress=progress)
+    try:
+        doc = run_study(args.task, args.researcher, task=task, budget_sims=args.budget_sims,
+                        budget_usd=args.budget_usd, parallel=args.parallel,
+                        sequential=args.sequential, target=args.target, seed=args.seed,
+                        workers=args.workers, out=args.out, progress=progress)
+    finally:
+        experiments.close()
     if args.json:
         print(json.dumps(doc))
         return 0

@@ -56,13 +56,14 @@ def simulate_config(scenario, seed: int, router: Any = "llq", batch_policy: Any 
 
 def simulate_seeds(scenario, seeds: int | Sequence[int], router: Any = "llq",
                    batch_policy: Any = None, autoscaler: Any = None, *,
-                   record_timeline: bool = False, desc: str | None = None, trace=None,
-                   on_result=None) -> list:
+                   record_timeline: bool = False, desc: str | None = None, leave: bool = True,
+                   trace=None, on_result=None) -> list:
     """:func:`simulate_config` for each seed, in seed order, in this process; a progress
-    bar when ``desc`` is given; ``on_result(seed, result)`` is called after each."""
+    bar when ``desc`` is given (``leave=False`` clears it at the end);
+    ``on_result(seed, result)`` is called after each."""
     seeds = seed_list(scenario, seeds)
     out = []
-    for seed in (progress_bar(seeds, desc=desc, unit="seed") if desc else seeds):
+    for seed in (progress_bar(seeds, desc=desc, unit="seed", leave=leave) if desc else seeds):
         res = simulate_config(scenario, seed, router, batch_policy, autoscaler,
                               record_timeline=record_timeline, trace=trace)
         if on_result is not None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from glia_nb.research.offline.researcher import OfflineSupervisorModel
+from glia_nb.research.offline.researcher import OfflineSupervisor
 from glia_nb.research.session.session import Session
 from glia_nb.research.tools import ToolBox
 from glia_nb.tasks.budget import Budget
@@ -77,7 +77,7 @@ class _Runner:
     def _session(self, index: int, budget: Budget):
         sup = self.supervisor_client
         if sup is None and self.researcher == "offline":
-            sup = OfflineSupervisorModel()
+            sup = OfflineSupervisor()
         return Session.create(self.task, self.root / f"context{index}", self.researcher,
                               supervisor_client=sup, budget=budget,
                               seed=self.seed + index,

@@ -15,7 +15,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from glia_nb.research.journal import finite_or_none
+from glia_nb.progress import fmt
 from glia_nb.research.multi import ParallelGlia, SequentialGlia
+from glia_nb.runs import runs_dir
 from glia_nb.tasks import get_task
 from glia_nb.tasks.budget import Budget
 
@@ -45,7 +47,7 @@ def run_study(task_name: str = "routing-a10", researcher: str = "offline", *, bu
     sessions spend what the earlier ones left (as ``glia compare`` does)."""
     task = task or get_task(task_name)
     budget = study_budget(task, budget_sims, budget_usd)
-    root = Path(out or Path("glia_runs") / f"{task.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    root = Path(out or runs_dir() / f"{task.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     kw = dict(budget=budget, max_workers=workers, seed=seed)
     if parallel:
         runner = ParallelGlia(parallel, task, root, researcher, **kw)
@@ -55,8 +57,9 @@ def run_study(task_name: str = "routing-a10", researcher: str = "offline", *, bu
     sessions = result.sessions
     best_s = result.best_session or sessions[0]
     obj = task.objective
-    base_summary = best_s.workspace.baseline_summary or {}
-    base = best_s.workspace.baseline_score
+    # The baseline as the journal recorded it (the fold's baseline record).
+    base_summary = (best_s.state.baseline or {}).get("metrics") or {}
+    base = best_s.baseline_score
     best = result.best_score
     cost = sum(float(s.budget_used.get("usd", 0.0) or 0.0) for s in sessions)
     n_exp = sum(len([e for e in s.experiments if e.get("id", 1) != 0]) for s in sessions)
@@ -83,11 +86,11 @@ def run_study(task_name: str = "routing-a10", researcher: str = "offline", *, bu
 def study_text(doc: dict) -> str:
     """The readable form of a :func:`run_study` document (what ``glia study`` prints)."""
     def num(x) -> str:
-        return "none" if x is None else f"{x:.3f}"
+        return "none" if x is None else fmt(x)
 
     if doc.get("improvement") is not None:
         r = doc["improvement"]
-        verdict = f"{r:.2f}x better" if r >= 1 else f"{r:.2f}x: worse than the baseline"
+        verdict = f"{fmt(r)}x better" if r >= 1 else f"{fmt(r)}x: worse than the baseline"
     elif doc.get("best_score") is None:
         verdict = "no design met the objective"
     elif not doc.get("baseline_feasible", True):
@@ -96,7 +99,7 @@ def study_text(doc: dict) -> str:
         verdict = "no finite ratio"
     base = num(doc.get("baseline_score"))
     if doc.get("baseline_score") is None and doc.get("baseline_value") is not None:
-        base = f"infeasible ({doc['objective']} {doc['baseline_value']:.3f})"
+        base = f"infeasible ({doc['objective']} {fmt(doc['baseline_value'])})"
     lines = [f"task {doc['task']}  researcher {doc['researcher']}  mode {doc['mode']}",
              f"baseline score {base}  best score {num(doc.get('best_score'))}  ({verdict}) "
              f"after {doc['num_experiments']} experiments",

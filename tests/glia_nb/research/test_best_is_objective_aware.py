@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from glia_nb.research.report import summarize_session
-from glia_nb.research.session.replay import best_of, is_improvement
+from glia_nb.research.fold import best_of, is_improvement
 
 
 def _journal(path, direction):
