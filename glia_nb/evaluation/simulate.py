@@ -23,8 +23,9 @@ from concurrent.futures import Executor
 from typing import Any, Sequence
 
 from glia_nb.progress import progress as progress_bar
+from glia_nb.tasks.layers import LAYERS
 
-__all__ = ["seed_list", "simulate_config", "simulate_seeds", "run_seed", "run_seeds",
+__all__ = ["seed_list", "simulate_config", "simulate_seeds", "check_stack", "run_seed", "run_seeds",
            "aggregate", "evaluate_config", "WORST_SEED_METRICS"]
 
 # Tail metrics that bounds are checked against run by run: the summary also carries their
@@ -62,6 +63,7 @@ def simulate_seeds(scenario, seeds: int | Sequence[int], router: Any = "llq",
     bar when ``desc`` is given (``leave=False`` clears it at the end);
     ``on_result(seed, result)`` is called after each."""
     seeds = seed_list(scenario, seeds)
+    check_stack(router, batch_policy, autoscaler)  # a bad spec fails before any bar is drawn
     out = []
     for seed in (progress_bar(seeds, desc=desc, unit="seed", leave=leave) if desc else seeds):
         res = simulate_config(scenario, seed, router, batch_policy, autoscaler,
@@ -70,6 +72,15 @@ def simulate_seeds(scenario, seeds: int | Sequence[int], router: Any = "llq",
             on_result(seed, res)
         out.append(res)
     return out
+
+
+def check_stack(router: Any = "llq", batch_policy: Any = None, autoscaler: Any = None) -> None:
+    """Build each part of a stack once, so that a bad spec raises its
+    :class:`~sim_core.policies.PolicyLoadError` before anything is simulated."""
+    for layer, spec in (("router", router), ("batch_policy", batch_policy),
+                        ("autoscaler", autoscaler)):
+        if isinstance(spec, str):
+            LAYERS[layer].maker()(spec)
 
 
 def run_seed(args: tuple) -> dict:
