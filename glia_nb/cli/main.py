@@ -1,4 +1,4 @@
-"""The ``glia`` command line: simulate, study, report, compare.
+"""The ``glia`` command line: simulate, study, report, compare, publish.
 
 Every subcommand ends bad input with a one-line ``glia: error: ...`` and exit status 2,
 never a traceback.
@@ -155,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     _register_research_commands(sub)
     _register_stack_commands(sub)
     register_latency(sub)
+    from glia_nb.cli.publish import register as register_publish
+    register_publish(sub)
     return p
 
 

@@ -254,11 +254,14 @@ def side_by_side(view: str, results: Sequence[Any], labels: Sequence[str] | None
 
 # ----------------------------------------------------------------------------- studies
 def best_so_far(experiments: Sequence[Mapping[str, Any]], baseline: float | None = None, *,
-                objective: Objective | None = None, ax=None, metric: str = "score"):
+                objective: Objective | None = None, lower_is_better: bool | None = None,
+                ax=None, metric: str = "score"):
     """Each experiment's score (dots; failed ones as crosses at the bottom) and the best
-    so far (a step line, ranked by ``objective``; default lower is better) against the
+    so far (a step line, ranked by ``objective``, or by ``lower_is_better`` when only the
+    direction is known, as in a published case study; default lower is better) against the
     experiment number, with the baseline as a dashed line."""
-    objective = objective or Objective()
+    if objective is None:
+        objective = Objective(direction="max" if lower_is_better is False else "min")
     fig, ax = _ax(ax, figsize=(6.0, 3.0))
     xs, ys, bad = [], [], []
     for i, e in enumerate(experiments, start=1):
