@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from glia_nb.plots.requests import PART_COLORS, PART_LABELS, _ax, axis_label, outside_legend
+from glia_nb.tasks.objective import Objective
 
 __all__ = ["best_so_far", "tradeoff_scatter", "experiment_time_split", "seeds_text"]
 
@@ -43,16 +44,22 @@ def _scores(experiments: Sequence[Mapping[str, Any]], key: str = "score") -> tup
 
 
 def best_so_far(experiments: Sequence[Mapping[str, Any]], baseline: float | None = None, *,
-                lower_is_better: bool = True, ax=None, metric: str = "score", seeds: Sequence[int] | None = None,
-                baseline_name: str = "baseline", key: str = "score"):
+                objective: Objective | None = None, lower_is_better: bool | None = None, ax=None,
+                metric: str = "score", seeds: Sequence[int] | None = None, baseline_name: str = "baseline",
+                key: str = "score"):
     """Each experiment's score (dots; failed ones as crosses under the axis) and the best
-    so far (a step line) against the experiment number (integer ticks), with the
-    baseline as a dashed line. ``metric`` labels the y axis (e.g. ``mean_e2e_s``)."""
+    so far (a step line, ranked by ``objective``, or by ``lower_is_better`` when only the
+    direction is known, as in a published case study; default lower is better) against
+    the experiment number (integer ticks), with the baseline as a dashed line. ``metric``
+    labels the y axis (e.g. ``mean_e2e_s``)."""
+    if objective is None:
+        objective = Objective(direction="max" if lower_is_better is False else "min")
+    lower_is_better = objective.lower_is_better
     fig, ax = _ax(ax, figsize=(6.4, 3.4))
     xs, ys, bad = _scores(experiments, key)
     if xs:
         y = np.array(ys)
-        best = np.minimum.accumulate(y) if lower_is_better else np.maximum.accumulate(y)
+        best = objective.best_so_far(y)
         ax.scatter(xs, y, s=22, color="0.45", zorder=3, label="experiment")
         ax.step(xs, best, where="post", color="#2ca02c", linewidth=2, label="best so far")
     base_ok = baseline is not None and np.isfinite(baseline)

@@ -19,10 +19,11 @@ from typing import Any, Mapping
 
 from glia_nb.research import records as R
 from glia_nb.research.fold import fold, new_state
+from glia_nb.tasks.objective import Objective
 
 __all__ = ["Ledger", "num"]
 
-COLUMNS = ("#", "name", "score", "vs baseline", "built on", "restarted", "p90 TTFT (s)", "sims", "note")
+COLUMNS = ("#", "name", "score", "vs baseline", "built on", "restarted", "p90 TTFT (s)", "seeds", "note")
 
 
 def num(x: Any) -> float | None:
@@ -35,13 +36,18 @@ def num(x: Any) -> float | None:
 
 
 class Ledger:
-    """Baseline and experiments of one session; ``root``/``policy_file`` locate the code
-    snapshots (``<root>/<folder>/<policy_file>``) for the lineage and diffs."""
+    """Baseline and experiments of one session, ranked by ``objective`` (or by
+    ``lower_is_better`` when only the direction is known); ``root``/``policy_file`` locate
+    the code snapshots (``<root>/<folder>/<policy_file>``) for the lineage and diffs."""
 
-    def __init__(self, *, lower_is_better: bool = True, metric: str = "score", root: Path | None = None,
-                 policy_file: str | None = None) -> None:
-        self.lower, self.metric, self.root, self.policy_file = lower_is_better, metric, root, policy_file
-        self._state = new_state(lower_is_better=lower_is_better)
+    def __init__(self, *, objective: Objective | None = None, lower_is_better: bool | None = None,
+                 metric: str | None = None, root: Path | None = None, policy_file: str | None = None) -> None:
+        if objective is None:
+            objective = Objective(direction="max" if lower_is_better is False else "min")
+        self.objective, self.lower = objective, objective.lower_is_better
+        self.metric = metric or getattr(objective, "name", "") or "score"
+        self.root, self.policy_file = root, policy_file
+        self._state = new_state(lower_is_better=self.lower)
         self.sort_by = "order"  # or "score"
         self._code: dict[Any, list[str] | None] = {}
 
@@ -73,10 +79,7 @@ class Ledger:
 
     def gain(self, score: float | None) -> float | None:
         """Relative improvement over the baseline (positive = better), or None."""
-        base = self.base_score
-        if score is None or not base:
-            return None
-        return (base - score) / abs(base) if self.lower else (score - base) / abs(base)
+        return self.objective.improvement(score, self.base_score)
 
     def code(self, exp: Mapping[str, Any] | None) -> list[str] | None:
         """The policy snapshot of an experiment (None for the baseline or when absent)."""
@@ -130,7 +133,7 @@ class Ledger:
         if self.baseline is not None:
             m = self.baseline.get("metrics") or {}
             rows.append((["0", "baseline", f(self.base_score, ".4g"), "", "", f(num(m.get("restart_fraction")), ".1%"),
-                          f(num(m.get("p90_ttft_s")), ".3g"), str(self.baseline.get("simulations", "")), ""], 0))
+                          f(num(m.get("p90_ttft_s")), ".3g"), _seeds(self.baseline), ""], 0))
         others = list(self.experiments)
         if self.sort_by == "score":
             bad = float("inf") if self.lower else float("-inf")
@@ -146,7 +149,7 @@ class Ledger:
             note = ("failed: " + str(e.get("error") or "")[:60] if s is None else "★ best" if is_best else "")
             rows.append(([str(e.get("id", "")), str(e.get("name", "")), f(s, ".4g") or "—", f(self.gain(s), "+.1%"),
                           "baseline" if p is None else f"#{p.get('id')}", f(num(m.get("restart_fraction")), ".1%"),
-                          f(num(m.get("p90_ttft_s")), ".3g"), str(e.get("simulations", "")), note], 1 if is_best else 0))
+                          f(num(m.get("p90_ttft_s")), ".3g"), _seeds(e), note], 1 if is_best else 0))
         if not rows:
             return "<i>No experiments yet.</i>"
         cols = list(COLUMNS)
@@ -193,6 +196,12 @@ class Ledger:
             out.append("</div>")
         out.append("</div>")
         return "".join(out)
+
+
+def _seeds(rec: Mapping[str, Any]) -> str:
+    """How many evaluation seeds a record's score averages (older journals: simulations)."""
+    seeds = rec.get("seeds", rec.get("simulations", ""))
+    return str(len(seeds)) if isinstance(seeds, (list, tuple)) else str(seeds)
 
 
 def _before(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:

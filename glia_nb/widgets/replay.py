@@ -18,6 +18,7 @@ from typing import Any
 import ipywidgets as W
 
 from glia_nb.research.journal import read_journal
+from glia_nb.tasks.objective import Objective
 from glia_nb.widgets.ledger import Ledger
 from glia_nb.widgets.research_panel import button, show_ledger_view
 from glia_nb.widgets.sendbox import TranscriptView
@@ -44,8 +45,8 @@ class ReplayPanel(W.VBox):
         self.header, self.records = read_journal(path)
         task = self.header.get("task") or {}
         objective = task.get("objective") if isinstance(task.get("objective"), dict) else {}
-        self._lower = objective.get("direction", "min") != "max"
-        self._metric = objective.get("name", "score")
+        self._objective = Objective(name=objective.get("name", "score"), direction=objective.get("direction", "min"))
+        self._lower, self._metric = self._objective.lower_is_better, self._objective.name
         seeds = task.get("eval_seeds") or list(range(int(task.get("num_eval_seeds") or 0)))
         self._seeds = list(seeds)
         self._policy_file = task.get("policy_file")
@@ -107,8 +108,7 @@ class ReplayPanel(W.VBox):
 
     def _fold(self) -> tuple[Transcript, Ledger]:
         tx = Transcript()
-        ledger = Ledger(lower_is_better=self._lower, metric=self._metric, root=self.journal_path.parent,
-                        policy_file=self._policy_file)
+        ledger = Ledger(objective=self._objective, root=self.journal_path.parent, policy_file=self._policy_file)
         for rec in self.records[:self.position]:
             tx.add(rec)
             ledger.add(rec)
@@ -125,7 +125,7 @@ class ReplayPanel(W.VBox):
                                       last.get("wall_s"), (int, float)) else ""))
         self.transcript_view.entries = [{"id": e["id"], "html": e["html"]} for e in self._tx.entries]
         self.ledger_html.value = self._ledger.html()
-        fig = plots.best_so_far(self._ledger.experiments, self._ledger.base_score, lower_is_better=self._lower,
+        fig = plots.best_so_far(self._ledger.experiments, self._ledger.base_score, objective=self._objective,
                                 metric=self._metric, seeds=self._seeds)
         self.best_image.value = to_png(fig, dpi=110)
         self.prev_button.disabled, self.next_button.disabled = k == 0, k == len(self.records)

@@ -24,6 +24,7 @@ import ipywidgets as W
 from glia_nb.research import records as R
 from glia_nb.research.records import ENDED
 from glia_nb.research.session.step import StepHold, StepReleased
+from glia_nb.tasks.objective import Objective
 from glia_nb.widgets._base import SessionBox
 from glia_nb.widgets.inbox import STATUS_WORDS, ApprovalSwitch, _Card
 from glia_nb.widgets.ledger import Ledger
@@ -82,9 +83,9 @@ class ResearchPanel(SessionBox):
         task = getattr(session, "task", None)
         objective = getattr(task, "objective", None)
         self._seeds = list(getattr(task, "seeds", ()) or ())
-        self.ledger = Ledger(lower_is_better=getattr(objective, "direction", "min") != "max",
-                             metric=getattr(objective, "name", "score"), root=getattr(session, "path", None),
-                             policy_file=getattr(task, "policy_file", None))
+        # Which score is better is the task's Objective's to say (lower when none is known).
+        self.ledger = Ledger(objective=objective if isinstance(objective, Objective) else Objective(),
+                             root=getattr(session, "path", None), policy_file=getattr(task, "policy_file", None))
 
         title = getattr(task, "title", "") or getattr(task, "name", "") or "research session"
         self.title_html = W.HTML(f"<h3 style='margin:4px 0'>Research session — {html.escape(str(title))}</h3>")
@@ -282,7 +283,7 @@ class ResearchPanel(SessionBox):
     def _render_plot(self) -> None:
         from glia_nb.plots import research as plots, to_png
 
-        fig = plots.best_so_far(self.ledger.experiments, self.ledger.base_score, lower_is_better=self.ledger.lower,
+        fig = plots.best_so_far(self.ledger.experiments, self.ledger.base_score, objective=self.ledger.objective,
                                 metric=self.ledger.metric, seeds=self._seeds)
         self.best_image.value = to_png(fig, dpi=110)
 

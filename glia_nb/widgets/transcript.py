@@ -178,7 +178,7 @@ class Transcript:
 
     def _on_baseline(self, rec):
         self._entry("Study", f"Baseline evaluated: score <b>{_fmt(rec.get('score'))}</b>"
-                    f" over {rec.get('simulations', '?')} simulation(s)", quiet=True)
+                    f" over {rec.get('seeds', rec.get('simulations', '?'))} seed(s)", quiet=True)
 
     def _show_experiment(self, rec):
         if rec.get("ok") is False or rec.get("score") is None:

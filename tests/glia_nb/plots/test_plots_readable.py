@@ -84,6 +84,11 @@ def test_best_so_far_integer_ticks_seeds_and_baseline(readable):
     assert ax.get_ylabel() == "mean end-to-end latency (s)" and ax.get_xlabel() == "experiment number"
     up = plots.best_so_far([{"score": 1}, {"score": 3}, {"score": 2}], lower_is_better=False)
     assert list(up.axes[0].lines[0].get_ydata()) == [1, 3, 3]
+    from glia_nb.tasks import Objective
+
+    up = plots.best_so_far([{"score": 1}, {"score": 3}, {"score": 2}],
+                           objective=Objective(name="throughput_qps", direction="max"), metric="throughput_qps")
+    assert list(up.axes[0].lines[0].get_ydata()) == [1, 3, 3] and "higher is better" in up.axes[0].get_title()
 
 
 def test_best_so_far_before_any_experiment_says_so_instead_of_empty_axes():
