@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import sys
 
-from glia_nb.evaluation.executors import DASK_ENV, open_executor
+from glia_nb.cli.options import add_executor_args
+from glia_nb.evaluation.executors import open_executor
 
 
 def _users(text: str | None, flag: str) -> list[int]:
@@ -30,16 +31,6 @@ def _users(text: str | None, flag: str) -> list[int]:
     if not users or min(users) < 1:
         raise ValueError(f"{flag} needs user counts >= 1")
     return users
-
-
-def add_executor_args(parser, workers: int = 1) -> None:
-    """``--workers N`` (local processes) and ``--dask ADDRESS`` (a Dask scheduler; default
-    ``$GLIA_DASK``): where a command's simulations fan out (:func:`open_executor`)."""
-    parser.add_argument("--workers", type=int, default=workers,
-                        help=f"local processes for simulations (default {workers})")
-    parser.add_argument("--dask", metavar="ADDRESS",
-                        help=f"run simulations on a Dask cluster, e.g. tcp://10.0.0.5:8786 "
-                             f"(default ${DASK_ENV}; docs/dask.md)")
 
 
 def _print_curve(doc: dict) -> None:

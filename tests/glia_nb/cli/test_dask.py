@@ -49,3 +49,20 @@ def test_a_bad_address_is_one_line(capsys):
                  "30", "--dask", "not-an-address"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) >= 1 and "not a Dask scheduler address" in err[-1]
+
+
+def _rows(doc: dict) -> list[dict]:
+    """The comparison table without what differs between runs (wall time, output folders)."""
+    return [{k: v for k, v in row.items() if k not in ("wall_s_mean",)}
+            for res in doc["results"].values() for row in res["rows"]]
+
+
+def test_compare_on_a_cluster_equals_the_local_pool(scheduler, capsys, monkeypatch, tmp_path):
+    monkeypatch.delenv("GLIA_DASK", raising=False)
+    argv = ["compare", "routing-a10", "--methods", "glia-scg,baselines", "--budget-sims", "1",
+            "--runs", "1", "--duration", "30", "--eval-seeds", "2", "--json"]
+    local = _run(capsys, argv + ["--workers", "2", "--out", str(tmp_path / "local")])
+    remote = _run(capsys, argv + ["--dask", scheduler, "--out", str(tmp_path / "dask")])
+    assert {"glia-scg", "LLQ"} <= {r["method"] for r in _rows(local)}  # Glia and the fixed routers
+    assert _rows(remote) == _rows(local)
+    assert remote["baseline"]["score"] == local["baseline"]["score"]
