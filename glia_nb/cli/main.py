@@ -34,45 +34,22 @@ def run_simulations(scenario_name: str, router: str, seeds: int | list[int], *, 
                     batch_policy=None, autoscaler=None, users=None) -> dict:
     """Run a router (with an optional batch policy and autoscaler) on a scenario over seeds
     and return the CLI's JSON document."""
-    from sim_core import simulate
+    # Imported here for start-up time: `glia --help` must not load numba and pandas.
+    from sim_core.facade import warm_up
     from sim_core.results import summarize_seeds
     from workloads import Trace, get_scenario
 
-    scenario = get_scenario(scenario_name)
-    if users:
-        from workloads import get_scenario as _with_users
+    from glia_nb.evaluation.simulate import aggregate, simulate_seeds
 
-        scenario = _with_users(scenario, users=users)
-    if isinstance(seeds, int):
-        if seeds < 1:
-            raise CLIError("--seeds must be >= 1")
-        seed_list = list(scenario.seeds[:seeds]) if seeds <= len(scenario.seeds) else list(range(seeds))
-    else:
-        seed_list = list(seeds)
-    from sim_core.facade import warm_up
-
+    scenario = get_scenario(scenario_name, duration_s=duration_s, users=users)
+    if isinstance(seeds, int) and seeds < 1:
+        raise CLIError("--seeds must be >= 1")
     warm_up()  # cpu_s/wall_s then time the simulations, not the loading of compiled code
-    results = []
-    iterator = seed_list
-    if progress:
-        from glia_nb.progress import progress as _bar
-
-        iterator = _bar(seed_list, desc=f"{router} on {scenario_name}", unit="seed", leave=False)
-    for seed in iterator:
-        if trace_csv:
-            trace = Trace.from_csv(trace_csv)
-        elif duration_s:
-            from workloads import get_scenario as _with_duration
-
-            trace = _with_duration(scenario, duration_s=duration_s).trace(seed)
-        else:
-            trace = scenario.trace(seed)
-        res = simulate(scenario.cluster, trace, router, seed=seed, batch_policy=batch_policy,
-                       autoscaler=autoscaler,
-                       autoscale=getattr(scenario, "autoscale", None) if autoscaler else None)
-        if out:
-            res.write_artifacts(Path(out) / f"seed{seed}")
-        results.append(res)
+    results = simulate_seeds(
+        scenario, seeds, router, batch_policy, autoscaler, record_timeline=True,
+        desc=f"{router} on {scenario_name}" if progress else None, leave=False,
+        trace=Trace.from_csv(trace_csv) if trace_csv else None,
+        on_result=(lambda seed, res: res.write_artifacts(Path(out) / f"seed{seed}")) if out else None)
     agg = summarize_seeds(results)
     keys = ("num_requests", "mean_e2e_s", "p50_e2e_s", "p90_e2e_s", "p99_e2e_s", "mean_ttft_s",
             "p90_ttft_s", "restart_fraction", "preemptions", "tokens_recomputed", "iterations",
@@ -84,8 +61,6 @@ def run_simulations(scenario_name: str, router: str, seeds: int | list[int], *, 
     if users:
         doc_extra["users"] = int(users)
     if autoscaler:
-        from glia_nb.evaluation.harness import aggregate
-
         over_seeds = aggregate(agg["seeds"])
         doc_extra["autoscaler"] = autoscaler
         for k in (*extra, "busy_gpu_hours", "p95_slowdown_worst_seed", "peak_replicas_worst_seed",
@@ -192,11 +167,8 @@ def _register_stack_commands(sub) -> None:
 
 
 def _register_research_commands(sub) -> None:
-    """The study/report/compare subcommands live with the research team."""
-    try:
-        from glia_nb.cli.research import register
-    except ImportError:  # pragma: no cover - during partial installs
-        return
+    """The study/report/compare subcommands live in cli/research.py and cli/compare.py."""
+    from glia_nb.cli.research import register
     register(sub)
 
 

@@ -21,9 +21,9 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 from glia_nb.llm.retry import LLMError
 from glia_nb.llm.text_tools import REMINDER, TEXT_ID_PREFIX, parse_actions, render_protocol, to_text_conversation
 from glia_nb.llm.types import Completion, Message, ToolCall, ToolSpec, Usage
+from glia_nb.text import truncate_middle
 
-__all__ = ["Agent", "AgentConfig", "Researcher", "StepResult", "ToolBoxLike", "ToolOutcome", "call_fields",
-           "clip_text", "load_prompt"]
+__all__ = ["Agent", "AgentConfig", "Researcher", "StepResult", "ToolBoxLike", "ToolOutcome", "call_fields"]
 
 FINISH_TOOL = "finish"
 TOOL_MODES = ("auto", "native", "text")
@@ -106,22 +106,6 @@ class StepResult:
     def prompt_tokens(self) -> int:
         """Prompt size of this turn's call (how full the context window is)."""
         return self.usage.input_tokens
-
-
-def load_prompt(name: str) -> str:
-    """The text of ``glia_nb/prompts/<name>.md`` (read when called, never at import)."""
-    from importlib import resources
-
-    return resources.files("glia_nb").joinpath("prompts", f"{name}.md").read_text(encoding="utf-8")
-
-
-def clip_text(text: str, limit: int) -> str:
-    """Shorten ``text`` to about ``limit`` characters, keeping its head and tail."""
-    if limit <= 0 or len(text) <= limit:
-        return text
-    head = limit * 2 // 3
-    tail = limit - head
-    return f"{text[:head]}\n[... {len(text) - limit} characters cut ...]\n{text[-tail:]}"
 
 
 class Agent:
@@ -226,7 +210,7 @@ class Agent:
             result = self.toolbox.call(call.name, dict(call.arguments))
         except Exception as exc:  # a toolbox bug must not kill the study either
             return fail(f"Tool {call.name!r} crashed: {type(exc).__name__}: {exc}")
-        text = clip_text(str(getattr(result, "text", result)), self.config.max_tool_chars)
+        text = truncate_middle(str(getattr(result, "text", result)), self.config.max_tool_chars)
         return ToolOutcome(
             call.id, call.name, dict(call.arguments), text, bool(getattr(result, "is_error", False)),
             getattr(result, "data", None),

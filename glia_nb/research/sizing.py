@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from glia_nb.research.agent import AgentConfig, load_prompt
+from glia_nb.research.agent import AgentConfig
+from glia_nb.text import load_prompt
 from glia_nb.research.supervisor import SupervisorConfig
 
 __all__ = ["SMALL_WINDOW", "PromptSizing", "compact_task_text", "researcher_config_for", "sizing_for",

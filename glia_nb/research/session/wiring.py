@@ -146,8 +146,8 @@ def build_toolbox(toolbox: Any, workspace: WorkspaceLike, task: Any, budget: Bud
 
     # The ToolBox enforces the simulation budget itself; None (unlimited) must not fall back
     # to the task's default there.
-    cap = budget.max_simulations if budget.max_simulations is not None else 2**62
-    return ToolBox(workspace, max_simulations=cap)
+    cap = budget.max_simulations
+    return ToolBox(workspace, max_simulations=cap, unlimited=cap is None)
 
 
 def run_baseline(toolbox: ToolBoxLike) -> R.Baseline | None:

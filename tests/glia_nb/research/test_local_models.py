@@ -170,7 +170,7 @@ def test_sigterm_ends_a_study_with_an_end_record_and_exit_130(tmp_path):
                              "--eval-seeds", "2", "--workers", "1", "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 600  # a cold numba cache compiles the engine first
         journal = None
         while time.monotonic() < deadline:  # wait for the study to be under way
             found = list(out.glob("context0/*/journal.jsonl"))
@@ -180,7 +180,7 @@ def test_sigterm_ends_a_study_with_an_end_record_and_exit_130(tmp_path):
             time.sleep(0.2)
         assert journal is not None, "the study never started"
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:
             proc.kill()
