@@ -61,7 +61,7 @@ def _progress_line(i: int, ev: dict) -> str | None:
         u = ev.get("usage") or {}
         return (f"  {who} {ev.get('agent')} replied: {u.get('input_tokens', 0)} tokens in, "
                 f"{u.get('output_tokens', 0)} out, {float(ev.get('latency_s') or 0):.1f} s")
-    if t == "digest":
+    if t == "context_limit" and ev.get("digest"):
         return f"  {who} conversation compacted into research digest {ev.get('number')} ({ev.get('why')})"
     if t == "tool_mode":
         return f"  {who} {ev.get('agent')} uses plain-text tool calls: {ev.get('reason')}"

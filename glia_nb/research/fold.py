@@ -191,8 +191,8 @@ def fold(state: StudyState, record: Mapping[str, Any] | R.Record) -> StudyState:
         if rec.name == "finish" and not rec.is_error and cid in s._calls:
             s.finish_unreviewed = True
             s.summary = str(s._calls[cid].arguments.get("summary") or rec.text or "")
-    elif isinstance(rec, R.Digest):  # the conversation was folded: it restarts from the digest message
-        s.messages = [Message.user(rec.text, name="digest")]
+    elif isinstance(rec, R.ContextLimit) and rec.digest:  # folded: the conversation restarts from the digest
+        s.messages = [Message.user(rec.digest, name="digest")]
         s._owner.clear()
         s._early.clear()
         s.last_prompt_tokens, s.digests = 0, rec.number

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
 
 __all__ = [
-    "SCHEMA_VERSION", "ENDED", "HEADER", "RECORD_TYPES", "Record", "Header", "UserMessage", "Assistant", "Digest",
-    "ToolMode", "ToolResultRecord", "LlmCall", "Experiment", "Baseline", "SupervisorReview", "InterventionQueued",
+    "SCHEMA_VERSION", "ENDED", "HEADER", "RECORD_TYPES", "Record", "Header", "UserMessage", "Assistant",
+    "ToolResultRecord", "LlmCall", "Experiment", "Baseline", "SupervisorReview", "InterventionQueued",
     "InterventionApproved", "InterventionEdited", "InterventionRejected", "Nudge", "ApprovalPolicy", "Resumed",
     "Restarted", "Control", "BudgetExhausted", "ContextLimit", "Error", "Finished", "parse", "parse_header",
     "usage_tokens", "record_type", "CONTROL_TYPES",
@@ -148,6 +148,7 @@ class LlmCall(Record):
     stop_reason: str = ""
     latency_s: float = 0.0
     attempts: int = 1
+    tool_mode: str = ""  # "text": the model acted through the plain-text tool protocol
 
     @classmethod
     def _migrate(cls, d: dict[str, Any]) -> dict[str, Any]:
@@ -359,44 +360,25 @@ class BudgetExhausted(Record):
 
 @dataclass(frozen=True)
 class ContextLimit(Record):
-    """The Researcher's prompt filled the model's window; the study ends."""
+    """The Researcher's prompt neared the model's window: older turns were folded into the
+    research ``digest`` number ``number`` (the conversation restarts from it), or, with no
+    digest, the study ends."""
 
     TYPE: ClassVar[str] = "context_limit"
     prompt_tokens: int = 0
     limit: int | None = None
-
-
-@dataclass(frozen=True)
-class Digest(Record):
-    """Older turns folded into a research digest (:mod:`glia_nb.research.digest`): the conversation restarts from it."""
-
-    TYPE: ClassVar[str] = "digest"
-    number: int = 1
+    number: int = 0
     why: str = ""
-    text: str = ""
-    dropped_messages: int = 0
-    prompt_tokens: int = 0
-    limit: int | None = None
-
-
-@dataclass(frozen=True)
-class ToolMode(Record):
-    """An agent switched to plain-text tool calls (``mode``), and why."""
-
-    TYPE: ClassVar[str] = "tool_mode"
-    agent: str = "researcher"
-    mode: str = "text"
-    reason: str = ""
+    digest: str = ""
 
 
 @dataclass(frozen=True)
 class Error(Record):
-    """The session's worker failed (it can be resumed from here); ``kind`` as in ``LLMError``."""
+    """The session's worker failed (it can be resumed from here)."""
 
     TYPE: ClassVar[str] = "error"
     error: str = ""
-    kind: str | None = None
-    status_code: int | None = None
+    kind: str | None = None  # a model failure's kind (see glia_nb.llm.retry.LLMError)
 
 
 @dataclass(frozen=True)
@@ -418,7 +400,7 @@ RECORD_TYPES: dict[str, type[Record]] = {
     cls.TYPE: cls for cls in (
         UserMessage, Assistant, ToolResultRecord, LlmCall, Experiment, Baseline, SupervisorReview,
         InterventionQueued, InterventionApproved, InterventionEdited, InterventionRejected, Nudge, ApprovalPolicy,
-        Resumed, Restarted, BudgetExhausted, ContextLimit, Digest, ToolMode, Error, Finished,
+        Resumed, Restarted, BudgetExhausted, ContextLimit, Error, Finished,
     )
 }
 

@@ -104,7 +104,7 @@ class SessionLoop(StepMode):
                                                "in a row")
         except LLMError as exc:  # the model cannot be used: say why in one line
             log.info("session failed: %s", exc)
-            self._log(R.Error(error=f"LLMError: {exc}", kind=exc.kind, status_code=exc.status_code))
+            self._log(R.Error(error=f"LLMError: {exc}", kind=exc.kind))
             self._end("failed", _one_line(str(exc)))
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM (the CLI maps it): end the journal cleanly
             self._end("stopped", "interrupted")
@@ -159,7 +159,7 @@ class SessionLoop(StepMode):
             if len(st.messages) <= 2:
                 return False
             findings, questions = list(st.researcher_text), list(st.interventions_text)
-            experiments, dropped, number = list(st.experiments), len(st.messages), st.digests + 1
+            experiments, number = list(st.experiments), st.digests + 1
             prompt_tokens = st.last_prompt_tokens
         window = self.context_limit_tokens
         text = build_digest(
@@ -168,8 +168,7 @@ class SessionLoop(StepMode):
             turns=self.tracker.turns, policy_file=getattr(self.task, "policy_file", "policy.py"),
             max_chars=int((window or 200_000) * 3.2 * 0.3),
         )
-        self._log(R.Digest(number=number, why=why, text=text, dropped_messages=dropped, prompt_tokens=prompt_tokens,
-                           limit=window))
+        self._log(R.ContextLimit(prompt_tokens=prompt_tokens, limit=window, number=number, why=why, digest=text))
         return True
 
     def _researcher_turn_fitted(self) -> StepResult:
@@ -236,9 +235,8 @@ class SessionLoop(StepMode):
             elif kind == "tool" and replied:  # without the reply first, wait for the step's end
                 self._log_message(payload["message"])
                 journaled.add(payload["message"].tool_call_id)
-            elif kind == "tool_mode":
-                self._log(R.ToolMode(agent="researcher", mode=str(payload.get("mode")),
-                                     reason=str(payload.get("reason") or "")))
+            elif kind == "tool_mode":  # shown live; every llm_call record after it says tool_mode "text"
+                self._emit({"type": "tool_mode", "agent": "researcher", **payload})
 
         with self._cond:
             convo = list(self._state.messages)
@@ -318,7 +316,8 @@ class SessionLoop(StepMode):
         self.tracker.add_cost(fields["cost_usd"])
         if agent == "researcher":
             self.tracker.add_turn()
-        self._log(R.LlmCall(agent=agent, **fields))
+        mode = "text" if agent == "researcher" and getattr(self.researcher, "text_tools", False) else ""
+        self._log(R.LlmCall(agent=agent, tool_mode=mode, **fields))
 
     def _log_message(self, message: Message) -> None:
         if message.role == "assistant":

@@ -74,6 +74,8 @@ def test_a_model_that_never_acts_fails_the_session_with_a_reason(tmp_path):
     recs = journal_records(s.journal.path)
     assert [r["type"] for r in recs].count("llm_call") == 3
     assert all("input_tokens" in r["usage"] for r in recs if r["type"] == "llm_call")
+    # The server answered in prose, so the Researcher moved to the text protocol, and says so.
+    assert [r["tool_mode"] for r in recs if r["type"] == "llm_call"] == ["text"] * 3
     assert recs[-1]["type"] == "finished" and recs[-1]["status"] == "failed"
 
 

@@ -124,9 +124,8 @@ def test_the_server_drops_native_tools_and_the_researcher_falls_back_to_text(ser
                        budget={"max_turns": 2})
     s.run()
     recs = records(s.path)
-    (mode,) = [r for r in recs if r["type"] == "tool_mode"]
-    assert mode["mode"] == "text" and "without tool calls" in mode["reason"]
-    assert [r["type"] for r in recs].count("llm_call") == 2
+    calls = [r for r in recs if r["type"] == "llm_call"]
+    assert len(calls) == 2 and all(c["tool_mode"] == "text" for c in calls)
     assert s.status == "finished" and s.end_reason == "budget:turns"
 
 
