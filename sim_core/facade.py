@@ -32,6 +32,18 @@ _ERRORS = {
 }
 
 
+_INTS = (int, np.integer)
+
+
+def _pairs(decisions):
+    """Iterate a router's decisions (``None`` / empty: none)."""
+    if decisions is None:
+        return ()
+    if isinstance(decisions, np.ndarray) and decisions.size == 0:
+        return ()
+    return decisions
+
+
 def cluster_info(cluster: ClusterConfig) -> ClusterInfo:
     """The static facts a router's ``reset`` receives."""
     rc = cluster.replica
@@ -67,7 +79,7 @@ def _check_trace(cluster: ClusterConfig, trace) -> tuple:
 
 def simulate(cluster: ClusterConfig, trace, router="llq", *, latency: LatencyTable | None = None,
              seed: int = 0, record_timeline: bool = True, queue_key=None, autoscaler=None,
-             autoscale=None, batch_policy=None) -> SimResult:
+             autoscale=None, batch_policy=None, share_state=None) -> SimResult:
     """Simulate ``trace`` on ``cluster`` with ``router`` and return a :class:`SimResult`.
 
     ``trace`` is a :class:`workloads.Trace` (or anything with ``arrived_at``,
@@ -104,6 +116,8 @@ def simulate(cluster: ClusterConfig, trace, router="llq", *, latency: LatencyTab
         arrival_limit_s=float(duration) if duration is not None else np.inf,
         record_timeline=record_timeline,
         queue_policy=S.QUEUE_BY_KEY if queue_key is not None else S.QUEUE_FIFO)
+    if share_state is not None:
+        share_state(st)
     scaler = None
     if autoscaler is not None:
         from sim_core.autoscale import AutoscaleConfig, Scaler, make_autoscaler
@@ -138,7 +152,10 @@ def simulate(cluster: ClusterConfig, trace, router="llq", *, latency: LatencyTab
         try:
             decisions = route(view)
             n = 0
-            for q, r in decisions or ():
+            for q, r in _pairs(decisions):
+                if not (isinstance(q, _INTS) and isinstance(r, _INTS)) or \
+                        isinstance(q, bool) or isinstance(r, bool):
+                    raise TypeError(f"({q!r}, {r!r}) is not a pair of integers")
                 dec_req[n] = q
                 dec_rep[n] = r
                 n += 1

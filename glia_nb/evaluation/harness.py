@@ -1,22 +1,21 @@
-"""Evaluate candidate policies out of process, with time and memory limits and no network.
+"""Evaluate candidate policies: a trusted simulator, the candidate confined in its own process.
 
-The default path starts one child process (``python -m glia_nb.evaluation.worker``) for the
-whole evaluation.  The child limits its own address space (RLIMIT_AS) and CPU time before
-importing anything heavy, blocks sockets and process creation, loads the candidate, simulates
-the task's scenario for each evaluation seed, writes telemetry for one seed and reports JSON
-through a file.  The parent kills the child's whole process group at the wall-time limit.
-Whatever the candidate does, :func:`evaluate` returns an :class:`EvalResult`.  (The child
-sets its own rlimits as its first statement instead of the parent using ``preexec_fn``,
-which can deadlock when the parent has threads, as a session running in the background does.)
+The default path starts one trusted child (``python -m glia_nb.evaluation.worker``) for the
+whole evaluation; it holds the trace, the simulator state and the results, and starts one
+fresh, OS-confined policy process for the candidate (:mod:`glia_nb.evaluation.proxy`,
+:mod:`glia_nb.evaluation.confine`: bubblewrap namespaces where usable, else a plain process;
+hard rlimits either way).  The candidate sees only the policy's view, through a read-only
+shared mapping, and answers calls; it writes no result.  The parent kills the child's group at
+the wall-time limit.  Whatever the candidate does, :func:`evaluate` returns an
+:class:`EvalResult`, which records the ``isolation`` level achieved.
 
 With ``executor=`` (a ``concurrent.futures`` process pool, or a Dask client's
 ``get_executor()``), one job per seed is submitted instead (:func:`glia_nb.evaluation.worker.
-run_seed_job`); see that function for which limits apply inside pool workers.
+run_seed_job`); pool workers only simulate, each job starts and kills its own policy process.
 
-Measured on routing-a10 (1,000 s traces, 3 or 10 seeds, one BLAS/numba thread): the child's
-peak address space (VmPeak) is about 0.45 GiB with a warm numba cache and 0.5 GiB when the
-engine compiles (0.6-0.65 GiB in an ordinary multi-threaded process); the default 2 GiB
-limit leaves a 3-4x margin for the candidate's own data.  The network guard is a guard against accidents, not a security boundary.
+Measured on routing-a10 (1,000 s traces, 3 or 10 seeds, one BLAS/numba thread): the trusted
+child's peak address space (VmPeak) is about 0.45 GiB with a warm numba cache and 0.5 GiB when
+the engine compiles; the default 2 GiB limit applies to the policy process as a hard limit.
 """
 from __future__ import annotations
 
@@ -38,8 +37,7 @@ from typing import Any
 
 from glia_nb.tasks import Task
 
-ERROR_KINDS = ("import", "missing_class", "exception", "invalid_decision", "timeout", "memory",
-               "network", "crash")
+from glia_nb.evaluation.proxy import ERROR_KINDS  # noqa: E402  (one list of error kinds)
 _SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL)", re.I)
 # One thread per BLAS/numba pool keeps the child's address space small and predictable.
 _THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
@@ -51,14 +49,18 @@ class Limits:
     """Sandbox limits.  ``wall_s`` bounds a whole evaluation (start-up included: about 2 s,
     or 10-15 s when numba recompiles the engine); ``memory_mb`` is the child's address-space
     limit (None: unlimited); ``file_mb`` caps any file the child writes (runaway prints);
-    ``network=True`` lifts the network guard."""
+    ``network`` is kept for compatibility and ignored: candidates never get a network.
+    ``isolation`` forces a level (``"process"``: no namespaces) instead of the best one."""
 
     wall_s: float = 300.0
     memory_mb: int | None = 2048
     file_mb: int | None = 512
     network: bool = False
+    isolation: str | None = None
 
     def __post_init__(self) -> None:
+        if self.isolation not in (None, "bwrap", "process"):
+            raise ValueError("isolation must be None (the best available), 'bwrap' or 'process'")
         if not self.wall_s > 0:
             raise ValueError("wall_s must be > 0")
         if self.memory_mb is not None and self.memory_mb < 256:
@@ -82,6 +84,7 @@ class EvalResult:
     simulations: int = 0
     out_dir: str | None = None
     peak_address_space_mb: float | None = None
+    isolation: str = ""
 
     def to_dict(self) -> dict:
         """A JSON-native dict."""
@@ -221,7 +224,8 @@ def evaluate(policy, task: Task, out_dir=None, *, executor: Executor | None = No
         traceback=err.get("traceback") if err else None, wall_s=wall, policy=name,
         seeds=tuple(seeds), simulations=int(raw.get("simulations", 0)),
         out_dir=str(out) if out else None,
-        peak_address_space_mb=raw.get("peak_address_space_mb"))
+        peak_address_space_mb=raw.get("peak_address_space_mb"),
+        isolation=str(raw.get("isolation") or ""))
     if out is not None:
         write_result_files(result, out)
     return result
@@ -324,17 +328,20 @@ def _run_pool(req: dict, executor: Executor, limits: Limits, out: Path | None) -
                         "memory hog would take the session with it); use a process pool")
     req = dict(req)
     if req.get("policy_path"):
+        path = req.pop("policy_path")
+        req["policy_name"] = path  # error messages name the file
         try:
-            req["policy_source"] = Path(req.pop("policy_path")).read_text()
-        except OSError as exc:
-            return {"error": {"kind": "import", "message": f"cannot read the policy file: {exc}"}}
+            req["policy_source"] = Path(path).read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            return {"error": {"kind": "import", "message": f"policy file {path} cannot be read "
+                                                          f"as UTF-8 text: {exc}"}}
     deadline = time.monotonic() + limits.wall_s
     # Wall-clock deadline for the workers' own alarms (a job may start late in a busy pool).
     job_limits = dict(req["limits"], deadline_unix=time.time() + limits.wall_s)
     jobs = [(seed, executor.submit(run_seed_job, dict(req, seeds=[seed], out_dir=None,
                                                       limits=job_limits)))
             for seed in req["seeds"]]
-    per_seed, error, sims = [], None, 0
+    per_seed, error, sims, isolation = [], None, 0, None
     for i, (seed, fut) in enumerate(jobs):
         try:
             # A little grace so the worker's own alarm can report first.
@@ -348,6 +355,7 @@ def _run_pool(req: dict, executor: Executor, limits: Limits, out: Path | None) -
                 "kind": "crash", "seed": seed,
                 "message": f"the worker running seed {seed} failed: {type(exc).__name__}: {exc}"}}
         sims += int(res.get("simulations", 0))
+        isolation = res.get("isolation") or isolation
         per_seed.extend(res.get("per_seed") or [])
         if res.get("artifacts") and out is not None:
             for name, text in res["artifacts"].items():
@@ -359,7 +367,7 @@ def _run_pool(req: dict, executor: Executor, limits: Limits, out: Path | None) -
             sims += sum(1 for _, f in jobs[i + 1:] if not f.cancel())
             break
     per_seed.sort(key=lambda s: req["seeds"].index(s.get("seed")) if s.get("seed") in req["seeds"] else 0)
-    return {"per_seed": per_seed, "error": error, "simulations": sims}
+    return {"per_seed": per_seed, "error": error, "simulations": sims, "isolation": isolation}
 
 
 __all__ = ["evaluate", "EvalResult", "Limits", "aggregate", "ERROR_KINDS", "scrubbed_env",
