@@ -8,6 +8,7 @@ Attacks that only namespaces stop are skipped at isolation level ``"process"``.
 """
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import textwrap
@@ -128,15 +129,18 @@ if found:
 
 @NEEDS_NAMESPACES
 def test_trace_cannot_be_regenerated_from_the_seed(tmp_path, task, honest_score):
-    attack = """
+    import workloads
+
+    table = os.path.join(os.path.dirname(workloads.__file__), "data", "sharegpt_llama3_lengths.csv")
+    attack = f"""
 try:
     from workloads import get_scenario
     get_scenario("routing-a10").trace(0)
     raise RuntimeError("LEAK: the trace generator is importable")
 except ImportError:
     pass
-import glob
-if glob.glob("/**/sharegpt_llama3_lengths.csv", recursive=True):
+import os
+if os.path.exists({table!r}):
     raise RuntimeError("LEAK: the length table is readable")
 """
     res = _eval(tmp_path, _router(attack, at="reset"), task, "Attack")
