@@ -6,6 +6,7 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -29,12 +30,11 @@ def _print_table(rows: list[dict], cols: list[tuple[str, str, str]]) -> None:
 # ------------------------------------------------------------------------ simulate
 def run_simulations(scenario_name: str, router: str, seeds: int | list[int], *, out=None,
                     trace_csv=None, duration_s=None, progress: bool = False,
-                    batch_policy=None, autoscaler=None, users=None) -> dict:
+                    batch_policy=None, autoscaler=None, users=None, trusted: bool = False) -> dict:
     """Run a router (with an optional batch policy and autoscaler) on a scenario over seeds
-    and return the CLI's JSON document."""
-    from sim_core import simulate
-    from sim_core.results import summarize_seeds
-    from workloads import Trace, get_scenario
+    and return the CLI's JSON document.  Policy files run in a confined policy process
+    unless ``trusted``."""
+    from workloads import get_scenario
 
     scenario = get_scenario(scenario_name)
     if users:
@@ -50,11 +50,29 @@ def run_simulations(scenario_name: str, router: str, seeds: int | list[int], *, 
     from sim_core.facade import warm_up
 
     warm_up()  # cpu_s/wall_s then time the simulations, not the loading of compiled code
-    results = []
     iterator = seed_list
     if progress:
         from tqdm.auto import tqdm
         iterator = tqdm(seed_list, desc=f"{router} on {scenario_name}", unit="seed", leave=False)
+    specs = {"router": router, "batch_policy": batch_policy, "autoscaler": autoscaler}
+    with contextlib.ExitStack() as stack:
+        if trusted:
+            policies, start_seed = specs, (lambda _seed: None)
+        else:
+            from glia_nb.cli.trust import sandboxed_policies
+
+            policies, start_seed = stack.enter_context(sandboxed_policies(specs, scenario.cluster))
+        results = _simulate_seeds(scenario, iterator, policies, start_seed, trace_csv, duration_s, out)
+    return _document(scenario_name, router, batch_policy, autoscaler, seed_list, results, out,
+                     users=users)
+
+
+def _simulate_seeds(scenario, iterator, policies, start_seed, trace_csv, duration_s, out) -> list:
+    from sim_core import simulate
+    from workloads import Trace
+
+    results = []
+    autoscaler = policies["autoscaler"]
     for seed in iterator:
         if trace_csv:
             trace = Trace.from_csv(trace_csv)
@@ -64,12 +82,20 @@ def run_simulations(scenario_name: str, router: str, seeds: int | list[int], *, 
             trace = _with_duration(scenario, duration_s=duration_s).trace(seed)
         else:
             trace = scenario.trace(seed)
-        res = simulate(scenario.cluster, trace, router, seed=seed, batch_policy=batch_policy,
-                       autoscaler=autoscaler,
-                       autoscale=getattr(scenario, "autoscale", None) if autoscaler else None)
+        res = simulate(scenario.cluster, trace, policies["router"], seed=seed,
+                       batch_policy=policies["batch_policy"], autoscaler=autoscaler,
+                       autoscale=getattr(scenario, "autoscale", None) if autoscaler else None,
+                       share_state=start_seed(seed))
         if out:
             res.write_artifacts(Path(out) / f"seed{seed}")
         results.append(res)
+    return results
+
+
+def _document(scenario_name, router, batch_policy, autoscaler, seed_list, results, out,
+              users=None) -> dict:
+    from sim_core.results import summarize_seeds
+
     agg = summarize_seeds(results)
     keys = ("num_requests", "mean_e2e_s", "p50_e2e_s", "p90_e2e_s", "p99_e2e_s", "mean_ttft_s",
             "p90_ttft_s", "restart_fraction", "preemptions", "tokens_recomputed", "iterations",
@@ -107,7 +133,7 @@ def _cmd_simulate(args) -> int:
                           trace_csv=args.trace, duration_s=args.duration,
                           progress=not args.json and sys.stderr.isatty(),
                           batch_policy=args.batch_policy, autoscaler=args.autoscaler,
-                          users=args.users)
+                          users=args.users, trusted=args.trusted)
     if args.json:
         print(json.dumps(doc))
         return 0
@@ -163,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--autoscaler", help="throughput, proportional, fixed (parameters as "
                    "proportional:target=30) or file.py:Class; the scenario's pool is the maximum")
     s.add_argument("--users", type=int, help="closed-loop scenarios: number of users")
+    s.add_argument("--trusted", action="store_true", help="run policy files in this process "
+                   "(fast, no confinement); by default they run sandboxed (see glia doctor)")
     s.add_argument("--sweep-users", help="closed-loop scenarios: comma-separated user counts; "
                    "prints the P90-TTFT-vs-throughput curve instead")
     s.set_defaults(func=_cmd_simulate)
@@ -172,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     _register_research_commands(sub)
     _register_stack_commands(sub)
+    from glia_nb.cli.trust import register as register_trust
+
+    register_trust(sub)
     return p
 
 

@@ -88,7 +88,6 @@ class PolicyProcess:
         self.name = "policy"
         self._info: dict | None = None
         self._seed = 0
-        self._maps: list = []
         self.cpu_s: float | None = None
         self.scratch = tempfile.mkdtemp(prefix="glia-policy-")
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -178,28 +177,12 @@ class PolicyProcess:
     def share_state(self, st) -> None:
         """``simulate``'s hook: move the visible arrays into sealed shared memory and start
         the seed on the policy side (the candidate is built and reset there)."""
-        layout, off = [], 0
-        for name in SHARED_ARRAYS:
-            a = getattr(st, name)
-            off = (off + 63) // 64 * 64
-            layout.append((name, off, list(a.shape), a.dtype.str))
-            off += a.nbytes
-        size = max(off, 64)
-        fd, sealable = _shared_memory(size)
-        try:
-            mm = mmap.mmap(fd, size)
-            for (name, o, shape, dt) in layout:
-                new = np.ndarray(tuple(shape), np.dtype(dt), buffer=mm, offset=o)
-                new[...] = getattr(st, name)
-                setattr(st, name, new)
-            if sealable:
-                fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
-            self._maps.append(mm)
-            self.call(b"S", json.dumps({"size": size, "layout": layout, "info": self._info,
-                                        "rng_seed": policy_rng_seed(self._seed)}).encode(),
-                      fds=(fd,))
-        finally:
-            os.close(fd)
+        share_with([self])(st)
+
+    def start_seed(self, fd: int, size: int, layout: list) -> None:
+        """Hand the policy process its read-only view of the seed's shared state."""
+        self.call(b"S", json.dumps({"size": size, "layout": layout, "info": self._info,
+                                    "rng_seed": policy_rng_seed(self._seed)}).encode(), fds=(fd,))
 
     def reset(self, info, rng) -> None:
         """Done on the policy side when the seed starts (:meth:`share_state`)."""
@@ -261,4 +244,32 @@ class PolicyProcess:
         self.close()
 
 
-__all__ = ["PolicyProcess", "PolicyError", "policy_rng_seed", "SHARED_ARRAYS"]
+def share_with(procs: list) -> "callable":
+    """A ``simulate(share_state=...)`` hook for one or more policy processes (say, a file
+    router and a file autoscaler): the visible arrays move once into a sealed memfd that
+    every one of them maps read-only."""
+    def hook(st) -> None:
+        layout, off = [], 0
+        for name in SHARED_ARRAYS:
+            a = getattr(st, name)
+            off = (off + 63) // 64 * 64
+            layout.append((name, off, list(a.shape), a.dtype.str))
+            off += a.nbytes
+        size = max(off, 64)
+        fd, sealable = _shared_memory(size)
+        try:
+            mm = mmap.mmap(fd, size)
+            for (name, o, shape, dt) in layout:
+                new = np.ndarray(tuple(shape), np.dtype(dt), buffer=mm, offset=o)
+                new[...] = getattr(st, name)
+                setattr(st, name, new)  # the engine now writes into the shared pages
+            if sealable:
+                fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
+            for p in procs:
+                p.start_seed(fd, size, layout)
+        finally:
+            os.close(fd)
+    return hook
+
+
+__all__ = ["share_with", "PolicyProcess", "PolicyError", "policy_rng_seed", "SHARED_ARRAYS"]
