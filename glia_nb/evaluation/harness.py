@@ -23,7 +23,6 @@ import csv
 import json
 import math
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -35,10 +34,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from glia_nb.evaluation.secrets import redact, scrubbed_env
 from glia_nb.tasks import Task
 
 from glia_nb.evaluation.proxy import ERROR_KINDS  # noqa: E402  (one list of error kinds)
-_SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL)", re.I)
 # One thread per BLAS/numba pool keeps the child's address space small and predictable.
 _THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                "NUMBA_NUM_THREADS": "1"}
@@ -137,14 +136,6 @@ def aggregate(per_seed: list[dict], confidence: float = 0.90) -> dict:
 
 
 # ---------------------------------------------------------------------- helpers
-def scrubbed_env(extra: dict | None = None) -> dict:
-    """The current environment without credentials (names containing KEY, TOKEN, SECRET,
-    PASSWORD, CREDENTIAL), for processes that run candidate or agent commands."""
-    env = {k: v for k, v in os.environ.items() if not _SECRET_ENV.search(k)}
-    env.update(extra or {})
-    return env
-
-
 def _package_roots() -> list[str]:
     import sim_core
     import workloads
@@ -218,6 +209,8 @@ def evaluate(policy, task: Task, out_dir=None, *, executor: Executor | None = No
             score = task.score(summary)
         except KeyError as exc:
             err = {"kind": "exception", "message": str(exc), "traceback": None}
+    if err is not None:  # a key in an exception message must not reach any record
+        err = redact(err)
     result = EvalResult(
         ok=err is None, score=score, summary=summary, per_seed=per_seed,
         error_kind=err["kind"] if err else None, error=err["message"] if err else None,
@@ -234,7 +227,7 @@ def evaluate(policy, task: Task, out_dir=None, *, executor: Executor | None = No
 def write_result_files(result: EvalResult, out_dir, extra: dict | None = None) -> None:
     """Write ``metrics.json`` (``extra`` merged in first) and ``seeds.csv`` into ``out_dir``."""
     out = Path(out_dir)
-    doc = {**(extra or {}), **result.to_dict()}
+    doc = redact({**(extra or {}), **result.to_dict()})
     (out / "metrics.json").write_text(json.dumps(doc, indent=2, default=str))
     if result.per_seed:
         keys = list(dict.fromkeys(k for s in result.per_seed for k in s))

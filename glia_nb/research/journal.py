@@ -133,7 +133,9 @@ def environment_info() -> dict[str, Any]:
 
 def _dumps(record: Mapping[str, Any]) -> bytes:
     # allow_nan=False: to_jsonable already mapped non-finite floats; this guards the rule.
-    return json.dumps(to_jsonable(record), ensure_ascii=False, allow_nan=False).encode("utf-8") + b"\n"
+    from glia_nb.evaluation.secrets import redact  # keys never reach the journal
+
+    return json.dumps(to_jsonable(redact(dict(record))), ensure_ascii=False, allow_nan=False).encode("utf-8") + b"\n"
 
 
 def _fsync_dir(path: Path) -> None:

@@ -7,10 +7,12 @@ tool, bad arguments or an exception inside a tool come back as ``ToolResult(is_e
 Results are kept short, since the model's context is the scarce resource.
 
 The shell runs with the workspace as its working directory and without credentials in its
-environment, but it is not a jail: confinement of paths is enforced for the file tools only.
+environment; it runs confined like a candidate (bubblewrap where usable): the workspace is
+its only writable place, with no network and no view of other processes.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -20,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from glia_nb.evaluation.harness import EvalResult, Limits, evaluate, scrubbed_env
+from glia_nb.evaluation.harness import EvalResult, Limits, evaluate
+from glia_nb.evaluation.secrets import redact
 from glia_nb.research.workspace import EXPERIMENTS_DIR, LEDGER_FILE, META_FILE, TASK_FILE, Workspace
 
 TIME_SPLIT = (("mean_global_queue_s", "global queue"), ("mean_replica_queue_s", "replica queue"),
@@ -158,13 +161,14 @@ class ToolBox:
         self.simulations_used = workspace.simulations_used()
         self.max_output_chars = int(max_output_chars)
         self.max_shell_timeout_s = float(max_shell_timeout_s)
+        self.shell_isolation: str | None = None
         self.finished = False
         self.final_summary: str | None = None
         task = workspace.task
         n = len(task.seeds)
         self._tools = {t.name: t for t in (
             ToolDef("shell", "Run a bash command in the workspace directory (cwd = workspace; "
-                    "login shell). Use it to list files, grep, run Python analysis scripts on "
+                    "confined: no network, the workspace is the only writable place). Use it to list files, grep, run Python analysis scripts on "
                     "the experiment CSVs, or run ./run_benchmark.sh for a quick unrecorded check. "
                     "Long output is truncated in the middle. Returns the exit code.",
                     _schema({"command": {"type": "string", "description": "bash command line"},
@@ -232,21 +236,18 @@ class ToolBox:
         if err:
             return ToolResult(f"bad arguments for {name}: {err}", is_error=True)
         try:
-            return tool.fn(**args)
+            res = tool.fn(**args)
         except Exception as exc:  # a tool bug or an OS error must not end the session
-            return ToolResult(f"{name} failed: {type(exc).__name__}: {exc}", is_error=True)
+            res = ToolResult(f"{name} failed: {type(exc).__name__}: {exc}", is_error=True)
+        # The one boundary where tool output goes back to a model: no key crosses it.
+        return ToolResult(redact(res.text), res.is_error, redact(res.data))
 
     # ------------------------------------------------------------------ tools
     def shell(self, command: str, timeout_s: int = 60) -> ToolResult:
         """Run ``command`` with ``bash -lc`` in the workspace; kill its process group after
         ``timeout_s``; return the (head+tail truncated) output and the exit code."""
         timeout = min(max(1.0, float(timeout_s)), self.max_shell_timeout_s)
-        env = scrubbed_env({"PATH": os.pathsep.join([str(Path(sys.executable).parent),
-                                                     os.environ.get("PATH", "")]),
-                            "GLIA_WORKSPACE": str(self.workspace.path), "PYTHONUNBUFFERED": "1"})
-        proc = subprocess.Popen(["bash", "-lc", command], cwd=self.workspace.path, env=env,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = self._start_shell(command)
         reader = _HeadTail(proc.stdout, self.max_output_chars)
         timed_out = False
         try:
@@ -268,8 +269,31 @@ class ToolBox:
         else:
             footer = f"[exit code {rc}]"
         body = text.rstrip("\n")
-        return ToolResult(f"{body}\n{footer}" if body else footer, is_error=timed_out,
-                          data={"returncode": rc, "timed_out": timed_out, "output_bytes": total})
+        return ToolResult(f"{body}\n{footer}" if body else footer, is_error=timed_out or rc != 0,
+                          data={"returncode": rc, "timed_out": timed_out, "output_bytes": total,
+                                "isolation": self.shell_isolation})
+
+    def _start_shell(self, command: str) -> subprocess.Popen:
+        """``bash -c command`` confined like a candidate (:mod:`glia_nb.evaluation.confine`):
+        the workspace is its only writable place, no keys, no network, no view of the
+        harness's processes; ``python`` is this session's interpreter, the project importable.
+        Not a login shell: a profile could reset PATH to another python."""
+        from glia_nb.evaluation.confine import HardLimits, choose_isolation, popen_confined
+        from glia_nb.evaluation.proxy import _package_roots
+
+        if self.shell_isolation is None:
+            self.shell_isolation = choose_isolation()
+        ws = str(Path(self.workspace.path).resolve())
+        env = {"GLIA_WORKSPACE": ws, "PYTHONUNBUFFERED": "1",
+               "PYTHONPATH": os.pathsep.join(_package_roots()),
+               "GLIA_SHELL_LIMITS": json.dumps(HardLimits(memory_mb=4096, processes=None,
+                                                          open_files=256).to_dict())}
+        harden = ("import json, os, sys; from glia_nb.evaluation.confine import harden; "
+                  "harden(json.loads(os.environ.pop('GLIA_SHELL_LIMITS'))); "
+                  "os.execv('/bin/bash', ['bash', '-c', sys.argv[1]])")
+        return popen_confined([sys.executable, "-c", harden, command], level=self.shell_isolation,
+                              scratch=ws, env=env, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
     def read_file(self, path: str, offset: int = 0, limit: int = 200) -> ToolResult:
         """Numbered lines ``offset+1 .. offset+limit`` of a text file in the workspace."""
