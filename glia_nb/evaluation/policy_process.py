@@ -157,6 +157,7 @@ def _view(fd: int, msg: dict):
 
 def serve(sock) -> int:
     """Answer the harness until it says ``Q`` or closes the channel."""
+    import socket
     from array import array
 
     import numpy as np
@@ -166,7 +167,7 @@ def serve(sock) -> int:
     cls = layer = policy = key = view = filename = None
     while True:
         try:
-            kind, payload, fds = wire.recv(sock, MAX_FRAME, with_fds=True)
+            kind, payload = wire.recv(sock, MAX_FRAME)
         except wire.ChannelClosed:
             return 0
         try:
@@ -188,6 +189,7 @@ def serve(sock) -> int:
                 wire.send(sock, b"I", INT.pack(int(n)))
             elif kind == b"S":
                 msg = json.loads(payload)
+                _b, fds, _f, _a = socket.recv_fds(sock, 1, 1)  # the shared state's memfd
                 view, info = _view(fds[0], msg) if fds else (None, None)
                 policy, key = _instantiate(cls, layer)
                 rng = np.random.default_rng(msg["rng_seed"])

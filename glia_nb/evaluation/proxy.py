@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict
 
@@ -89,6 +90,7 @@ class PolicyProcess:
         self._info: dict | None = None
         self._seed = 0
         self.cpu_s: float | None = None
+        self.expired = False
         self.scratch = tempfile.mkdtemp(prefix="glia-policy-")
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock = parent
@@ -104,23 +106,28 @@ class PolicyProcess:
                                            stdout=log, stderr=subprocess.STDOUT)
             finally:
                 child.close()
+        self._watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), self._expire)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    def _expire(self) -> None:
+        self.expired = True
+        self.kill()
 
     # ------------------------------------------------------------------ channel
     def call(self, kind: bytes, payload: bytes = b"", fds=()) -> tuple[bytes, bytes]:
         """One request and its reply; a candidate error becomes :class:`PolicyError`."""
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            self.kill()
-            raise PolicyError("timeout", "the evaluation exceeded its wall-time limit")
-        self.sock.settimeout(left)
+        # Blocking I/O (no poll per call); the watchdog kills the process at the deadline.
         try:
-            wire.send(self.sock, kind, payload, fds)
+            wire.send(self.sock, kind, payload)
+            if fds:
+                socket.send_fds(self.sock, [b"F"], list(fds))
             rkind, reply = wire.recv(self.sock, MAX_REPLY)
-        except (socket.timeout, TimeoutError):
-            self.kill()
-            raise PolicyError("timeout", "the policy did not answer before the evaluation's "
-                                         "wall-time limit and was killed") from None
         except (wire.ChannelClosed, ConnectionError, OSError) as exc:
+            if self.expired or time.monotonic() >= self.deadline:
+                self.kill()
+                raise PolicyError("timeout", "the policy did not answer before the evaluation's "
+                                             "wall-time limit and was killed") from None
             raise self._death(exc) from None
         except wire.FrameTooLarge as exc:
             self.kill()
@@ -233,6 +240,7 @@ class PolicyProcess:
                 self.proc.wait(timeout=2.0)
             except (OSError, ValueError, EOFError, subprocess.TimeoutExpired):
                 pass
+        self._watchdog.cancel()
         self.kill()
         self.sock.close()
         shutil.rmtree(self.scratch, ignore_errors=True)
