@@ -54,6 +54,7 @@ from IPython.display import Image, Markdown, display
 
 from glia_nb.baselines.compare import METHODS, run_compare
 from glia_nb.baselines.openevolve_runner import openevolve_status
+from glia_nb.runs import runs_dir
 from glia_nb.tasks import get_task
 
 pd.set_option("display.precision", 3)
@@ -65,7 +66,7 @@ if MODEL:   # the real comparison: the full task (10 seeds of 1,000 s), three ru
 else:       # no key: a quick look at the methods that need none
     task = task.replace(duration_s=600, num_eval_seeds=2)
     BUDGETS, RUNS = [15], 1   # the offline researcher is deterministic: one run says it all
-OUT = Path(os.environ.get("GLIA_RUNS", "glia_runs")) / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
+OUT = runs_dir() / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
 print(f"model: {MODEL or 'none'}; task {task.name}: {len(task.seeds)} seeds of "
       f"{task.load_scenario().duration_s:g} s; budgets {BUDGETS}; {RUNS} run(s) per method")
 """, "setup"),

@@ -199,16 +199,16 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from glia_nb.tasks.budget import Budget
-from glia_nb.research.offline.researcher import OfflineSupervisorModel
+from glia_nb.research.offline.researcher import OfflineSupervisor
 from glia_nb.research.report import experiments_frame, summarize_session
+from glia_nb.runs import runs_dir
 from glia_nb.research.session.session import Session
 from glia_nb.tasks import get_task
 from glia_nb.widgets import RequestBreakdown, ResearchPanel, SupervisorInbox, compare_routers, wait_async
 
 pd.set_option("display.precision", 3)
 T0 = time.time()
-here = Path.cwd()
-RUNS = Path(os.environ.get("GLIA_RUNS") or (here.parent if here.name == "notebooks" else here) / "glia_runs")
+RUNS = runs_dir()  # $GLIA_RUNS, else glia_runs/ at the repository root
 """, "setup"),
     md("""
 ## The task
@@ -228,7 +228,7 @@ print(task.render_text()[:1200], "…")
 session = Session.create(
     task, RUNS,
     researcher_client=RESEARCHER,
-    supervisor_client=OfflineSupervisorModel() if RESEARCHER == "offline" else None,
+    supervisor_client=OfflineSupervisor() if RESEARCHER == "offline" else None,
     budget=Budget(max_simulations=MAX_SIMULATIONS, max_usd=MAX_USD),
     approval=APPROVAL,
 )

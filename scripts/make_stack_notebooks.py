@@ -26,10 +26,11 @@ from IPython.display import Markdown, display
 
 from glia_nb.plots import stack as plots_stack
 from glia_nb.evaluation import stack
+from glia_nb.runs import runs_dir
 
 pd.set_option("display.precision", 3)
 T0 = time.time()
-RUNS = Path(os.environ.get("GLIA_RUNS") or "glia_runs")
+RUNS = runs_dir()  # $GLIA_RUNS, else glia_runs/ at the repository root
 """
 
 # --------------------------------------------------------------------------- 04

@@ -33,7 +33,9 @@ Grids need at least two strictly increasing, finite, non-negative points; times 
 and non-negative.  Prefill cells with ``chunk > kv_context`` never occur in a simulation; fill
 them with anything sensible (the shipped tables use the value at ``kv_context = chunk``).
 Shipped tables live in ``sim_core/data/latency/<gpu>__<model>__tp<tp>.json`` and are derived by
-``scripts/derive_latency_tables.py`` (roofline model calibrated to Vidur's A10 profile).
+``scripts/derive_latency_tables.py`` from Vidur's measured operator profiles and a roofline
+(``sim_core.roofline``); ``LatencyTable.from_vidur`` reads Vidur's profile CSVs
+(``sim_core.vidur_profiles``).  ``<model>-v1`` tables are the first calibration, kept for comparison.
 
 Blob layout (``LatencyTable.pack()``, one float64 array read by the compiled functions).  The first
 ``HEADER_LEN`` slots hold integers stored as floats; ``off_*`` are offsets into the blob::
@@ -63,6 +65,8 @@ from pathlib import Path
 
 import numpy as np
 from numba import njit
+
+from sim_core.roofline import GPUS, Efficiency
 
 FORMAT = "glia-nb-latency-table/1"
 BLOB_VERSION = 1.0
@@ -231,6 +235,25 @@ class LatencyTable:
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}: not valid JSON ({exc})") from exc
         return cls.from_dict(doc, source=str(path))
+
+    @classmethod
+    def from_vidur(cls, directory, *, gpu: str, model: str, tp: int = 1,
+                   efficiency: "Efficiency | None" = None, all_reduce=None) -> "LatencyTable":
+        """A table from Vidur's profile files (``mlp.csv``, optional ``attention.csv`` and
+        ``all_reduce.csv``) in ``directory``; see :mod:`sim_core.vidur_profiles`.
+        ``efficiency`` sets the roofline used for what the files lack (default: the factors
+        recorded in a shipped table of the same GPU, :func:`default_efficiency`)."""
+        # Lazy: the profile reader needs pandas, which simulating never does.
+        from sim_core.vidur_profiles import table_fields_from_vidur
+
+        if gpu not in GPUS:
+            raise ValueError(f"unknown gpu {gpu!r}; known: {sorted(GPUS)}")
+        source = "given"
+        if efficiency is None:
+            efficiency, source = default_efficiency(gpu)
+        return cls(**table_fields_from_vidur(directory, gpu=gpu, model=model, tp=tp,
+                                             efficiency=efficiency, efficiency_source=source,
+                                             all_reduce=all_reduce))
 
     def save(self, path) -> None:
         """Write the table as JSON, one grid or table row per line so it stays hand-editable."""
@@ -408,3 +431,15 @@ def load_latency_table(gpu: str = "a10", model: str = "llama-3-8b", tp: int = 1)
                          f"shipped: {have}. Load your own with LatencyTable.load(path).")
     with resources.as_file(entry) as path:
         return LatencyTable.load(path)
+
+
+def default_efficiency(gpu: str) -> tuple[Efficiency, str]:
+    """The efficiency factors recorded in a shipped table of ``gpu`` (for roofline fallbacks)."""
+    for g, m, tp in available_latency_tables():
+        if g == gpu and not m.endswith("-v1"):
+            prov = load_latency_table(g, m, tp).provenance_dict
+            known = set(Efficiency.__dataclass_fields__)
+            eff = prov.get("efficiency") or {}
+            if set(eff) >= {"eta_gemm_lo", "eta_gemm_hi", "n_half", "eta_bw_weights", "eta_bw_kv"}:
+                return Efficiency(**{k: v for k, v in eff.items() if k in known}), f"{g}/{m}/tp{tp}"
+    raise ValueError(f"no shipped {gpu!r} table records roofline efficiencies; pass efficiency=")

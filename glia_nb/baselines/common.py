@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from glia_nb.progress import fmt
+
 __all__ = ["EvalRecord", "RunLedger", "SharedEvaluator", "MethodContext", "MethodRun",
            "extract_candidate", "extract_thought", "check_candidate", "best_so_far",
            "code_hash", "MAX_CONSECUTIVE_LLM_ERRORS"]
@@ -398,7 +400,7 @@ class MethodContext:
         rec = self.evaluator.evaluate(code, self.ledger, label, meta=meta,
                                       subdir=str(Path(self.out_dir).resolve() / "candidates"))
         if rec is not None:
-            what = f"score {rec.score:.3f}" if rec.ok and rec.score is not None else \
+            what = f"score {fmt(rec.score)}" if rec.ok and rec.score is not None else \
                 f"{rec.error_kind}: {(rec.error or '').splitlines()[0][:120] if rec.error else ''}"
             tag = f"sim {rec.sim}" if rec.counted else ("repeat" if rec.cached else "not run")
             self.say(f"{label}: {tag}, {what}")

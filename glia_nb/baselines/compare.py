@@ -24,10 +24,11 @@ from __future__ import annotations
 import json
 import os
 import random
-import sys
 import time
 import traceback
 from pathlib import Path
+
+from glia_nb.progress import fmt
 
 METHODS = ("as-is", "funsearch", "eoh", "openevolve", "glia-scg", "glia-par4", "glia-seq",
            "baselines")
@@ -250,7 +251,9 @@ def run_compare(task="routing-a10", methods=METHODS, budgets=(15,), runs: int = 
         from glia_nb.tasks.budget import Budget
 
         budget_usd = Budget.coerce(task.budget).max_usd
-    out = Path(out or Path("glia_runs") / f"compare-{task.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    from glia_nb.runs import runs_dir
+
+    out = Path(out or runs_dir() / f"compare-{task.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
     say = progress or (lambda text: None)
     own_pool = executor is None
@@ -260,12 +263,12 @@ def run_compare(task="routing-a10", methods=METHODS, budgets=(15,), runs: int = 
         evaluator = SharedEvaluator(task, out, executor=executor, limits=limits)
         code = starting_program(task)
         baseline = evaluator.evaluate_free(code, "start-llq")
-        say(f"starting program (LLQ): {baseline.score}")
+        say(f"starting program (LLQ): {fmt(baseline.score)}")
         fixed = []
         if "baselines" in methods:
             for name, spec in FIXED_ROUTERS.items():
                 fixed.append(run_fixed(evaluator, name, spec))
-                say(f"fixed router {name}: {fixed[-1]['score']}")
+                say(f"fixed router {name}: {fmt(fixed[-1]['score'])}")
         per_budget = {}
         for budget in budgets:
             runs_by_method = {}
@@ -297,7 +300,7 @@ def run_compare(task="routing-a10", methods=METHODS, budgets=(15,), runs: int = 
                                              params=(method_params or {}).get(method, {}),
                                              progress=tell)
                     say(f"[b{budget} {method} run {r}] {mr.status}: {mr.sims_used} simulations, "
-                        f"best {mr.curve(task.objective.direction)[-1]}")
+                        f"best {fmt(mr.curve(task.objective.direction)[-1])}")
                     runs_by_method[method].append(mr)
             rows = [_summary_row(m, rs, budget, baseline, task.objective.direction)
                     for m, rs in runs_by_method.items()] + [_fixed_row(f, baseline) for f in fixed]
@@ -332,7 +335,8 @@ def register_compare(sub) -> None:
     c.add_argument("--budget-usd", type=float, help="dollar cap per run")
     c.add_argument("--workers", type=int, default=2, help="processes for simulations")
     c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--out", help="output folder (default glia_runs/compare-<task>-<time>)")
+    c.add_argument("--out", help="output folder (default $GLIA_RUNS or glia_runs/ at the repository root, "
+                   "then compare-<task>-<time>)")
     c.add_argument("--duration", type=float, help="shorter traces, in simulated seconds "
                    "(quick checks and tests; results are not comparable to full runs)")
     c.add_argument("--eval-seeds", type=int, help="evaluate over the scenario's first N seeds")
@@ -351,11 +355,13 @@ def cmd_compare(args) -> int:
     if args.eval_seeds:
         changes["num_eval_seeds"] = args.eval_seeds
     task = task.replace(**changes) if changes else task
-    live = not args.json and sys.stderr.isatty()
+    from glia_nb.progress import note
+
+    # Progress lines on stderr whatever stdout is: a comparison takes minutes.
     doc = run_compare(task, parse_methods(args.methods), parse_budgets(args.budget_sims),
                       args.runs, args.model, args.out, glia_researcher=args.glia_researcher,
                       budget_usd=args.budget_usd, workers=args.workers, seed=args.seed,
-                      progress=(lambda t: print("  " + t, file=sys.stderr)) if live else None)
+                      progress=lambda t: note("  " + t))
     if args.json:
         print(json.dumps(doc, default=str))
         return 0

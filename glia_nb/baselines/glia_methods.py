@@ -24,7 +24,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from glia_nb.baselines.common import EvalRecord, MethodRun
-from glia_nb.research.multi import MultiResult, ParallelGlia, SequentialGlia, _pick_best
+from glia_nb.progress import fmt
+from glia_nb.research.multi import MultiResult, ParallelGlia, SequentialGlia, _pick_best, reached
 from glia_nb.research.tools import ToolBox, ToolResult
 
 FIXED_ROUTERS = {"RR": "round_robin", "LLQ": "llq", "LOR": "lor", "HRA": "hra"}
@@ -69,9 +70,9 @@ class _Budgeted:
 
         sup = self.supervisor_client
         if sup is None and self.researcher == "offline":
-            from glia_nb.research.offline.researcher import OfflineSupervisorModel
+            from glia_nb.research.offline.researcher import OfflineSupervisor
 
-            sup = OfflineSupervisorModel()
+            sup = OfflineSupervisor()
         n_seeds = len(self.task.seeds)
         budget = replace(Budget.coerce(self.budget), max_simulations=experiments * n_seeds)
         if usd is not None:
@@ -141,8 +142,7 @@ class BudgetedSequentialGlia(_Budgeted, SequentialGlia):
                 s.run()
                 sessions.append(s)
                 _, best = _pick_best(sessions)
-                if self.target is not None and best and best.get("score") is not None \
-                        and best["score"] <= self.target:
+                if reached(self.target, best, s.lower_is_better):
                     break
         best_s, best = _pick_best(sessions)
         return MultiResult(sessions=sessions, best_session=best_s, best=best)
@@ -186,7 +186,7 @@ def run_glia(method: str, task, out_dir, researcher, budget_sims: int, *, execut
                              meta={"context": i, "hypothesis": ev.get("hypothesis")})
             records.append(rec)
         if progress:
-            progress(f"context {i} experiment {ev.get('name')}: score {ev.get('score')}")
+            progress(f"context {i} experiment {ev.get('name')}: score {fmt(ev.get('score'))}")
 
     result = runner.run(progress=on_event)
     usd = sum(float((s.budget_used or {}).get("usd", 0.0) or 0.0) for s in result.sessions)

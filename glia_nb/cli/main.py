@@ -1,4 +1,4 @@
-"""The ``glia`` command line: simulate, study, report, compare.
+"""The ``glia`` command line: simulate, study, report, compare, publish.
 
 Every subcommand ends bad input with a one-line ``glia: error: ...`` and exit status 2,
 never a traceback.
@@ -10,6 +10,8 @@ import contextlib
 import json
 import sys
 from pathlib import Path
+
+from glia_nb.cli.latency import register as register_latency
 
 
 class CLIError(Exception):
@@ -52,8 +54,9 @@ def run_simulations(scenario_name: str, router: str, seeds: int | list[int], *, 
     warm_up()  # cpu_s/wall_s then time the simulations, not the loading of compiled code
     iterator = seed_list
     if progress:
-        from tqdm.auto import tqdm
-        iterator = tqdm(seed_list, desc=f"{router} on {scenario_name}", unit="seed", leave=False)
+        from glia_nb.progress import progress as _bar
+
+        iterator = _bar(seed_list, desc=f"{router} on {scenario_name}", unit="seed", leave=False)
     specs = {"router": router, "batch_policy": batch_policy, "autoscaler": autoscaler}
     with contextlib.ExitStack() as stack:
         if trusted:
@@ -131,7 +134,7 @@ def _cmd_simulate(args) -> int:
         return cmd_sweep_one(args)
     doc = run_simulations(args.scenario, args.router, args.seeds, out=args.out,
                           trace_csv=args.trace, duration_s=args.duration,
-                          progress=not args.json and sys.stderr.isatty(),
+                          progress=True,  # on stderr, also when it is not a terminal
                           batch_policy=args.batch_policy, autoscaler=args.autoscaler,
                           users=args.users, trusted=args.trusted)
     if args.json:
@@ -169,6 +172,11 @@ def _cmd_scenarios(args) -> int:
     return 0
 
 
+# Every name sim_core.batch_policies.BATCH_POLICIES accepts (tests/glia_nb/cli checks it).
+BATCH_POLICY_HELP = ("replica waiting-queue order: fifo (default; alias arrival), shortest_prefill_first "
+                     "(alias spf), aged_spf:seconds_per_token=X or file.py:Name")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="glia", description="glia-nb: an AI research team for "
                                 "LLM-serving control algorithms, and the simulator it uses.")
@@ -184,8 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--duration", type=float, help="override the scenario's duration (s)")
     s.add_argument("--out", help="write per-seed artifacts (request_metrics.csv, gs_log.csv, ...)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
-    s.add_argument("--batch-policy", help="replica waiting-queue order: fifo (default), "
-                   "shortest_prefill_first, aged_spf:seconds_per_token=X or file.py:Name")
+    s.add_argument("--batch-policy", help=BATCH_POLICY_HELP)
     s.add_argument("--autoscaler", help="throughput, proportional, fixed (parameters as "
                    "proportional:target=30) or file.py:Class; the scenario's pool is the maximum")
     s.add_argument("--users", type=int, help="closed-loop scenarios: number of users")
@@ -200,8 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     _register_research_commands(sub)
     _register_stack_commands(sub)
+    register_latency(sub)
+    from glia_nb.cli.publish import register as register_publish
+    register_publish(sub)
     from glia_nb.cli.trust import register as register_trust
-
     register_trust(sub)
     return p
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,12 +24,15 @@ def register(sub) -> None:
     s.add_argument("--target", type=float, help="with --sequential: stop at this score")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=2, help="processes for simulations")
-    s.add_argument("--out", help="where session folders go (default glia_runs/<task>-<time>)")
+    s.add_argument("--duration", type=float, help="override the task's traffic duration (s): quicker, noisier")
+    s.add_argument("--out", help="where session folders go (default $GLIA_RUNS or glia_runs/ at the "
+                   "repository root, then <task>-<time>)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=cmd_study)
 
     r = sub.add_parser("report", help="summarise a session from its journal")
-    r.add_argument("dir", help="a session folder (holding journal.jsonl)")
+    r.add_argument("dir", help="a session folder (holding journal.jsonl) or a study's folder "
+                   "(every session below it is reported)")
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=cmd_report)
 
@@ -62,7 +65,9 @@ def run_study(task_name: str = "routing-a10", researcher: str = "offline", *, bu
 
     task = task or get_task(task_name)
     budget = _budget(task, budget_sims, budget_usd)
-    root = Path(out or Path("glia_runs") / f"{task.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    from glia_nb.runs import runs_dir
+
+    root = Path(out or runs_dir() / f"{task.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     kw = dict(budget=budget, max_workers=workers, seed=seed)
     if parallel:
         runner = ParallelGlia(parallel, task, root, researcher, **kw)
@@ -71,7 +76,7 @@ def run_study(task_name: str = "routing-a10", researcher: str = "offline", *, bu
     result = runner.run(progress=progress)
     sessions = result.sessions
     best_s = result.best_session or sessions[0]
-    base = best_s.workspace.baseline_score
+    base = best_s.baseline_score
     best = result.best_score
     cost = sum(float(s.budget_used.get("usd", 0.0) or 0.0) for s in sessions)
     n_exp = sum(len([e for e in s.experiments if e.get("id", 1) != 0]) for s in sessions)
@@ -100,23 +105,44 @@ def _ratio(task, base, best):
 
 
 def cmd_study(args) -> int:
-    live = not args.json and sys.stderr.isatty()
+    from glia_nb.progress import fmt, note, progress as bar
+    from glia_nb.tasks import get_task
+
+    task = get_task(args.task)
+    if args.duration:
+        if args.duration <= 0:
+            raise ValueError("--duration must be > 0 seconds")
+        task = task.replace(duration_s=args.duration)
+    contexts = args.parallel or args.sequential or 1
+    expected = args.budget_sims * contexts if args.budget_sims else None
+    # Progress on stderr whatever stdout is (a pipe, a file, --json): a study takes minutes.
+    experiments = bar(total=expected, desc=f"study {task.name}", unit="experiment")
+    lock = threading.Lock()
 
     def progress(i, ev):
-        if live and ev.get("type") == "experiment":
-            print(f"  [context {i}] experiment {ev.get('name')}: score {ev.get('score')}",
-                  file=sys.stderr)
+        t = ev.get("type")
+        if t == "baseline":
+            note(f"  [context {i}] baseline: score {fmt(ev.get('score'))}")
+        elif t == "experiment":
+            with lock:
+                experiments.update(1)
+            status = f"score {fmt(ev.get('score'))}" if ev.get("score") is not None else \
+                ("infeasible" if ev.get("ok") else "failed")
+            note(f"  [context {i}] experiment {ev.get('name')}: {status}" + (" (new best)" if ev.get("improved") else ""))
 
-    doc = run_study(args.task, args.researcher, budget_sims=args.budget_sims,
-                    budget_usd=args.budget_usd, parallel=args.parallel,
-                    sequential=args.sequential, target=args.target, seed=args.seed,
-                    workers=args.workers, out=args.out, progress=progress)
+    try:
+        doc = run_study(args.task, args.researcher, budget_sims=args.budget_sims,
+                        budget_usd=args.budget_usd, parallel=args.parallel,
+                        sequential=args.sequential, target=args.target, seed=args.seed,
+                        workers=args.workers, out=args.out, progress=progress, task=task)
+    finally:
+        experiments.close()
     if args.json:
         print(json.dumps(doc))
         return 0
     print(f"task {doc['task']}  researcher {doc['researcher']}  mode {doc['mode']}")
-    ratio = f"{doc['improvement']:.2f}x better" if doc["improvement"] else "no finite ratio"
-    print(f"baseline score {doc['baseline_score']:.3f}  best score {doc['best_score']:.3f}  "
+    ratio = f"{fmt(doc['improvement'])}x better" if doc["improvement"] else "no finite ratio"
+    print(f"baseline score {fmt(doc['baseline_score'])}  best score {fmt(doc['best_score'])}  "
           f"({ratio}) after {doc['num_experiments']} experiments")
     print(f"best design: {doc['best_experiment']}  (session {doc['session_dir']}, "
           f"${doc['cost_usd']:.2f})")

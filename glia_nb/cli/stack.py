@@ -14,7 +14,9 @@ import json
 import sys
 
 
-def _users(text: str | None) -> list[int]:
+def _users(text: str | None, flag: str) -> list[int]:
+    """User counts from ``--users``/``--sweep-users`` text (``flag`` names the option the
+    person typed, for the error)."""
     from glia_nb.evaluation.stack import DEFAULT_SWEEP_USERS
 
     if not text:
@@ -22,9 +24,9 @@ def _users(text: str | None) -> list[int]:
     try:
         users = [int(u) for u in text.split(",") if u.strip()]
     except ValueError:
-        raise ValueError(f"--sweep-users must be comma-separated integers, got {text!r}") from None
+        raise ValueError(f"{flag} must be comma-separated integers, got {text!r}") from None
     if not users or min(users) < 1:
-        raise ValueError("--sweep-users needs user counts >= 1")
+        raise ValueError(f"{flag} needs user counts >= 1")
     return users
 
 
@@ -56,9 +58,9 @@ def cmd_sweep_one(args) -> int:
 
     ex = _executor(getattr(args, "workers", 1))
     try:
-        doc = concurrency_sweep(args.scenario, args.router, _users(args.sweep_users),
+        doc = concurrency_sweep(args.scenario, args.router, _users(args.sweep_users, "--sweep-users"),
                                 seeds=args.seeds, duration_s=args.duration,
-                                batch_policy=args.batch_policy, executor=ex)
+                                batch_policy=args.batch_policy, executor=ex, progress=True)
     finally:
         if ex:
             ex.shutdown()
@@ -73,14 +75,19 @@ def cmd_sweep(args) -> int:
     """``glia sweep``: several routers' curves and where the bar is met."""
     from glia_nb.evaluation.stack import concurrency_sweep, sweep_bar
 
+    users = _users(args.users, "--users")
+    if args.out and not str(args.out).lower().endswith((".png", ".svg", ".pdf")):
+        raise ValueError(f"--out must name a .png, .svg or .pdf file, got {args.out!r}")
     ex = _executor(args.workers)
     try:
-        curves = {r: concurrency_sweep(args.scenario, r, _users(args.users), seeds=args.seeds,
-                                       duration_s=args.duration, limit=args.limit, executor=ex)
+        curves = {r: concurrency_sweep(args.scenario, r, users, seeds=args.seeds, duration_s=args.duration,
+                                       limit=args.limit, executor=ex, progress=True)
                   for r in args.routers}
     finally:
         if ex:
             ex.shutdown()
+    if args.out:
+        _save_tradeoff(curves, args.limit, args.out)
     doc = {"scenario": args.scenario, "ttft_limit_s": args.limit, "curves": curves,
            "slo_qps": {r: c["slo_qps"] for r, c in curves.items()},
            "meets_where_other_violates": sweep_bar(curves, args.limit)}
@@ -90,11 +97,30 @@ def cmd_sweep(args) -> int:
     for c in curves.values():
         _print_curve(c)
         print()
+    if args.out:
+        print(f"figure: {args.out}")
     for b in doc["meets_where_other_violates"]:
         print(f"{b['meets']} meets the bound at {b['qps_meets']:.2f} QPS ({b['users_meets']} users, "
               f"P90 TTFT {b['ttft_meets']:.2f} s) where {b['violates']} violates it at "
               f"{b['qps_violates']:.2f} QPS ({b['users_violates']} users, {b['ttft_violates']:.2f} s)")
     return 0
+
+
+def _save_tradeoff(curves: dict, limit: float, path: str) -> None:
+    """Draw the curves (:func:`glia_nb.plots.stack.ttft_tradeoff`) into ``path``."""
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")  # a command draws to a file, never to a window
+    import matplotlib.pyplot as plt
+
+    from glia_nb.plots.stack import ttft_tradeoff
+
+    ax = ttft_tradeoff(curves, limit)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    ax.figure.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(ax.figure)
 
 
 def cmd_stack(args) -> int:
@@ -110,7 +136,7 @@ def cmd_stack(args) -> int:
     try:
         doc = compare_stacks(args.scenario, seeds=args.seeds, duration_s=args.duration,
                              tune=args.tune, stacks=stacks, executor=ex,
-                             progress=not args.json and sys.stderr.isatty())
+                             progress=True)  # on stderr, also when it is not a terminal
     finally:
         if ex:
             ex.shutdown()
@@ -182,6 +208,8 @@ def register(sub) -> None:
     w.add_argument("--duration", type=float, help="override the scenario's duration (s)")
     w.add_argument("--limit", type=float, default=1.5, help="P90 TTFT bound (s)")
     w.add_argument("--workers", type=int, default=1, help="processes for simulations")
+    w.add_argument("--out", metavar="FILE.png", help="also draw the curves into this figure "
+                   "(.png, .svg or .pdf)")
     w.add_argument("--json", action="store_true")
     w.set_defaults(func=cmd_sweep)
 

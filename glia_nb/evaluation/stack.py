@@ -149,11 +149,16 @@ def slo_throughput(points: Sequence[dict], limit: float = TTFT_LIMIT_S,
 
 def concurrency_sweep(scenario="routing-h100-prefill", router="llq", users=DEFAULT_SWEEP_USERS,
                       *, seeds=3, duration_s=None, batch_policy=None, limit=TTFT_LIMIT_S,
-                      executor: Executor | None = None) -> dict:
-    """Run a closed-loop scenario at each user count; one point per count (means over seeds)."""
+                      executor: Executor | None = None, progress: bool = False) -> dict:
+    """Run a closed-loop scenario at each user count; one point per count (means over seeds).
+    ``progress`` shows a bar over the user counts."""
     keys = ("throughput_qps", "p90_ttft_s", "mean_ttft_s", "mean_e2e_s", "p90_e2e_s",
             "restart_fraction", "num_requests")
     points = []
+    if progress:
+        from glia_nb.progress import progress as _bar
+
+        users = _bar(list(users), desc=f"{router} on {scenario}", unit="load")
     for u in users:
         agg = evaluate_config(get_scenario(scenario, duration_s=duration_s, users=int(u)),
                               router=router, batch_policy=batch_policy, seeds=seeds,

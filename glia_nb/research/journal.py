@@ -1,6 +1,7 @@
 """Append-only JSONL journal of a study: one JSON object per line, durable per record.
 
-The first line is a header (``type == "header"``, ``seq == 0``) with the glia-nb,
+The first line is a header (``type == "header"``, ``seq == 0``) with the schema version
+(:data:`glia_nb.research.records.SCHEMA_VERSION`), the glia-nb,
 Python, NumPy and Numba versions and whatever the caller adds (task, config, seed).
 Every later line is ``{"seq": n, "ts": ISO-8601 UTC, "type": ..., **fields}`` with ``seq``
 increasing by one. Each record is flushed and ``fsync``-ed before ``append`` returns,
@@ -10,19 +11,17 @@ torn last line, and :meth:`Journal.open` cuts it off before appending again.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
-import enum
 import json
-import math
 import os
 import platform
 import threading
 from importlib import metadata
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
+from glia_nb.research.jsonable import finite_or_none, to_jsonable
+from glia_nb.research.records import SCHEMA_VERSION, Record, record_type
 
 __all__ = ["Journal", "JournalCorruptError", "read_journal", "to_jsonable", "environment_info",
            "finite_or_none"]
@@ -32,72 +31,6 @@ _RESERVED = frozenset({"seq", "ts", "type"})
 
 class JournalCorruptError(ValueError):
     """A journal line other than the last is not a JSON object, or the header is missing."""
-
-
-def to_jsonable(obj: Any) -> Any:
-    """Convert ``obj`` to JSON-native values (dict with str keys, list, str, int, float,
-    bool, None).
-
-    Handles NumPy scalars and arrays, objects with ``to_dict()``, dataclasses, paths,
-    dates, enums, sets and tuples. Non-finite floats (NaN, ±inf) become None because
-    strict JSON has no spelling for them. Anything else raises ``TypeError``.
-    """
-    if obj is None or isinstance(obj, (bool, str)):
-        return obj
-    if isinstance(obj, int) and not isinstance(obj, enum.Enum):
-        return int(obj)
-    if isinstance(obj, float):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, np.generic):
-        return to_jsonable(obj.item())
-    if isinstance(obj, np.ndarray):
-        return [to_jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, enum.Enum):
-        return to_jsonable(obj.value)
-    if isinstance(obj, Mapping):
-        return {_key(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, (set, frozenset)):
-        items = [to_jsonable(v) for v in obj]
-        try:
-            return sorted(items)
-        except TypeError:  # mixed types: keep a deterministic order anyway
-            return sorted(items, key=repr)
-    if isinstance(obj, PurePath):
-        return str(obj)
-    if isinstance(obj, (_dt.datetime, _dt.date, _dt.time)):
-        return obj.isoformat()
-    if isinstance(obj, _dt.timedelta):
-        return obj.total_seconds()
-    to_dict = getattr(obj, "to_dict", None)
-    if callable(to_dict) and not isinstance(obj, type):
-        return to_jsonable(to_dict())
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    raise TypeError(f"cannot store a {type(obj).__module__}.{type(obj).__qualname__} in the journal")
-
-
-def finite_or_none(value: Any) -> float | None:
-    """``value`` as a finite float, or None (missing, non-numeric, NaN or infinite): how
-    scores read back from journals, ledgers and tool results are compared."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
-
-
-def _key(k: Any) -> str:
-    if isinstance(k, str):
-        return k
-    if isinstance(k, np.generic):
-        k = k.item()
-    if isinstance(k, (bool, int, float, PurePath)) or k is None:
-        return str(k)
-    if isinstance(k, enum.Enum):
-        return str(k.value)
-    raise TypeError(f"journal dict keys must be str-like, got {type(k).__name__}")
 
 
 def _now() -> str:
@@ -181,7 +114,8 @@ class Journal:
         if bad:
             raise ValueError(f"header fields {sorted(bad)} are reserved")
         p.parent.mkdir(parents=True, exist_ok=True)
-        record = {"type": "header", "seq": 0, **environment_info(), "created": _now(), **extra}
+        record = {"type": "header", "seq": 0, "schema": SCHEMA_VERSION, **environment_info(), "created": _now(),
+                  **extra}
         data = _dumps(record)  # serialize before touching the file, so a bad header leaves none
         fh = open(p, "wb" if overwrite else "xb")
         try:
@@ -251,6 +185,10 @@ class Journal:
             os.fsync(self._fh.fileno())
             self._next_seq += 1
         return record
+
+    def write(self, record: Record) -> dict[str, Any]:
+        """Append a typed record (see :mod:`glia_nb.research.records`); return it as written."""
+        return self.append(record_type(record), **record.to_dict())
 
     def close(self) -> None:
         """Close the file; later appends raise."""

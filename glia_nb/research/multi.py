@@ -33,15 +33,24 @@ class MultiResult:
         return [(s.best or {}).get("score") for s in self.sessions]
 
 
-def _pick_best(sessions: list, lower_is_better: bool = True) -> tuple[Any, dict | None]:
+def _pick_best(sessions: list) -> tuple[Any, dict | None]:
+    """The session with the best result (each session's ``best`` is folded from its journal;
+    the objective's direction comes from the session) and that result."""
     best_s, best = None, None
     for s in sessions:
         b = s.best
         if not b or b.get("score") is None:
             continue
-        if best is None or (b["score"] < best["score"] if lower_is_better else b["score"] > best["score"]):
+        if best is None or (b["score"] < best["score"] if s.lower_is_better else b["score"] > best["score"]):
             best_s, best = s, b
     return best_s, best
+
+
+def reached(target: float | None, best: dict | None, lower_is_better: bool) -> bool:
+    """Whether ``best`` is at least as good as ``target`` (never when either is missing)."""
+    if target is None or not best or best.get("score") is None:
+        return False
+    return best["score"] <= target if lower_is_better else best["score"] >= target
 
 
 def _toolbox_factory(executor: Executor | None) -> Callable:
@@ -72,9 +81,9 @@ class _Runner:
 
         sup = self.supervisor_client
         if sup is None and self.researcher == "offline":
-            from glia_nb.research.offline.researcher import OfflineSupervisorModel
+            from glia_nb.research.offline.researcher import OfflineSupervisor
 
-            sup = OfflineSupervisorModel()
+            sup = OfflineSupervisor()
         return Session.create(self.task, self.root / f"context{index}", self.researcher,
                               supervisor_client=sup, budget=self.budget,
                               seed=self.seed + index,
@@ -136,8 +145,7 @@ class SequentialGlia(_Runner):
                 s.run()
                 sessions.append(s)
                 _, best = _pick_best(sessions)
-                if self.target is not None and best and best["score"] is not None \
-                        and best["score"] <= self.target:
+                if reached(self.target, best, s.lower_is_better):
                     break
         best_s, best = _pick_best(sessions)
         return MultiResult(sessions=sessions, best_session=best_s, best=best)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from glia_nb.research.agent import Agent, AgentConfig, StepResult, load_prompt
 from glia_nb.llm.types import Message
@@ -23,6 +23,7 @@ __all__ = [
     "ReviewState",
     "Supervisor",
     "SupervisorConfig",
+    "review_trigger",
     "parse_decision",
     "strip_code",
 ]
@@ -95,6 +96,11 @@ class ReviewContext:
     trigger: str
     previous: Sequence[str] = ()
     budget_summary: str = ""
+    # The same results as data (journal experiment records, the baseline record) and the
+    # layer under design, for a Supervisor that reads them rather than the rendered prompt.
+    experiments: Sequence[Mapping[str, Any]] = ()
+    baseline: Mapping[str, Any] | None = None
+    layer: str = ""
 
 
 @dataclass(frozen=True)
@@ -238,25 +244,15 @@ class Supervisor:
         """The Supervisor's model name."""
         return self.agent.model
 
+    @property
+    def provider(self) -> str:
+        """The Supervisor's model provider."""
+        return str(getattr(self.agent.client, "provider", ""))
+
     def should_review(self, state: ReviewState) -> str | None:
         """The trigger that calls for a review now (``finish``, ``stall``, ``idle``,
         ``every_n_turns``), or None."""
-        cfg = self.config
-        if state.finished:
-            return "finish" if cfg.trigger_on_finish else None
-        k = cfg.stall_experiments
-        if (
-            k is not None
-            and state.experiments_since_improvement >= k
-            and state.experiments - state.experiments_at_last_review >= k
-        ):
-            return "stall"
-        if cfg.trigger_on_idle and state.idle:
-            return "idle"
-        n = cfg.every_n_turns
-        if n is not None and state.turn - state.turn_at_last_review >= n:
-            return "every_n_turns"
-        return None
+        return review_trigger(self.config, state)
 
     def review(self, context: ReviewContext) -> Decision:
         """Ask the model for a decision on ``context``; LLM errors propagate."""
@@ -268,3 +264,23 @@ class Supervisor:
 
     def __repr__(self) -> str:
         return f"Supervisor(model={self.model!r}, config={self.config})"
+
+
+def review_trigger(cfg: SupervisorConfig, state: ReviewState) -> str | None:
+    """The trigger that calls for a review now under ``cfg`` (``finish``, ``stall``,
+    ``idle``, ``every_n_turns``), or None: one rule for every Supervisor."""
+    if state.finished:
+        return "finish" if cfg.trigger_on_finish else None
+    k = cfg.stall_experiments
+    if (
+        k is not None
+        and state.experiments_since_improvement >= k
+        and state.experiments - state.experiments_at_last_review >= k
+    ):
+        return "stall"
+    if cfg.trigger_on_idle and state.idle:
+        return "idle"
+    n = cfg.every_n_turns
+    if n is not None and state.turn - state.turn_at_last_review >= n:
+        return "every_n_turns"
+    return None

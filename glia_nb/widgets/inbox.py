@@ -17,11 +17,17 @@ from typing import Any, Mapping
 
 import ipywidgets as W
 
+from glia_nb.research import records as R
+from glia_nb.research.fold import StudyState, fold
 from glia_nb.widgets._base import SessionBox
 
 __all__ = ["SupervisorInbox"]
 
 SLOTS = 3  # the session waits while an intervention is pending, so one is the usual case
+
+# The records that change the approval queue or the approval mode.
+_QUEUE_TYPES = frozenset(cls.TYPE for cls in (R.InterventionQueued, R.InterventionApproved, R.InterventionEdited,
+                                              R.InterventionRejected, R.ApprovalPolicy, R.Resumed))
 
 
 class _Card:
@@ -80,7 +86,7 @@ class SupervisorInbox(SessionBox):
         self._glia_lock = threading.RLock()
         self._ready = False
         self._buffer: list[dict[str, Any]] = []
-        self._pending: dict[str, dict[str, Any]] = {}
+        self._state = StudyState()  # only its approval queue is used here
         self._history: list[str] = []
         self._syncing = False
 
@@ -113,9 +119,7 @@ class SupervisorInbox(SessionBox):
         pending = session.pending_interventions()
         approval = session.approval
         with self._glia_lock:
-            for iv in pending:
-                d = iv.to_dict() if hasattr(iv, "to_dict") else dict(vars(iv))
-                self._pending[d["id"]] = d
+            self._state.pending = {iv.id: iv for iv in pending}
             self._set_policy(approval)
             for ev in self._buffer:  # idempotent: replays of what the snapshot holds change nothing
                 self._fold(ev)
@@ -126,8 +130,7 @@ class SupervisorInbox(SessionBox):
     # ------------------------------------------------------------------ events (any thread)
     def _on_event(self, ev: Mapping[str, Any]) -> None:
         t = ev.get("type")
-        if t not in ("intervention_queued", "intervention_approved", "intervention_edited",
-                     "intervention_rejected", "approval_policy", "resumed"):
+        if t not in _QUEUE_TYPES:
             return
         with self._glia_lock:
             if not self._ready:
@@ -136,12 +139,15 @@ class SupervisorInbox(SessionBox):
             self._fold(ev)
             self._render()
 
+    @property
+    def _pending(self) -> dict[str, dict[str, Any]]:
+        return {k: iv.to_dict() for k, iv in self._state.pending.items()}
+
     def _fold(self, ev: Mapping[str, Any]) -> None:
         t, iv_id = ev.get("type"), ev.get("id")
-        if t == "intervention_queued":
-            self._pending[iv_id] = {k: ev.get(k) for k in ("id", "kind", "text", "reason", "trigger")}
-        elif t in ("intervention_approved", "intervention_edited", "intervention_rejected"):
-            was = self._pending.pop(iv_id, None)
+        was = self._pending.get(iv_id)
+        fold(self._state, ev)  # the journal's fold keeps the queue
+        if t in ("intervention_approved", "intervention_edited", "intervention_rejected"):
             if ev.get("auto"):
                 self._note(f"{iv_id} ({ev.get('kind')}) auto-approved: {ev.get('text', '')}")
             elif was is not None or t != "intervention_approved":

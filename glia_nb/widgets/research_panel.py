@@ -18,17 +18,21 @@ from typing import Any, Mapping
 
 import ipywidgets as W
 
+from glia_nb.research.fold import fold, new_state
+from glia_nb.research import records as R
+from glia_nb.research.records import ENDED
 from glia_nb.widgets._base import SessionBox
 from glia_nb.widgets.transcript import Transcript
 
 __all__ = ["ResearchPanel"]
 
-ENDED = ("stopped", "finished", "failed")
 _LEDGER_COLUMNS = ("#", "name", "score", "gain vs baseline", "restarted", "p90 TTFT s", "sims", "note")
 _TRANSCRIPT_TYPES = frozenset({
-    "user_message", "assistant", "tool_result", "baseline", "experiment", "supervisor_review",
-    "intervention_queued", "intervention_approved", "intervention_edited", "intervention_rejected",
-    "nudge", "pause", "resume", "stop", "approval_policy", "budget_exhausted", "error", "finished",
+    *(cls.TYPE for cls in (R.UserMessage, R.Assistant, R.ToolResultRecord, R.Baseline, R.Experiment,
+                           R.SupervisorReview, R.InterventionQueued, R.InterventionApproved,
+                           R.InterventionEdited, R.InterventionRejected, R.Nudge, R.ApprovalPolicy,
+                           R.BudgetExhausted, R.Error, R.Finished)),
+    *R.CONTROL_TYPES,
 })
 
 
@@ -57,13 +61,13 @@ class ResearchPanel(SessionBox):
         self._glia_lock = threading.RLock()
         self._ready = False
         self._transcript = Transcript(max_entries=max_entries)
-        self._experiments: list[dict[str, Any]] = []
-        self._baseline: dict[str, Any] | None = None
         self._status = "created"
         self._plot = plot
         task = getattr(session, "task", None)
         objective = getattr(task, "objective", None)
         self._lower = getattr(objective, "direction", "min") != "max"
+        # The view's model is the journal's fold, the same one the session keeps.
+        self._state = new_state(lower_is_better=self._lower)
         self._metric = getattr(objective, "name", "score")
 
         title = getattr(task, "title", "") or getattr(task, "name", "") or "research session"
@@ -146,11 +150,9 @@ class ResearchPanel(SessionBox):
             self._status = str(ev.get("status"))
         elif t == "finished":
             self._status = str(ev.get("status") or self._status)
-        if t == "experiment":
-            self._experiments.append(dict(ev))
-            changed["ledger"] = changed["plot"] = True
-        elif t == "baseline":
-            self._baseline = dict(ev)
+        if ev.get("seq") is not None:  # a journal record (status events have no seq)
+            fold(self._state, ev)
+        if t in (R.Experiment.TYPE, R.Baseline.TYPE):
             changed["ledger"] = changed["plot"] = True
         if t in _TRANSCRIPT_TYPES:
             changed["transcript"] = self._transcript.add(ev)
@@ -201,15 +203,16 @@ class ResearchPanel(SessionBox):
         base = _num((self._baseline or {}).get("score"))
         return self._experiments, base
 
+    @property
+    def _experiments(self) -> list[dict[str, Any]]:
+        return self._state.experiments
+
+    @property
+    def _baseline(self) -> dict[str, Any] | None:
+        return self._state.baseline
+
     def _best(self) -> dict[str, Any] | None:
-        best = None
-        for e in self._experiments:
-            s = _num(e.get("score"))
-            if s is None:
-                continue
-            if best is None or (s < best["score"] if self._lower else s > best["score"]):
-                best = {**e, "score": s}
-        return best
+        return self._state.best_experiment()
 
     def _best_html(self) -> str:
         best, base = self._best(), _num((self._baseline or {}).get("score"))

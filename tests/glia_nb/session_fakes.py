@@ -137,7 +137,7 @@ class RuleResearcher:
     def __init__(self, toolbox: Any, plan: Sequence[str] = ("run", "run", "finish")) -> None:
         self.toolbox, self.plan, self.turn = toolbox, list(plan), 0
 
-    def step(self, messages):
+    def step(self, messages, on_event=None):
         action = self.plan[min(self.turn, len(self.plan) - 1)]
         self.turn += 1
         cid = f"rule-{self.turn}"

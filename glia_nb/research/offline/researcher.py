@@ -318,80 +318,65 @@ def _new_supervisor_messages(messages: Sequence[Message], seen: int) -> list[str
     return users[seen:]
 
 
-class OfflineSupervisorModel:
-    """A rule-based stand-in for the Supervisor's LLM, behind the same Supervisor loop.
+# What the recall points at, by the layer under design (the profile's question differs).
+_RECALL_FOCUS = {
+    "router": "who waits longest",
+    "batch_policy": "which requests wait longest for a batch slot and what the batch holds back",
+    "autoscaler": "when the pool ran short of replicas and when replicas sat idle",
+}
 
-    Like the LLM Supervisor it sees only the review prompt: the trigger, the experiment
-    ledger and the Researcher's words, never code.  On a plateau it asks why restarts
-    persist (or what is left to compose); when the Researcher wants to stop after few
-    experiments it points at the composition not yet tried; otherwise it says proceed."""
+
+class OfflineSupervisor:
+    """A rule-based Supervisor with the same contract as the LLM one
+    (:class:`glia_nb.research.session.contracts.SupervisorLike`).
+
+    Like the LLM Supervisor it sees only results, never code: it reads the review's
+    structured inputs (the trigger, the experiment records, its earlier interventions, the
+    layer under design). On a plateau it asks why restarts persist (or which earlier finding
+    is not yet combined); when the Researcher wants to stop after few experiments it points
+    at the composition not yet tried; otherwise it says proceed."""
 
     provider = "offline"
     model = "offline-rule-based"
-    context_window = 1_000_000
 
-    def complete(self, messages, tools=None, *, max_tokens=None, temperature=None):
-        from glia_nb.llm.types import Completion, Usage
+    def __init__(self, config: Any = None) -> None:
+        from glia_nb.research.supervisor import SupervisorConfig
 
-        prompt = messages[-1].content if messages else ""
-        kind, text = self.decide(prompt)
-        reply = f"DECISION: {kind}" + (f"\nMESSAGE: {text}" if text else "")
-        return Completion(message=Message.assistant(reply), usage=Usage(), cost_usd=0.0,
-                          model=self.model, provider=self.provider, stop_reason="end_turn",
-                          latency_s=0.0)
+        self.config = config or SupervisorConfig()
 
-    def decide(self, prompt: str) -> tuple[str, str]:
-        """(decision kind, message) for one review prompt."""
-        trigger = _between(prompt, "# Review requested (", ")")
-        rows = _ledger_rows(prompt)
-        earlier = _section(prompt, "## Your earlier interventions")
-        restarts = [r["restarted"] for r in rows if r.get("restarted") is not None]
-        if trigger == "stall":
+    def should_review(self, state: Any) -> str | None:
+        """The same triggers as the LLM Supervisor's."""
+        from glia_nb.research.supervisor import review_trigger
+
+        return review_trigger(self.config, state)
+
+    def review(self, context: Any) -> Any:
+        """A :class:`~glia_nb.research.supervisor.Decision` on ``context`` (a ReviewContext)."""
+        from glia_nb.research.supervisor import Decision
+
+        kind, text = self.decide(context)
+        raw = f"DECISION: {kind}" + (f"\nMESSAGE: {text}" if text else "")
+        return Decision(kind=kind, text=text, reason="rule-based review", trigger=context.trigger, raw=raw)
+
+    def decide(self, context: Any) -> tuple[str, str]:
+        """(decision kind, message) for one review."""
+        rows = ([context.baseline] if context.baseline else []) + list(context.experiments)
+        earlier = "\n".join(context.previous)
+        restarts = [float(r["metrics"]["restart_fraction"]) for r in rows
+                    if r.get("ok", True) and r.get("score") is not None
+                    and (r.get("metrics") or {}).get("restart_fraction") is not None]
+        if context.trigger == "stall":
             if restarts and min(restarts) > 0.05 and "restarts" not in earlier:
                 return ("question", "It seems we have been unable to reduce the number of "
                         "restarts. Why is that? Is something structural in our approach "
                         "making them hard to limit?")
             if "combined" not in earlier:
+                focus = _RECALL_FOCUS.get(context.layer, "where the time goes")
                 return ("recall", "Several experiments brought no improvement. Recall what the "
-                        "profile showed about who waits longest. Which earlier finding have you "
+                        f"profile showed about {focus}. Which earlier finding have you "
                         "not yet combined with the current best design?")
             return ("proceed", "")
-        if trigger == "finish" and len(rows) < 5 and "composing" not in earlier:
+        if context.trigger == "finish" and len(rows) < 5 and "composing" not in earlier:
             return ("redirect", "Before stopping: you measured several ideas separately. Have "
-                    "you tried composing the best ones under the same admission setting?")
+                    "you tried composing the best ones under the same settings?")
         return ("proceed", "")
-
-
-def _between(text: str, start: str, end: str) -> str:
-    i = text.find(start)
-    if i < 0:
-        return ""
-    j = text.find(end, i + len(start))
-    return text[i + len(start): j] if j > 0 else ""
-
-
-def _section(text: str, heading: str) -> str:
-    i = text.find(heading)
-    if i < 0:
-        return ""
-    rest = text[i + len(heading):]
-    j = rest.find("\n## ")
-    return rest[:j] if j >= 0 else rest
-
-
-def _ledger_rows(prompt: str) -> list[dict]:
-    """Parse the fixed-width ledger table of a review prompt (id, status, restarted)."""
-    lines = [ln for ln in _section(prompt, "## Experiment ledger").splitlines() if ln.strip()]
-    if len(lines) < 2 or "restarted" not in lines[0]:
-        return []
-    header = lines[0].split()
-    rows = []
-    for ln in lines[2:]:
-        cells = ln.split()
-        if not cells or not cells[0][:3].isdigit():
-            continue
-        row = {"id": cells[0], "ok": " ok " in f" {ln} "}
-        pct = [c for c in cells if c.endswith("%") and not c.startswith(("+", "-"))]
-        row["restarted"] = float(pct[0].rstrip("%")) / 100 if pct and "restarted" in header else None
-        rows.append(row)
-    return rows

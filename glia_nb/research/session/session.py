@@ -23,8 +23,10 @@ from glia_nb.research.agent import AgentConfig, Researcher
 from glia_nb.tasks.budget import Budget
 from glia_nb.research.journal import Journal, read_journal
 from glia_nb.llm.types import Message
-from glia_nb.research.session.loop import CONTINUE_TEXT, ENDED, SessionLoop, check_approval
-from glia_nb.research.session.replay import Intervention
+from glia_nb.research import records as R
+from glia_nb.research.fold import Intervention, StudyState
+from glia_nb.research.records import ENDED
+from glia_nb.research.session.loop import SessionLoop, check_approval
 from glia_nb.research.supervisor import SupervisorConfig
 
 __all__ = ["Intervention", "RESEARCHERS", "Session", "STATUSES"]
@@ -123,23 +125,20 @@ class Session(SessionLoop):
             supervisor_client=supervisor_client, budget=budget, supervisor_config=supervisor_config,
             context_limit_tokens=context_limit_tokens, toolbox=toolbox, researcher_config=researcher_config, task=task,
         )
-        replay = b.replay
+        state = b.state
         if approval is not None:
-            replay.approval = approval
+            state.approval = check_approval(approval)
         journal = Journal.open(Path(workspace_dir) / JOURNAL_NAME)
         session = cls(task=b.task, workspace=b.workspace, journal=journal, parts=b.parts, tracker=b.tracker,
                       approval=b.header.get("approval", "auto"), run_baseline=bool(b.header.get("run_baseline", True)),
-                      replay=replay)
-        session._log("resumed", dropped_bytes=journal.dropped_bytes, budget_used=b.tracker.snapshot(),
-                     pending=[i.id for i in replay.pending], undelivered=[sid for _, sid, _ in replay.outbox],
-                     approval=session._approval)
-        for call in replay.unanswered_calls:  # killed mid-step: answer the calls that never returned
-            msg = Message.tool_result(call.id, "Interrupted: the session stopped before this tool returned.",
-                                      name=call.name, is_error=True)
-            session._log_message(msg)
-            session._messages.append(msg)
-        if replay.ended and not session._outbox and session._messages:
-            session._outbox.append(("loop", "resume", "The study was resumed. " + CONTINUE_TEXT))
+                      state=state)
+        # The resumed record itself asks an ended study to go on (see glia_nb.research.fold).
+        session._log(R.Resumed(dropped_bytes=journal.dropped_bytes, budget_used=b.tracker.snapshot(),
+                               pending=tuple(state.pending), undelivered=tuple(state.outbox),
+                               approval=session._approval))
+        for call in state.unanswered_calls:  # killed mid-step: answer the calls that never returned
+            session._log_message(Message.tool_result(
+                call.id, "Interrupted: the session stopped before this tool returned.", name=call.name, is_error=True))
         return session
 
     def _unpause(self) -> None:
@@ -148,7 +147,7 @@ class Session(SessionLoop):
             if not self._pause_requested:
                 return
             self._pause_requested = False
-            self._log("resume")
+            self._log(R.Control(kind="resume"))
             if self._status == "paused":
                 self._set_status("running" if self._running else "created")
             self._cond.notify_all()
@@ -171,21 +170,36 @@ class Session(SessionLoop):
     def messages(self) -> list[Message]:
         """A copy of the Researcher's conversation (without the system prompt)."""
         with self._cond:
-            return list(self._messages)
+            return list(self._state.messages)
 
     @property
     def experiments(self) -> list[dict[str, Any]]:
         """The experiment records so far, oldest first."""
         with self._cond:
-            return [dict(e) for e in self._experiments]
+            return [dict(e) for e in self._state.experiments]
 
     @property
     def best(self) -> dict[str, Any] | None:
-        """The best experiment so far (the workspace ledger's row, baseline included, when
-        the workspace keeps a ledger; else the best experiment record), or None."""
+        """The best result so far, folded from the journal's records (the baseline counts, as
+        experiment 0), or None. Costs no file access."""
         with self._cond:
-            experiments = list(self._experiments)
-        return wiring.best_experiment(self.workspace, experiments, self._lower)
+            return self._state.best
+
+    @property
+    def baseline_score(self) -> float | None:
+        """The baseline's score (the journal's, else the workspace's), or None."""
+        with self._cond:
+            return self._baseline_score()
+
+    @property
+    def lower_is_better(self) -> bool:
+        """The objective's direction."""
+        return self._state.lower_is_better
+
+    @property
+    def state(self) -> StudyState:
+        """The folded state (read-only by contract: change it only through the journal)."""
+        return self._state
 
     @property
     def budget_used(self) -> dict[str, Any]:
@@ -225,11 +239,8 @@ class Session(SessionLoop):
     def _claim_run(self) -> None:
         if self._running:
             raise RuntimeError("this session is already running")
-        if self._status in ENDED:  # started again: carry on from where it ended
-            self._finish_accepted = False
-            self._log("restarted", previous=self._status)
-            if self._messages and self._messages[-1].role != "user" and not self._outbox:
-                self._outbox.append(("loop", "resume", "The study was resumed. " + CONTINUE_TEXT))
+        if self._status in ENDED:  # started again: carry on from where it ended (see the fold)
+            self._log(R.Restarted(previous=self._status))
         self._running, self._stop_requested = True, False
         self._set_status("running")
 
@@ -247,7 +258,7 @@ class Session(SessionLoop):
             if self._status in ENDED or self._stop_requested:
                 return
             self._stop_requested = True
-            self._log("stop")
+            self._log(R.Control(kind="stop"))
             if not self._running:
                 self._end("stopped", "stop requested")
             self._cond.notify_all()
@@ -258,7 +269,7 @@ class Session(SessionLoop):
             if self._pause_requested or self._status in ENDED:
                 return
             self._pause_requested = True
-            self._log("pause")
+            self._log(R.Control(kind="pause"))
             if self._running:
                 self._set_status("paused")
             self._cond.notify_all()
@@ -269,8 +280,7 @@ class Session(SessionLoop):
         if not text:
             raise ValueError("empty nudge")
         with self._cond:
-            rec = self._log("nudge", text=text)
-            self._outbox.append(("person", f"nudge-{rec['seq']}", text))
+            self._log(R.Nudge(text=text))
             self._cond.notify_all()
 
     def subscribe(self, callback: Callable[[dict[str, Any]], None], *,
@@ -301,14 +311,13 @@ class Session(SessionLoop):
     def pending_interventions(self) -> list[Intervention]:
         """Supervisor interventions waiting for a person (manual approval), oldest first."""
         with self._cond:
-            return list(self._pending.values())
+            return list(self._state.pending.values())
 
     def approve(self, intervention_id: str) -> None:
         """Deliver a pending intervention to the Researcher as written."""
         with self._cond:
             iv = self._take_pending(intervention_id)
-            self._log("intervention_approved", id=iv.id)
-            self._outbox.append(("supervisor", iv.id, iv.text))
+            self._log(R.InterventionApproved(id=iv.id))
             self._cond.notify_all()
 
     def edit(self, intervention_id: str, text: str) -> None:
@@ -318,8 +327,7 @@ class Session(SessionLoop):
             raise ValueError("empty intervention text; use reject() to drop it")
         with self._cond:
             iv = self._take_pending(intervention_id)
-            self._log("intervention_edited", id=iv.id, text=text, original=iv.text)
-            self._outbox.append(("supervisor", iv.id, text))
+            self._log(R.InterventionEdited(id=iv.id, text=text, original=iv.text))
             self._cond.notify_all()
 
     def reject(self, intervention_id: str) -> None:
@@ -327,25 +335,22 @@ class Session(SessionLoop):
         finish lets the finish stand (the session ends)."""
         with self._cond:
             iv = self._take_pending(intervention_id)
-            self._log("intervention_rejected", id=iv.id)
-            if iv.trigger == "finish":
-                self._finish_accepted = True
+            self._log(R.InterventionRejected(id=iv.id))  # the fold lets a finish stand
             self._cond.notify_all()
 
     def set_approval_policy(self, approval: str) -> None:
         """Switch between ``'auto'`` and ``'manual'``; switching to auto approves what is
         pending."""
         with self._cond:
-            self._approval = check_approval(approval)
-            self._log("approval_policy", approval=self._approval)
+            self._log(R.ApprovalPolicy(approval=check_approval(approval)))
             if self._approval == "auto":
-                for iv_id in list(self._pending):
+                for iv_id in list(self._state.pending):
                     self.approve(iv_id)
             self._cond.notify_all()
 
     def _take_pending(self, intervention_id: str) -> Intervention:
         try:
-            return self._pending.pop(intervention_id)
+            return self._state.pending[intervention_id]
         except KeyError:
             raise KeyError(f"no pending intervention {intervention_id!r}") from None
 

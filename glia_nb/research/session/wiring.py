@@ -7,7 +7,6 @@ the workspace, tools and SDK clients happen only when a session is built.
 from __future__ import annotations
 
 import importlib
-import inspect
 import secrets
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -17,13 +16,16 @@ from typing import Any, Callable, Mapping, Sequence
 from glia_nb.research.agent import Agent, AgentConfig, StepResult, load_prompt
 from glia_nb.tasks.budget import Budget, BudgetTracker
 from glia_nb.research.journal import finite_or_none, read_journal, to_jsonable
-from glia_nb.llm.types import Completion, Message
-from glia_nb.research.session.replay import Replay, best_of, replay_records
+from glia_nb.llm.types import Completion
+from glia_nb.research import records as R
+from glia_nb.research.fold import StudyState, fold_records
+from glia_nb.research.session.contracts import (BaselineRunner, PlainWorkspace, ResearcherLike, SupervisorLike,
+                                                ToolBoxLike, WorkspaceLike, require)
 from glia_nb.research.supervisor import Supervisor, SupervisorConfig
 
 __all__ = [
-    "Built", "GuardedToolBox", "Parts", "ToolResult", "assemble", "best_experiment", "build_new", "build_researcher",
-    "build_resumed", "build_supervisor", "build_toolbox", "call_fields", "call_step", "client_from_header",
+    "Built", "GuardedToolBox", "Parts", "ToolResult", "assemble", "build_new", "build_researcher",
+    "build_resumed", "build_supervisor", "build_toolbox", "call_fields", "client_from_header",
     "create_workspace", "journal_header", "ledger_summary", "lower_is_better", "open_workspace", "resolve_task",
     "run_baseline", "task_from_header", "task_text", "workspace_dir",
 ]
@@ -40,11 +42,16 @@ def resolve_task(task: Any) -> Any:
     return task
 
 
+def _is_task(task: Any) -> bool:
+    from glia_nb.tasks import Task
+
+    return isinstance(task, Task)
+
+
 def task_text(task: Any, baseline_score: float | None = None) -> str:
-    """The Researcher's task text (``render_text(baseline_score)`` for a Task; ``str``
-    otherwise)."""
-    render = getattr(task, "render_text", None)
-    return render(baseline_score) if callable(render) else str(task)
+    """The Researcher's task text (``render_text(baseline_score)`` for a Task; the text
+    itself for a plain-text task)."""
+    return task.render_text(baseline_score) if _is_task(task) else str(task)
 
 
 def task_from_header(header: Mapping[str, Any]) -> Any:
@@ -63,63 +70,54 @@ def task_from_header(header: Mapping[str, Any]) -> Any:
 
 
 def lower_is_better(task: Any) -> bool:
-    """The objective's direction (lower is better unless the task says ``max``)."""
-    objective = getattr(task, "objective", None)
-    return getattr(objective, "direction", "min") != "max"
+    """The objective's direction (lower is better unless the task says ``max``; a
+    plain-text task is minimised)."""
+    return task.objective.direction != "max" if _is_task(task) else True
 
 
 # ---------------------------------------------------------------------- workspace
-def create_workspace(task: Any, root: str | Path, seed: int, session_id: str | None = None) -> Any:
-    """A new workspace ``root/session_id`` (a :class:`glia_nb.research.workspace.Workspace` for a
-    real Task), or the directory ``root`` itself for a plain-text task."""
-    ws_cls = _workspace_class()
-    if ws_cls is not None and hasattr(task, "render_text"):
+def create_workspace(task: Any, root: str | Path, seed: int, session_id: str | None = None) -> WorkspaceLike:
+    """A new :class:`glia_nb.research.workspace.Workspace` ``root/session_id`` for a Task, or a
+    :class:`PlainWorkspace` on ``root[/session_id]`` for a plain-text task."""
+    if _is_task(task):
+        from glia_nb.research.workspace import Workspace
+
         if session_id is None:
             stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-            session_id = f"{getattr(task, 'name', 'session')}-{stamp}-s{seed}-{secrets.token_hex(2)}"
-        return ws_cls.create(root, task, session_id)
+            session_id = f"{task.name}-{stamp}-s{seed}-{secrets.token_hex(2)}"
+        return Workspace.create(root, task, session_id)
     path = Path(root) / session_id if session_id else Path(root)
     path.mkdir(parents=True, exist_ok=True)
-    return path
+    return PlainWorkspace(path)
 
 
-def open_workspace(path: str | Path, task: Any) -> Any:
-    """Reopen the workspace of a session being resumed (the plain directory when it is
-    not a :class:`~glia_nb.research.workspace.Workspace`)."""
-    ws_cls = _workspace_class()
-    if ws_cls is not None and hasattr(task, "render_text"):
+def open_workspace(path: str | Path, task: Any) -> WorkspaceLike:
+    """Reopen the workspace of a session being resumed (a :class:`PlainWorkspace` for a
+    plain-text task, or when the folder holds no Workspace)."""
+    if _is_task(task):
+        from glia_nb.research.workspace import Workspace
+
         try:
-            return ws_cls.open(path)
+            return Workspace.open(path)
         except (OSError, ValueError, RuntimeError):
             pass
-    return Path(path)
+    return PlainWorkspace(Path(path))
 
 
-def workspace_dir(workspace: Any) -> Path:
-    """The directory of a workspace object (or path)."""
-    if isinstance(workspace, (str, Path)):
-        return Path(workspace)
-    for attr in ("root", "path", "dir", "directory"):
-        value = getattr(workspace, attr, None)
-        if isinstance(value, (str, Path)):
-            return Path(value)
-    raise TypeError(f"cannot find the directory of workspace {workspace!r}")
+def workspace_dir(workspace: WorkspaceLike) -> Path:
+    """The directory of a workspace."""
+    return Path(workspace.path)
 
 
-def ledger_summary(workspace: Any, experiments: Sequence[Mapping[str, Any]]) -> str:
-    """The experiment ledger as a text table for the Supervisor: the workspace's own
-    summary when it offers one, else one built from the session's experiment records."""
-    for attr in ("ledger_summary", "ledger_text", "summary_table"):
-        fn = getattr(workspace, attr, None)
-        if callable(fn):
-            try:
-                text = fn()
-            except Exception:
-                continue
-            if isinstance(text, str) and text.strip():
-                return text
-    if not experiments:
-        return ""
+def ledger_summary(workspace: WorkspaceLike, experiments: Sequence[Mapping[str, Any]]) -> str:
+    """The experiment ledger as a text table for the Supervisor: the workspace's own when it
+    keeps one, else one built from the session's experiment records."""
+    try:
+        text = workspace.ledger_text()
+    except (OSError, ValueError):  # an unreadable ledger: the journal's records still tell it
+        text = ""
+    if text.strip() or not experiments:
+        return text
     rows = ["| # | id | name | score | ok | hypothesis |", "|---|---|---|---|---|---|"]
     for i, e in enumerate(experiments, 1):
         score = e.get("score")
@@ -131,68 +129,35 @@ def ledger_summary(workspace: Any, experiments: Sequence[Mapping[str, Any]]) -> 
     return "\n".join(rows)
 
 
-def _workspace_class() -> Any:
-    try:
-        from glia_nb.research.workspace import Workspace
-    except ImportError:
-        return None
-    return Workspace
-
-
 # ---------------------------------------------------------------------- toolbox
-def build_toolbox(toolbox: Any, workspace: Any, task: Any, budget: Budget) -> Any:
+def build_toolbox(toolbox: Any, workspace: WorkspaceLike, task: Any, budget: Budget) -> ToolBoxLike:
     """A toolbox: the one given, one from a factory ``(workspace, task, budget)``, or the
     default :class:`glia_nb.research.tools.ToolBox` bound to the workspace."""
-    if toolbox is not None and hasattr(toolbox, "call") and hasattr(toolbox, "specs"):
+    if isinstance(toolbox, ToolBoxLike):
         return toolbox
-    if callable(toolbox):
-        return toolbox(workspace, task, budget)
-    if isinstance(workspace, Path):
+    if toolbox is not None:
+        if not callable(toolbox):
+            raise TypeError(f"toolbox must have specs() and call() or be a factory, got {type(toolbox).__name__}")
+        return require(toolbox(workspace, task, budget), ToolBoxLike, "the toolbox factory's result")
+    if isinstance(workspace, PlainWorkspace):
         raise ValueError("no toolbox given and no Workspace to build the default one on")
     from glia_nb.research.tools import ToolBox
 
     # The ToolBox enforces the simulation budget itself; None (unlimited) must not fall back
     # to the task's default there.
     cap = budget.max_simulations if budget.max_simulations is not None else 2**62
-    return _call_flex(ToolBox, workspace, max_simulations=cap)
+    return ToolBox(workspace, max_simulations=cap)
 
 
-def run_baseline(toolbox: Any, workspace: Any) -> dict[str, Any] | None:
-    """Evaluate the baseline once (free of the simulation budget) when the workspace has no
-    score for it yet and the toolbox can; returns the journal fields, or None if skipped."""
-    runner = getattr(toolbox, "run_baseline", None)
-    if not callable(runner) or getattr(workspace, "baseline_score", 0.0) is not None:
+def run_baseline(toolbox: ToolBoxLike) -> R.Baseline | None:
+    """Evaluate the baseline once (free of the simulation budget) when the toolbox can;
+    returns its journal record, or None if it cannot."""
+    if not isinstance(toolbox, BaselineRunner):
         return None
-    result = runner()
-    summary = getattr(result, "summary", None)
-    return {"ok": bool(getattr(result, "ok", False)),
-            "score": finite_or_none(getattr(result, "score", None)),
-            "simulations": int(getattr(result, "simulations", 0) or 0), "error": getattr(result, "error", None),
-            "metrics": to_jsonable(summary) if isinstance(summary, Mapping) else {}}
-
-
-def best_experiment(workspace: Any, experiments: Sequence[Mapping[str, Any]], lower: bool) -> dict[str, Any] | None:
-    """The best experiment so far: the workspace ledger's (baseline included) when it keeps
-    one, else the best of the session's experiment records."""
-    fn = getattr(workspace, "best", None)
-    if callable(fn):
-        try:
-            return fn()
-        except Exception:  # an unreadable ledger: fall back to the journal's view
-            pass
-    return best_of(experiments, lower)
-
-
-def _call_flex(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call ``fn`` with only the keyword arguments it accepts (sibling modules' optional
-    parameters differ; this keeps the session from breaking when one is added)."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return fn(*args, **kwargs)
-    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        kwargs = {k: v for k, v in kwargs.items() if k in params}
-    return fn(*args, **kwargs)
+    result = toolbox.run_baseline()
+    summary = result.summary
+    return R.Baseline(ok=bool(result.ok), score=finite_or_none(result.score), simulations=int(result.simulations or 0),
+                      error=result.error, metrics=to_jsonable(summary) if isinstance(summary, Mapping) else {})
 
 
 # ---------------------------------------------------------------------- agents
@@ -213,27 +178,31 @@ def build_researcher(
         if isinstance(factory, str):  # "package.module:attribute", imported on first use
             module, _, attr = factory.partition(":")
             factory = getattr(importlib.import_module(module), attr)
-        researcher = factory(task=task, toolbox=toolbox, workspace=workspace, seed=seed, budget=budget)
+        researcher = require(factory(task=task, toolbox=toolbox, workspace=workspace, seed=seed, budget=budget),
+                             ResearcherLike, f"researcher {spec!r}")
         return researcher, {"kind": "registered", "name": spec, "model": getattr(researcher, "model", spec)}, None
     if isinstance(spec, str):
         from glia_nb.llm import make_client
 
         spec = make_client(spec)
-    if hasattr(spec, "complete"):
+    if callable(getattr(spec, "complete", None)):  # an LLM client (glia_nb.llm.base.LLMClient)
         cfg = config or AgentConfig(name="researcher", system_prompt=load_prompt("researcher_system"))
         info = {"kind": "llm", "provider": getattr(spec, "provider", ""), "model": getattr(spec, "model", ""),
                 "max_tokens": cfg.max_tokens, "temperature": cfg.temperature}
         return Agent(spec, cfg, toolbox), info, spec
-    if hasattr(spec, "step"):
+    if isinstance(spec, ResearcherLike):
         return spec, {"kind": "object", "name": type(spec).__name__, "model": getattr(spec, "model", "")}, None
     raise TypeError(f"researcher must be an LLM client, a spec, a registered name or have step(); got {spec!r}")
 
 
-def build_supervisor(client: Any, researcher_client: Any, config: SupervisorConfig | None) -> Supervisor | None:
-    """The Supervisor on ``client`` (default: the Researcher's LLM client), or None when
-    disabled (``config=None``, ``client=False``) or when there is no model to run it."""
+def build_supervisor(client: Any, researcher_client: Any, config: SupervisorConfig | None) -> SupervisorLike | None:
+    """The Supervisor on ``client`` (default: the Researcher's LLM client), ``client`` itself
+    when it is a ready Supervisor (e.g. the offline one), or None when disabled
+    (``config=None``, ``client=False``) or when there is no model to run it."""
     if config is None or client is False:
         return None
+    if isinstance(client, SupervisorLike):
+        return client
     if isinstance(client, str):
         from glia_nb.llm import make_client
 
@@ -251,7 +220,7 @@ class Parts:
     toolbox: "GuardedToolBox"
     researcher: Any
     researcher_info: dict
-    supervisor: Supervisor | None
+    supervisor: SupervisorLike | None
     context_limit_tokens: int | None
 
 
@@ -274,8 +243,8 @@ def journal_header(task: Any, parts: Parts, *, seed: int, approval: str, config:
     return {
         "kind": "glia-session",
         "mode": "single-context",
-        "task_name": getattr(task, "name", ""),
-        "task": task.to_dict() if hasattr(task, "to_dict") else None,
+        "task_name": task.name if _is_task(task) else "",
+        "task": task.to_dict() if _is_task(task) else None,
         "task_text": task_text(task),
         "seed": seed,
         "budget": parts.toolbox.tracker.budget.to_dict(),
@@ -285,7 +254,7 @@ def journal_header(task: Any, parts: Parts, *, seed: int, approval: str, config:
         "context_limit_tokens": parts.context_limit_tokens,
         "researcher": parts.researcher_info,
         "researcher_model": parts.researcher_info.get("model"),
-        "supervisor": {"provider": getattr(sup.agent.client, "provider", ""), "model": sup.model} if sup else None,
+        "supervisor": {"provider": sup.provider, "model": sup.model} if sup else None,
         "supervisor_model": sup.model if sup else None,
     }
 
@@ -295,11 +264,11 @@ class Built:
     """The pieces of a session before its journal is opened."""
 
     task: Any
-    workspace: Any
+    workspace: WorkspaceLike
     tracker: BudgetTracker
     parts: Parts
     header: dict
-    replay: Replay | None = None
+    state: StudyState | None = None
 
 
 def build_new(task: Any, workspace_root: Any, researcher: Any, *, registry: Mapping[str, Any], supervisor_client: Any,
@@ -330,17 +299,21 @@ def build_resumed(journal_path: Path, researcher: Any, *, registry: Mapping[str,
         sc = header.get("supervisor_config")
         supervisor_config = SupervisorConfig(**sc) if sc is not None else None
     workspace = open_workspace(journal_path.parent, task)
-    replay = replay_records(records, lower_is_better=lower_is_better(task))
+    state = fold_records(records, header, lower_is_better=lower_is_better(task))
     tracker = BudgetTracker(budget)
-    tracker.restore(simulations=replay.simulations, usd=replay.usd, turns=replay.turns, calls=replay.llm_calls,
-                    wall_s=replay.wall_s)
+    tracker.restore(simulations=state.simulations, usd=state.usd, turns=state.turns, calls=state.llm_calls,
+                    wall_s=state.wall_s)
     if researcher is None:
         researcher = client_from_header(header.get("researcher") or {})
+    if supervisor_client is None and (header.get("supervisor") or {}).get("provider") == "offline":
+        from glia_nb.research.offline.researcher import OfflineSupervisor
+
+        supervisor_client = OfflineSupervisor(supervisor_config)
     limit = context_limit_tokens if context_limit_tokens is not None else header.get("context_limit_tokens")
     parts = assemble(task=task, workspace=workspace, tracker=tracker, toolbox=toolbox, researcher=researcher,
                      registry=registry, supervisor_client=supervisor_client, supervisor_config=supervisor_config,
                      researcher_config=researcher_config, seed=int(header.get("seed", 0)), context_limit_tokens=limit)
-    return Built(task, workspace, tracker, parts, header, replay)
+    return Built(task, workspace, tracker, parts, header, state)
 
 
 def client_from_header(info: Mapping[str, Any]) -> Any:
@@ -362,7 +335,8 @@ RUN_EXPERIMENT = "run_experiment"
 class GuardedToolBox:
     """Wraps the toolbox so every experiment is journaled and counted the moment it
     returns, whoever called it (the LLM loop or a rule-based researcher), and so no
-    experiment starts once the simulation budget is spent."""
+    experiment starts once the simulation budget is spent. It offers exactly
+    :class:`~glia_nb.research.session.contracts.ToolBoxLike`; the wrapped toolbox is ``inner``."""
 
     def __init__(self, inner: Any, tracker: BudgetTracker) -> None:
         self.inner, self.tracker = inner, tracker
@@ -381,9 +355,6 @@ class GuardedToolBox:
             self.on_experiment(arguments, result)
         return result
 
-    def __getattr__(self, item: str) -> Any:
-        return getattr(self.inner, item)
-
 
 @dataclass(frozen=True)
 class ToolResult:
@@ -392,18 +363,6 @@ class ToolResult:
     text: str
     is_error: bool = False
     data: Any = None
-
-
-def call_step(researcher: Any, messages: list[Message], on_event: Callable[..., None]) -> StepResult:
-    """``researcher.step(messages)``, with ``on_event`` only if its signature takes it (a
-    rule-based researcher may implement the plain one-argument protocol)."""
-    try:
-        params = inspect.signature(researcher.step).parameters
-    except (TypeError, ValueError):
-        params = {}
-    if "on_event" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return researcher.step(messages, on_event=on_event)
-    return researcher.step(messages)
 
 
 def call_fields(source: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import pytest
 
 from glia_nb.cli.main import main
 from glia_nb.cli.research import run_study
-from glia_nb.research.offline.researcher import OfflineSupervisorModel, _ledger_rows
+from glia_nb.research.offline.researcher import OfflineSupervisor
 from glia_nb.research.report import summarize_session
 from glia_nb.tasks import get_task
 
@@ -46,18 +46,48 @@ def test_budget_is_respected_exactly(study):
     assert study["num_experiments"] == 6
 
 
+def _context(trigger, experiments=(), previous=(), layer="router", baseline=None):
+    from glia_nb.research.supervisor import ReviewContext
+
+    return ReviewContext(task_text="t", researcher_text=[], ledger_summary="", trigger=trigger,
+                         previous=list(previous), experiments=list(experiments), baseline=baseline, layer=layer)
+
+
+def _exp(i, score, restarted):
+    return {"id": i, "name": f"e{i}", "ok": True, "score": score, "metrics": {"restart_fraction": restarted}}
+
+
 def test_offline_supervisor_asks_about_restarts_on_stall():
-    prompt = ("# Review requested (stall)\n\n## Experiment ledger\n"
-              "id    name  status  score s  vs base  restarted  p90 TTFT  hypothesis\n"
-              "----  ----  ------  -------  -------  ---------  --------  ---------\n"
-              "000   base  ok      30.00    +0.0%    14.0%      9.0       x\n"
-              "001   two   ok      29.90    +0.3%    13.0%      9.0       y\n\n## Budget\nx")
-    assert _ledger_rows(prompt)[1]["restarted"] == pytest.approx(0.13)
-    kind, text = OfflineSupervisorModel().decide(prompt)
+    # It reads the review's records, never the rendered prompt's text.
+    base = {"ok": True, "score": 30.0, "metrics": {"restart_fraction": 0.14}}
+    exps = [_exp(1, 29.9, 0.13)]
+    kind, text = OfflineSupervisor().decide(_context("stall", exps, baseline=base))
     assert kind == "question" and "restarts" in text
-    again = prompt + "\n\n## Your earlier interventions\n- (question) ... restarts ..."
-    assert OfflineSupervisorModel().decide(again)[0] in ("recall", "proceed")
-    assert OfflineSupervisorModel().decide("# Review requested (idle)")[0] == "proceed"
+    again = OfflineSupervisor().decide(_context("stall", exps, ["(question) ... restarts ..."], baseline=base))
+    assert again[0] == "recall" and "who waits longest" in again[1]
+    assert OfflineSupervisor().decide(_context("idle", exps))[0] == "proceed"
+    # Restarts under control: no question about them.
+    assert OfflineSupervisor().decide(_context("stall", [_exp(1, 29.0, 0.01)]))[0] == "recall"
+
+
+def test_offline_supervisor_recall_fits_the_layer():
+    for layer in ("autoscaler", "batch_policy"):
+        kind, text = OfflineSupervisor().decide(_context("stall", [_exp(1, 3.0, 0.0)], layer=layer))
+        assert kind == "recall" and "who waits longest" not in text
+    assert "replicas" in OfflineSupervisor().decide(_context("stall", [_exp(1, 3.0, 0.0)], layer="autoscaler"))[1]
+
+
+def test_offline_supervisor_is_a_session_supervisor():
+    from glia_nb.research.session.contracts import SupervisorLike
+    from glia_nb.research.supervisor import ReviewState
+
+    sup = OfflineSupervisor()
+    assert isinstance(sup, SupervisorLike)
+    assert sup.should_review(ReviewState(turn=3, finished=True, idle=False, experiments=2,
+                                         experiments_since_improvement=0, experiments_at_last_review=0,
+                                         turn_at_last_review=0)) == "finish"
+    d = sup.review(_context("finish", [_exp(1, 3.0, 0.0)]))
+    assert d.kind == "redirect" and d.trigger == "finish" and d.step is None
 
 
 def test_cli_simulate_json_and_errors(capsys):

@@ -560,8 +560,8 @@ def test_end_to_end_through_the_real_sdk_clients(tmp_path, llm_http, monkeypatch
     assert records(s, "finished")[0]["summary"] == "LLQ is the best I found"
 
 
-def test_replay_attaches_tool_results_by_call_id_and_reports_unanswered_calls():
-    from glia_nb.research.session.replay import replay_records
+def test_fold_attaches_tool_results_by_call_id_and_reports_unanswered_calls():
+    from glia_nb.research.fold import fold_records
 
     a1 = {"type": "assistant", "text": "two calls", "tool_calls": [
         ToolCall.from_arguments("t1", "shell", {"command": "ls"}).to_dict(),
@@ -576,9 +576,41 @@ def test_replay_attaches_tool_results_by_call_id_and_reports_unanswered_calls():
         {"seq": 7, "type": "tool_result", "call_id": "zz", "name": "shell", "is_error": False, "text": "orphan"},
         {"seq": 8, "type": "nudge", "text": "hello"},
     ]
-    r = replay_records(recs)
+    r = fold_records(recs)
     assert [m.role for m in r.messages] == ["user", "assistant", "tool"]
     assert r.messages[2].content == "early"
     assert [c.id for c in r.unanswered_calls] == ["t2"]
     assert (r.simulations, r.turns, r.llm_calls, r.usd, r.last_prompt_tokens) == (3, 1, 2, 0.75, 77)
-    assert r.outbox == [("person", "nudge-8", "hello")]
+    assert r.outbox == {"nudge-8": ("person", "hello")}
+
+
+# ---------------------------------------------------------------------- contracts
+def test_parts_are_checked_against_their_protocols_when_the_session_is_built(tmp_path, monkeypatch):
+    from glia_nb.research.session.contracts import SupervisorLike
+
+    with pytest.raises(TypeError, match="lacks specs, call"):
+        Session.create(TASK, tmp_path / "a", PricedClient([]), toolbox=lambda ws, task, budget: object())
+    monkeypatch.setitem(RESEARCHERS, "broken", lambda **kw: object())
+    with pytest.raises(TypeError, match="researcher 'broken'.*lacks step"):
+        Session.create(TASK, tmp_path / "b", "broken", toolbox=FakeToolBox())
+
+    class Rules:  # a ready Supervisor object is used as it is, not wrapped in an LLM loop
+        provider, model = "rules", "always-proceed"
+
+        def should_review(self, state):
+            return "finish" if state.finished else None
+
+        def review(self, context):
+            from glia_nb.research.supervisor import Decision
+
+            self.seen = context
+            return Decision("proceed", trigger=context.trigger)
+
+    rules = Rules()
+    assert isinstance(rules, SupervisorLike)
+    s = Session.create(TASK, tmp_path / "c", PricedClient([exp(1), finish()]), supervisor_client=rules,
+                       toolbox=FakeToolBox([40.0]))
+    s.run()
+    assert s.end_reason == "researcher_finished" and rules.seen.trigger == "finish"
+    assert [e["score"] for e in rules.seen.experiments] == [40.0]  # structured inputs, not prompt text
+    assert read_journal(s.journal.path)[0]["supervisor"] == {"provider": "rules", "model": "always-proceed"}

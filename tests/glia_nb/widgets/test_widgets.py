@@ -16,7 +16,7 @@ pytest.importorskip("ipywidgets")
 
 from glia_nb.tasks.budget import Budget  # noqa: E402
 from glia_nb.llm import ScriptedClient  # noqa: E402
-from glia_nb.research.offline.researcher import OfflineSupervisorModel  # noqa: E402
+from glia_nb.research.offline.researcher import OfflineSupervisor  # noqa: E402
 from glia_nb.research.session.session import Session  # noqa: E402
 from glia_nb.research.supervisor import SupervisorConfig  # noqa: E402
 from glia_nb.tasks import get_task  # noqa: E402
@@ -57,7 +57,7 @@ def wait_until(predicate, timeout: float = 60.0, what: str = "condition"):
 
 @pytest.fixture
 def idle_session(tiny_task, tmp_path):
-    s = Session.create(tiny_task, tmp_path, researcher_client="offline", supervisor_client=OfflineSupervisorModel(),
+    s = Session.create(tiny_task, tmp_path, researcher_client="offline", supervisor_client=OfflineSupervisor(),
                        budget=Budget(max_simulations=2), run_baseline=False)
     yield s
     s.close()
@@ -214,7 +214,7 @@ def test_switching_to_auto_delivers_what_is_pending(questioning_session):
 
 @pytest.mark.slow
 def test_panel_follows_a_whole_offline_study_and_replays_it(tiny_task, tmp_path):
-    s = Session.create(tiny_task, tmp_path, researcher_client="offline", supervisor_client=OfflineSupervisorModel(),
+    s = Session.create(tiny_task, tmp_path, researcher_client="offline", supervisor_client=OfflineSupervisor(),
                        budget=Budget(max_simulations=3))
     panel = ResearchPanel(s)
     events = []
@@ -333,3 +333,14 @@ def test_wait_async_polls_without_blocking():
     assert asyncio.run(wait_async(FakeSession(), timeout=5, poll_s=0.05)) is True
     assert asyncio.run(wait_async(type("S", (), {"wait": lambda self, timeout=None: False})(), timeout=0.2,
                                   poll_s=0.05)) is False
+
+
+def test_the_transcript_renders_every_record_type_the_panel_sends_it():
+    # The panel's list comes from glia_nb.research.records; a renamed record type must not
+    # silently fall out of the transcript.
+    from glia_nb.research import records as R
+    from glia_nb.widgets.research_panel import _TRANSCRIPT_TYPES
+    from glia_nb.widgets.transcript import Transcript
+
+    assert _TRANSCRIPT_TYPES <= set(R.RECORD_TYPES) | set(R.CONTROL_TYPES)
+    assert all(callable(getattr(Transcript, f"_on_{t}", None)) for t in _TRANSCRIPT_TYPES)
