@@ -214,6 +214,27 @@ def popen_confined(argv: list[str], *, level: str, scratch: str, env: dict | Non
                             start_new_session=True, **popen_kw)
 
 
+def popen_shell(command: str, workspace, level: str, **popen_kw) -> subprocess.Popen:
+    """``bash -c command`` confined like a candidate: ``workspace`` is its only writable
+    place, no keys, no network, no view of other processes; ``python`` is this session's
+    interpreter with the project importable.  Not a login shell: a profile could reset PATH
+    to another python.  Processes are allowed (pipes need them), under the same other limits."""
+    import json
+
+    ws = str(Path(workspace).resolve())
+    import glia_nb
+
+    env = {"GLIA_WORKSPACE": ws, "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": str(Path(glia_nb.__file__).resolve().parent.parent),
+           "GLIA_SHELL_LIMITS": json.dumps(HardLimits(memory_mb=4096, processes=None,
+                                                      open_files=256).to_dict())}
+    harden_then_bash = ("import json, os, sys; from glia_nb.evaluation.confine import harden; "
+                        "harden(json.loads(os.environ.pop('GLIA_SHELL_LIMITS'))); "
+                        "os.execv('/bin/bash', ['bash', '-c', sys.argv[1]])")
+    return popen_confined([sys.executable, "-c", harden_then_bash, command], level=level,
+                          scratch=ws, env=env, **popen_kw)
+
+
 def doctor() -> dict:
     """What this machine supports, for ``glia doctor``."""
     ok, why = probe_bwrap()
@@ -227,5 +248,5 @@ def doctor() -> dict:
 
 
 __all__ = ["ISOLATION_LEVELS", "HardLimits", "harden", "choose_isolation", "probe_bwrap",
-           "bwrap_argv", "popen_confined", "confined_env", "doctor", "IsolationWarning",
+           "bwrap_argv", "popen_confined", "popen_shell", "confined_env", "doctor", "IsolationWarning",
            "THREAD_ENV"]

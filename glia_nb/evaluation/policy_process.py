@@ -157,7 +157,6 @@ def _view(fd: int, msg: dict):
 
 def serve(sock) -> int:
     """Answer the harness until it says ``Q`` or closes the channel."""
-    import socket
     from array import array
 
     import numpy as np
@@ -165,9 +164,10 @@ def serve(sock) -> int:
     from glia_nb.evaluation import wire
 
     cls = layer = policy = key = view = filename = None
+    chan = wire.Channel(sock)
     while True:
         try:
-            kind, payload = wire.recv(sock, MAX_FRAME)
+            kind, payload = chan.recv(MAX_FRAME)
         except wire.ChannelClosed:
             return 0
         try:
@@ -189,8 +189,8 @@ def serve(sock) -> int:
                 wire.send(sock, b"I", INT.pack(int(n)))
             elif kind == b"S":
                 msg = json.loads(payload)
-                _b, fds, _f, _a = socket.recv_fds(sock, 1, 1)  # the shared state's memfd
-                view, info = _view(fds[0], msg) if fds else (None, None)
+                wire.send(sock, b"O", b"{}")  # ready: the shared state's memfd comes next
+                view, info = _view(chan.recv_fd(), msg)
                 policy, key = _instantiate(cls, layer)
                 rng = np.random.default_rng(msg["rng_seed"])
                 if hasattr(policy, "reset") and layer != "batch_policy":

@@ -94,6 +94,7 @@ class PolicyProcess:
         self.scratch = tempfile.mkdtemp(prefix="glia-policy-")
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock = parent
+        self.chan = wire.Channel(parent)
         env = {"PYTHONPATH": os.pathsep.join(_package_roots())}
         argv = [sys.executable, "-I", "-c",
                 "import sys; sys.path[:0] = sys.argv[3].split(':'); "
@@ -120,9 +121,10 @@ class PolicyProcess:
         # Blocking I/O (no poll per call); the watchdog kills the process at the deadline.
         try:
             wire.send(self.sock, kind, payload)
-            if fds:
-                socket.send_fds(self.sock, [b"F"], list(fds))
-            rkind, reply = wire.recv(self.sock, MAX_REPLY)
+            rkind, reply = self.chan.recv(MAX_REPLY)
+            if fds and rkind == b"O":  # the policy is ready for the file descriptor
+                wire.send_fd(self.sock, fds[0])
+                rkind, reply = self.chan.recv(MAX_REPLY)
         except (wire.ChannelClosed, ConnectionError, OSError) as exc:
             if self.expired or time.monotonic() >= self.deadline:
                 self.kill()
@@ -234,7 +236,7 @@ class PolicyProcess:
             try:
                 self.sock.settimeout(2.0)
                 wire.send(self.sock, b"Q")
-                _kind, reply = wire.recv(self.sock, 4096)
+                _kind, reply = self.chan.recv(4096)
                 # The policy's own count of its CPU time (for benchmarks, not for scores).
                 self.cpu_s = float(json.loads(reply).get("cpu_s", 0.0))
                 self.proc.wait(timeout=2.0)

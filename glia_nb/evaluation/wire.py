@@ -65,4 +65,45 @@ def recv(sock: socket.socket, max_bytes: int, *, with_fds: bool = False):
     return (bytes([kind]), payload, fds) if with_fds else (bytes([kind]), payload)
 
 
-__all__ = ["send", "recv", "ChannelClosed", "FrameTooLarge", "EVENT_CODES", "EVENTS", "HEADER"]
+class Channel:
+    """Buffered frame reader over a socket: one ``recv`` system call per frame in the
+    common case (a routing call is latency-bound, so system calls are the cost)."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self._buf = bytearray()
+
+    def recv(self, max_bytes: int) -> tuple[bytes, bytes]:
+        """The next frame: ``(kind, payload)``."""
+        buf = self._buf
+        while True:
+            if len(buf) >= HEADER.size:
+                n, kind = HEADER.unpack_from(buf)
+                if n > max_bytes:
+                    raise FrameTooLarge(f"a frame of {n} bytes exceeds the limit of {max_bytes}")
+                end = HEADER.size + n
+                if len(buf) >= end:
+                    payload = bytes(buf[HEADER.size:end])
+                    del buf[:end]
+                    return bytes((kind,)), payload
+            chunk = self.sock.recv(max(1 << 16, HEADER.size + 1))
+            if not chunk:
+                raise ChannelClosed("the other side closed the channel")
+            buf += chunk
+
+    def recv_fd(self) -> int:
+        """One file descriptor sent with :func:`send_fd` (the buffer must be empty)."""
+        if self._buf:
+            raise ValueError("unexpected data before a file descriptor")
+        _data, fds, _flags, _addr = socket.recv_fds(self.sock, 1, 1)
+        if not fds:
+            raise ChannelClosed("no file descriptor arrived")
+        return fds[0]
+
+
+def send_fd(sock: socket.socket, fd: int) -> None:
+    """Send one file descriptor (a 1-byte message with SCM_RIGHTS)."""
+    socket.send_fds(sock, [b"F"], [fd])
+
+
+__all__ = ["Channel", "send_fd", "send", "recv", "ChannelClosed", "FrameTooLarge", "EVENT_CODES", "EVENTS", "HEADER"]

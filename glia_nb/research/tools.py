@@ -12,18 +12,14 @@ its only writable place, with no network and no view of other processes.
 """
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
-import sys
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from glia_nb.evaluation.harness import EvalResult, Limits, evaluate
 from glia_nb.evaluation.secrets import redact
+from glia_nb.research.shell import run_confined, truncate_middle  # noqa: F401  (re-exported)
 from glia_nb.research.workspace import EXPERIMENTS_DIR, LEDGER_FILE, META_FILE, TASK_FILE, Workspace
 
 TIME_SPLIT = (("mean_global_queue_s", "global queue"), ("mean_replica_queue_s", "replica queue"),
@@ -59,52 +55,6 @@ class ToolDef:
             return {"name": self.name, "description": self.description,
                     "parameters": dict(self.parameters)}
         return ToolSpec(self.name, self.description, dict(self.parameters))
-
-
-def truncate_middle(text: str, limit: int) -> str:
-    """Keep the head and the tail of ``text`` (40 % / 60 % of ``limit``) with a marker."""
-    if len(text) <= limit:
-        return text
-    head = int(limit * 0.4)
-    tail = limit - head
-    omitted = len(text) - head - tail
-    return f"{text[:head]}\n[... {omitted} characters omitted ...]\n{text[-tail:]}"
-
-
-class _HeadTail:
-    """Drains a pipe, keeping only the first and last ``limit`` bytes (bounded memory)."""
-
-    def __init__(self, stream, limit: int):
-        self.head, self.tail, self.total, self.limit = bytearray(), bytearray(), 0, limit
-        self._thread = threading.Thread(target=self._run, args=(stream,), daemon=True)
-        self._thread.start()
-
-    def _run(self, stream) -> None:
-        try:
-            while chunk := stream.read1(65536):
-                self.total += len(chunk)
-                room = self.limit - len(self.head)
-                if room > 0:
-                    self.head += chunk[:room]
-                    chunk = chunk[room:]
-                if chunk:
-                    self.tail += chunk
-                    del self.tail[: max(0, len(self.tail) - self.limit)]
-        except (OSError, ValueError):
-            pass
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def text(self, join_timeout: float) -> tuple[str, int]:
-        self._thread.join(join_timeout)
-        data = bytes(self.head)
-        kept = len(self.head) + len(self.tail)
-        if self.total > kept:
-            data += f"\n[... {self.total - kept} bytes omitted ...]\n".encode()
-        data += bytes(self.tail)
-        return data.decode("utf-8", "replace"), self.total
 
 
 def _schema(props: dict, required: tuple = ()) -> dict:
@@ -244,56 +194,18 @@ class ToolBox:
 
     # ------------------------------------------------------------------ tools
     def shell(self, command: str, timeout_s: int = 60) -> ToolResult:
-        """Run ``command`` with ``bash -lc`` in the workspace; kill its process group after
-        ``timeout_s``; return the (head+tail truncated) output and the exit code."""
-        timeout = min(max(1.0, float(timeout_s)), self.max_shell_timeout_s)
-        proc = self._start_shell(command)
-        reader = _HeadTail(proc.stdout, self.max_output_chars)
-        timed_out = False
-        try:
-            rc = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                proc.kill()
-            rc = proc.wait()
-        # A daemonised grandchild may hold the pipe open; do not wait for it forever.
-        text, total = reader.text(join_timeout=2.0)
-        if not reader.alive:  # closing under a blocked reader thread would block us too
-            proc.stdout.close()
-        text = truncate_middle(text, self.max_output_chars)
-        if timed_out:
-            footer = f"[killed after {timeout:g} s (timeout); output so far shown]"
-        else:
-            footer = f"[exit code {rc}]"
-        body = text.rstrip("\n")
-        return ToolResult(f"{body}\n{footer}" if body else footer, is_error=timed_out or rc != 0,
-                          data={"returncode": rc, "timed_out": timed_out, "output_bytes": total,
-                                "isolation": self.shell_isolation})
-
-    def _start_shell(self, command: str) -> subprocess.Popen:
-        """``bash -c command`` confined like a candidate (:mod:`glia_nb.evaluation.confine`):
-        the workspace is its only writable place, no keys, no network, no view of the
-        harness's processes; ``python`` is this session's interpreter, the project importable.
-        Not a login shell: a profile could reset PATH to another python."""
-        from glia_nb.evaluation.confine import HardLimits, choose_isolation, popen_confined
-        from glia_nb.evaluation.proxy import _package_roots
+        """Run ``command`` with ``bash -c`` in the workspace, confined (see
+        :func:`glia_nb.research.shell.run_confined`); a non-zero exit is a failure."""
+        from glia_nb.evaluation.confine import choose_isolation
 
         if self.shell_isolation is None:
             self.shell_isolation = choose_isolation()
-        ws = str(Path(self.workspace.path).resolve())
-        env = {"GLIA_WORKSPACE": ws, "PYTHONUNBUFFERED": "1",
-               "PYTHONPATH": os.pathsep.join(_package_roots()),
-               "GLIA_SHELL_LIMITS": json.dumps(HardLimits(memory_mb=4096, processes=None,
-                                                          open_files=256).to_dict())}
-        harden = ("import json, os, sys; from glia_nb.evaluation.confine import harden; "
-                  "harden(json.loads(os.environ.pop('GLIA_SHELL_LIMITS'))); "
-                  "os.execv('/bin/bash', ['bash', '-c', sys.argv[1]])")
-        return popen_confined([sys.executable, "-c", harden, command], level=self.shell_isolation,
-                              scratch=ws, env=env, stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        timeout = min(max(1.0, float(timeout_s)), self.max_shell_timeout_s)
+        text, rc, timed_out, total = run_confined(command, self.workspace.path, timeout,
+                                                  self.max_output_chars, self.shell_isolation)
+        return ToolResult(text, is_error=timed_out or rc != 0,
+                          data={"returncode": rc, "timed_out": timed_out, "output_bytes": total,
+                                "isolation": self.shell_isolation})
 
     def read_file(self, path: str, offset: int = 0, limit: int = 200) -> ToolResult:
         """Numbered lines ``offset+1 .. offset+limit`` of a text file in the workspace."""
