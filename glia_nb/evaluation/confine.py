@@ -29,6 +29,7 @@ from pathlib import Path
 
 ISOLATION_LEVELS = ("bwrap", "process", "in-process")
 NOBODY = 65534
+HARNESS_RECORDS = ("journal.jsonl", "ledger.csv")  # read-only inside the Researcher's shell
 # One thread per BLAS/numba pool keeps a confined process's address space small.
 THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
               "NUMBA_NUM_THREADS": "1"}
@@ -165,8 +166,9 @@ def _hidden_paths() -> list[tuple[str, str]]:
 
 
 def bwrap_argv(exe: str, *, scratch: str | None, cwd: str | None = None,
-               hide: bool = True) -> list[str]:
-    """The bubblewrap prefix: every namespace, read-only root, ``scratch`` writable."""
+               hide: bool = True, readonly=()) -> list[str]:
+    """The bubblewrap prefix: every namespace, read-only root, ``scratch`` writable except
+    the ``readonly`` paths inside it (harness-owned records)."""
     argv = [exe, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
             "--unshare-all", "--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY),
             "--die-with-parent", "--new-session", "--clearenv"]
@@ -175,6 +177,8 @@ def bwrap_argv(exe: str, *, scratch: str | None, cwd: str | None = None,
             argv += (["--tmpfs", path] if kind == "dir" else ["--ro-bind", "/dev/null", path])
     if scratch is not None:
         argv += ["--bind", scratch, scratch]
+    for path in readonly:
+        argv += ["--ro-bind", str(path), str(path)]
     argv += ["--chdir", cwd or scratch or "/"]
     return argv
 
@@ -190,12 +194,12 @@ def confined_env(extra: dict | None = None) -> dict:
 
 
 def popen_confined(argv: list[str], *, level: str, scratch: str, env: dict | None = None,
-                   pass_fds=(), **popen_kw) -> subprocess.Popen:
+                   pass_fds=(), readonly=(), **popen_kw) -> subprocess.Popen:
     """Start ``argv`` confined at ``level`` (``"bwrap"`` or ``"process"``) with ``scratch``
     as its working and only writable directory.  The caller kills the process group."""
     env = confined_env(env)
     if level == "bwrap":
-        full = [*bwrap_argv(bwrap_path(), scratch=scratch)]
+        full = [*bwrap_argv(bwrap_path(), scratch=scratch, readonly=readonly)]
         for k, v in env.items():
             full += ["--setenv", k, v]
         return subprocess.Popen([*full, *argv], env={}, pass_fds=pass_fds,
@@ -231,8 +235,10 @@ def popen_shell(command: str, workspace, level: str, **popen_kw) -> subprocess.P
     harden_then_bash = ("import json, os, sys; from glia_nb.evaluation.confine import harden; "
                         "harden(json.loads(os.environ.pop('GLIA_SHELL_LIMITS'))); "
                         "os.execv('/bin/bash', ['bash', '-c', sys.argv[1]])")
+    # The journal and the ledger are the harness's records: read-only in here.
+    records = [p for p in (Path(ws) / n for n in HARNESS_RECORDS) if p.exists()]
     return popen_confined([sys.executable, "-c", harden_then_bash, command], level=level,
-                          scratch=ws, env=env, **popen_kw)
+                          scratch=ws, env=env, readonly=records, **popen_kw)
 
 
 def doctor() -> dict:

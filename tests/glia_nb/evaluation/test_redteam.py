@@ -339,3 +339,43 @@ def test_fallback_level_still_contains_a_candidate(tmp_path, task, honest_score)
                 limits=Limits(isolation="process", memory_mb=1024))
     assert res.error_kind == "memory"
     _then_honest(tmp_path, task, honest_score, limits=lim)
+
+
+def test_concurrent_resume_is_refused(tmp_path):
+    """Two processes writing one session: the second gets a one-line error, the first goes on."""
+    import sys
+
+    from glia_nb.research.journal import Journal, JournalLockedError
+
+    j = Journal.create(tmp_path / "s" / "journal.jsonl", {"task": "t"})
+    j.append("note", text="first writer")
+    code = ("import sys; from glia_nb.research.journal import Journal, JournalLockedError\n"
+            "try:\n    Journal.open(sys.argv[1])\nexcept JournalLockedError as e:\n"
+            "    print(e); sys.exit(3)\n")
+    other = subprocess.run([sys.executable, "-c", code, str(j.path)], capture_output=True,
+                           text=True, timeout=60)
+    assert other.returncode == 3 and "in use by another process" in other.stdout
+    with pytest.raises(JournalLockedError):  # also a second handle in this process
+        Journal.open(j.path)
+    j.append("note", text="still writing")
+    j.close()
+    again = Journal.open(j.path)  # released with the first writer
+    assert again.next_seq == 3
+    again.close()
+
+
+def test_shell_cannot_forge_the_journal_or_ledger(tmp_path):
+    """Inside the Researcher's shell the harness-owned records are read-only."""
+    from glia_nb.research.tools import ToolBox
+    from glia_nb.research.workspace import Workspace
+
+    ws = Workspace.create(tmp_path, get_task("routing-a10"), "s1")
+    (ws.path / "journal.jsonl").write_text('{"type": "header", "seq": 0}\n')
+    before = {n: (ws.path / n).read_text() for n in ("journal.jsonl", "ledger.csv")}
+    res = ToolBox(ws).call("shell", {"command": "echo '99,forged,ok,0.001' >> ledger.csv; "
+                                                "echo '{}' >> journal.jsonl; rm -f ledger.csv; "
+                                                "mv journal.jsonl j2; true"})
+    if LEVEL == "bwrap":
+        assert {n: (ws.path / n).read_text() for n in before} == before, res.text
+    else:  # pragma: no cover - the fallback cannot protect workspace files
+        pytest.skip("plain-process fallback: the workspace's records are writable")
