@@ -28,6 +28,8 @@ def register(sub) -> None:
     s.add_argument("--out", help="where session folders go (default $GLIA_RUNS or glia_runs/ at the "
                    "repository root, then <task>-<time>)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--resume", metavar="DIR", help="go on with the session in DIR (its journal "
+                   "keeps the Researcher, the Supervisor and every budget counter)")
     s.set_defaults(func=cmd_study)
 
     r = sub.add_parser("report", help="summarise a session from its journal")
@@ -104,9 +106,37 @@ def _ratio(task, base, best):
     return base / best if task.objective.direction == "min" else best / base
 
 
+def _resume_study(args) -> dict:
+    """``glia study --resume DIR``: one session, resumed from its journal and run on."""
+    from glia_nb.research.session.session import Session
+
+    s = Session.resume(args.resume)
+    try:
+        s.run()
+    finally:
+        s.journal.close()
+    best = s.best or {}
+    base = s.baseline_score
+    task = s.task
+    return {"task": getattr(task, "name", str(task)), "researcher": "journal",
+            "mode": "SCG (resumed)", "baseline_score": base, "best_score": best.get("score"),
+            "improvement": _ratio(task, base, best.get("score")),
+            "best_experiment": best.get("name"),
+            "num_experiments": len([e for e in s.experiments if e.get("id", 1) != 0]),
+            "session_dir": str(s.path), "cost_usd": float(s.budget_used.get("usd", 0.0) or 0.0)}
+
+
 def cmd_study(args) -> int:
     from glia_nb.progress import fmt, note, progress as bar
     from glia_nb.tasks import get_task
+
+    if args.resume:
+        doc = _resume_study(args)
+        print(json.dumps(doc) if args.json else
+              f"resumed {doc['session_dir']}: baseline {fmt(doc['baseline_score'])}, best "
+              f"{fmt(doc['best_score'])} ({doc['best_experiment']}) after "
+              f"{doc['num_experiments']} experiments")
+        return 0
 
     task = get_task(args.task)
     if args.duration:
