@@ -7,6 +7,7 @@ requests it places now; requests it does not name stay in the global queue.
 from __future__ import annotations
 
 import importlib.util
+import math
 import sys
 import uuid
 from pathlib import Path
@@ -282,6 +283,8 @@ def _parse_params(text: str) -> dict:
                 continue
         else:
             params[k.strip()] = {"true": True, "false": False}.get(v.strip().lower(), v.strip())
+        if isinstance(params[k.strip()], float) and not math.isfinite(params[k.strip()]):
+            raise RouterLoadError(f"parameter {k.strip()}={v.strip()} is not a finite number")
     return params
 
 
@@ -326,9 +329,14 @@ def make_from_spec(spec, registry: dict, kind: str, method: str, **params):
                 raise RouterLoadError(f"unknown {kind} {name!r}; known: {', '.join(registry)}"
                                       " or path/to/file.py:ClassName")
             try:
-                obj = registry[name](**{**_parse_params(ptxt), **params})
-            except TypeError as exc:
-                raise RouterLoadError(f"bad parameters for {kind} {name!r}: {exc}") from exc
+                given = {**_parse_params(ptxt), **params}
+                obj = registry[name](**given)
+            except (TypeError, RouterLoadError) as exc:
+                import inspect
+
+                valid = [p for p in inspect.signature(registry[name]).parameters if p != "self"]
+                raise RouterLoadError(f"bad parameters for {kind} {name!r}: {exc} (valid "
+                                      f"parameters: {', '.join(valid) or 'none'})") from exc
     if not callable(getattr(obj, method, None)):
         raise RouterLoadError(f"{type(obj).__name__} has no {method}() method")
     return obj

@@ -132,13 +132,22 @@ def _cmd_simulate(args) -> int:
     if args.sweep_users:
         from glia_nb.cli.stack import cmd_sweep_one
         return cmd_sweep_one(args)
+    if args.duration is not None and not args.duration > 0:
+        raise CLIError("--duration must be > 0 seconds")
+    if args.users is not None and args.users < 1:
+        raise CLIError("--users must be >= 1")
+    if args.trace and args.seeds > 1:
+        raise CLIError("--trace replays one trace: use --seeds 1 (seeds only change the "
+                       "scenario's generated traces)")
     doc = run_simulations(args.scenario, args.router, args.seeds, out=args.out,
                           trace_csv=args.trace, duration_s=args.duration,
                           progress=True,  # on stderr, also when it is not a terminal
                           batch_policy=args.batch_policy, autoscaler=args.autoscaler,
                           users=args.users, trusted=args.trusted)
     if args.json:
-        print(json.dumps(doc))
+        from glia_nb.research.journal import to_jsonable  # NaN/inf become null
+
+        print(json.dumps(to_jsonable(doc), allow_nan=False))
         return 0
     print(f"scenario {doc['scenario']}  router {doc['router']}")
     _print_table(doc["seeds"], [("seed", "seed", "d"), ("num_requests", "requests", "d"),
