@@ -168,7 +168,7 @@ class PolicyProcess:
 
     def load(self, source: str, filename: str, class_name: str, layer: str) -> None:
         """Send the candidate's source; raises :class:`PolicyError` if it does not load."""
-        self.layer, self.name = layer, f"{os.path.basename(filename)}:{class_name}"
+        self.layer, self.name = layer, class_name  # as router_name() names it in-process
         _kind, reply = self.call(b"L", json.dumps({"source": source, "filename": filename,
                                                    "class_name": class_name,
                                                    "layer": layer}).encode())

@@ -177,6 +177,9 @@ def describe_error(exc: BaseException) -> dict:
             getattr(remote, "layer", ""), "the router")
         msg = remote.message if kind in ("invalid_decision", "import", "missing_class",
                                          "timeout", "crash") else f"{what} raised {remote.message}"
+        wrapped = next((e for e in _chain(exc) if type(e).__name__ == "BatchPolicyError"), None)
+        if wrapped is not None and kind == "exception":  # names the key call, as in-process
+            msg = str(wrapped).replace("raised PolicyError: ", "raised ")
         return {"kind": kind, "message": msg[:2000], "traceback": remote.traceback or None}
     cause = exc.__cause__
     shown = cause if (cause is not None and kind != "invalid_decision") else exc
