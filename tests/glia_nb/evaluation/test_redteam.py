@@ -379,3 +379,16 @@ def test_shell_cannot_forge_the_journal_or_ledger(tmp_path):
         assert {n: (ws.path / n).read_text() for n in before} == before, res.text
     else:  # pragma: no cover - the fallback cannot protect workspace files
         pytest.skip("plain-process fallback: the workspace's records are writable")
+
+
+def test_journal_header_records_the_isolation_level(tmp_path):
+    from session_fakes import FakeToolBox
+
+    from glia_nb.research.journal import read_journal
+    from glia_nb.research.session.session import Session
+
+    s = Session.create("Design a better router. Lower mean latency is better.", tmp_path, "offline",
+                       toolbox=FakeToolBox([40]), run_baseline=False)
+    s.journal.close()
+    header, _records = read_journal(s.journal.path)
+    assert header["isolation"] == LEVEL
