@@ -1,16 +1,19 @@
 """Simulator speed: prints its figures (run: python benchmarks/bench_sim.py [--quick]).
 
-1. CPU seconds per routing-a10 simulation (Python LLQ router) after warm-up, and requests
-   simulated per CPU second.
+1. CPU seconds per routing-a10 simulation after warm-up (min and median of repeats) for the
+   Python LLQ router with decode fast-forward, LLQ all compiled, and HRA, each beside the
+   step-by-step engine (``fast_forward=False, compiled_router=False``) and the speed-up.
 2. A fresh process's time to its first result with a warm numba cache, and its peak RSS.
 3. CPU seconds per autoscale-a10 simulation (1,800 s, ~27,000 requests) for the standard and
    the Glia stack of ``glia_nb.evaluation.stack.STACKS``: the HRA router holds hundreds of requests in
    the global queue and is called after every arrival and completion.
 4. Scaling: replicas x simulated time at a load proportional to the replica count (7.5 QPS
-   per 4 replicas); the last column should stay roughly constant if cost is linear in
-   replicas x simulated time.
+   per 4 replicas), fast and step by step; the cost per replica-second should stay roughly
+   constant if cost is linear in replicas x simulated time.
 
-Targets on a 2-core machine: <= 0.15 CPU-s per simulation, <= 3 s fresh process, <= 300 MB.
+Targets on a 2-core machine: routing-a10 <= 0.05 CPU-s with the Python LLQ router, <= 0.02
+all compiled, <= 0.08 with HRA; 64 replicas x 10,000 s <= 10 CPU-s; <= 3 s fresh process,
+<= 300 MB.
 Timings on shared machines are noisy: the minimum over repetitions is the figure to quote.
 """
 from __future__ import annotations
@@ -35,26 +38,44 @@ print(json.dumps({"first_result_s": time.perf_counter() - t0, "mean_e2e_s": s["m
 """
 
 
+STEP = dict(fast_forward=False, compiled_router=False)
+
+
+def _cpu(run, reps: int) -> list[float]:
+    """CPU seconds (``time.process_time`` around the event loop, as ``SimResult.cpu_s``)
+    of ``reps`` runs after one warm-up run."""
+    run()
+    return [run().cpu_s for _ in range(reps)]
+
+
+def _row(label: str, fast: list[float], step: list[float], target: str) -> None:
+    fmin, fmed = min(fast), statistics.median(fast)
+    smin, smed = min(step), statistics.median(step)
+    print(f"  {label:<34} min {fmin:7.4f}  median {fmed:7.4f} | step-by-step min {smin:7.4f}"
+          f"  median {smed:7.4f} | speed-up {smin / fmin:5.1f}x  (target {target})")
+
+
 def per_simulation(reps: int) -> None:
+    """routing-a10 seed 0 (timelines on): each fast path beside the step-by-step engine."""
     from sim_core import simulate
     from workloads import get_scenario
 
     sc = get_scenario("routing-a10")
-    traces = [sc.trace(s) for s in range(3)]
-    simulate(sc.cluster, traces[0], "llq")  # warm-up: load the compiled engine
-    cpu, reqs = [], []
-    for _ in range(reps):
-        for tr in traces:
-            res = simulate(sc.cluster, tr, "llq")
-            cpu.append(res.cpu_s)
-            reqs.append(len(tr.prompt_tokens))
-    print("routing-a10, Python LLQ router, timelines on")
-    print(f"  simulations            {len(cpu)}")
-    print(f"  CPU s / simulation     min {min(cpu):.3f}  median {statistics.median(cpu):.3f}")
-    rate = [r / c for r, c in zip(reqs, cpu)]
-    print(f"  requests / CPU s       max {max(rate):,.0f}  median {statistics.median(rate):,.0f}")
-    print(f"  router calls / sim     {res.router_calls:,}  engine iterations / sim "
-          f"{res.summary['iterations']:,}")
+    tr = sc.trace(0)
+    print(f"routing-a10 seed 0, {len(tr.prompt_tokens):,} requests, timelines on: CPU s per "
+          f"simulation over {reps} runs")
+    cases = [("Python LLQ router, fast-forward", "llq", dict(compiled_router=False), "<= 0.05"),
+             ("LLQ all compiled", "llq", {}, "<= 0.02"),
+             ("HRA (compiled twin)", "hra", {}, "<= 0.08"),
+             ("Python HRA router, fast-forward", "hra", dict(compiled_router=False), "-")]
+    for label, router, kw, target in cases:
+        fast = _cpu(lambda: simulate(sc.cluster, tr, router, **kw), reps)
+        step = _cpu(lambda: simulate(sc.cluster, tr, router, **STEP), reps)
+        _row(label, fast, step, target)
+    res = simulate(sc.cluster, tr, "llq", compiled_router=False)
+    base = simulate(sc.cluster, tr, "llq", **STEP)
+    print(f"  Python LLQ router calls / sim   {res.router_calls:,} (step-by-step "
+          f"{base.router_calls:,}); engine iterations / sim {res.summary['iterations']:,}")
 
 
 def fresh_process(reps: int) -> None:
@@ -89,25 +110,36 @@ def stack_simulation(reps: int) -> None:
               f"{res.router_calls:,}  ({st.label})")
 
 
-def scaling(quick: bool) -> None:
+def _scaled_run(replicas: int, duration: float, **kw):
     from sim_core import ClusterConfig, simulate
     from workloads import get_scenario
 
     sc = get_scenario("routing-a10")
-    grid = [(4, 1000), (16, 1000), (4, 10000)] if quick else \
-        [(4, 1000), (16, 1000), (64, 1000), (4, 10000), (16, 10000), (64, 10000)]
-    print("scaling (LLQ, timelines off, 7.5 QPS per 4 replicas)")
-    print(f"  {'replicas':>8} {'sim s':>7} {'requests':>10} {'CPU s':>8} {'us per replica-s':>17}")
+    wl = sc.workload
+    spec = type(wl.arrival)(**{**wl.arrival.__dict__, "qps": 7.5 * replicas / 4})
+    tr = type(wl)(**{**wl.__dict__, "arrival": spec}).trace(float(duration), 0)
+    cl = ClusterConfig(num_replicas=replicas, replica=sc.cluster.replica)
+    return simulate(cl, tr, "llq", record_timeline=False, **kw), len(tr.prompt_tokens)
+
+
+def scaling(quick: bool) -> None:
+    """Cost per replica-second at a load proportional to the replica count (7.5 QPS per 4
+    replicas, LLQ, timelines off); it should stay flat if cost is linear in replicas x
+    simulated time."""
+    grid = [(4, 1000), (16, 1000), (64, 1000)] if quick else \
+        [(4, 1000), (8, 1000), (16, 1000), (32, 1000), (64, 1000), (64, 10000)]
+    print("scaling (LLQ by name: fast-forward + compiled twin; timelines off; 7.5 QPS per 4 "
+          "replicas)")
+    print(f"  {'replicas':>8} {'sim s':>6} {'requests':>10} {'CPU s':>8} {'us/replica-s':>13} "
+          f"{'step CPU s':>11} {'step us/replica-s':>18} {'speed-up':>9}")
     for replicas, duration in grid:
-        qps = 7.5 * replicas / 4
-        wl = sc.workload
-        spec = type(wl.arrival)(**{**wl.arrival.__dict__, "qps": qps})
-        tr = type(wl)(**{**wl.__dict__, "arrival": spec}).trace(float(duration), 0)
-        cl = ClusterConfig(num_replicas=replicas, replica=sc.cluster.replica)
-        res = simulate(cl, tr, "llq", record_timeline=False)
-        per = res.cpu_s / (replicas * duration) * 1e6
-        print(f"  {replicas:>8} {duration:>7} {len(tr.prompt_tokens):>10,} {res.cpu_s:>8.2f} "
-              f"{per:>17.1f}")
+        fast, n = _scaled_run(replicas, duration)
+        step, _ = _scaled_run(replicas, duration, **STEP)
+        per = fast.cpu_s / (replicas * duration) * 1e6
+        sper = step.cpu_s / (replicas * duration) * 1e6
+        print(f"  {replicas:>8} {duration:>6} {n:>10,} {fast.cpu_s:>8.2f} {per:>13.2f} "
+              f"{step.cpu_s:>11.2f} {sper:>18.2f} {step.cpu_s / fast.cpu_s:>8.1f}x")
+    print("  target: 64 replicas x 10,000 s <= 10 CPU s")
 
 
 def main() -> None:

@@ -7,6 +7,10 @@ request.  It returns to Python there, so the router is the only Python on the ho
 Tie-breaking is explicit: iteration ends are ordered by (time, replica id), and an
 iteration ending at the same time as an arrival is processed first.
 
+Helpers that run at every iteration are compiled with ``inline="always"``: a call of a
+compiled function with array arguments updates their reference counts atomically, which
+cost more than the work itself (see sim_core/lookups.py).
+
 Replica semantics follow the paper's Vidur fork (see the README's "Simulator semantics"):
 paged KV cache with a watermark on admission, recompute pre-emption of the latest-arrived
 running request, Sarathi chunked prefill or vLLM-v0 prefill-first batching.
@@ -16,172 +20,37 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from sim_core.latency import iteration_ms, prefill_attn_ms
-from sim_core.queues import (admit, compact_running, grow_or_preempt, heap_pop, heap_push,
-                             mark_dirty, wq_insert, wq_unlink)
+from sim_core.batching import form_sarathi, form_vllm
+from sim_core.fastforward import ff_begin, ff_flush, ff_flush_all, ff_step
+from sim_core.lookups import iteration_ms
+from sim_core.queues import compact_running, heap_pop, heap_push, mark_dirty, wq_insert
 from sim_core.state import (
     ERR_BAD_REPLICA, ERR_DUPLICATE, ERR_NOT_ACCEPTING, ERR_NOT_QUEUED, EV_ARRIVAL,
     EV_COMPLETION, EV_END, EV_READY, EV_TICK, F_ARRIVAL, F_ATTEMPT_PREFILL, F_COMPLETED,
     F_ENTER, F_FIRST_TOKEN, F_ROUTED, H_GENERATED, H_TOTAL, PF_BUSY_TIME, PF_BUSY_UNTIL,
     PF_DRAIN_SINCE, PF_DRAIN_TIME, PF_READY_AT, PF_START_TIME, PF_UP_SINCE, PF_UP_TIME,
-    P_ALLOC, P_BATCH_LEN, P_BUSY, P_DIRTY, P_GEN_TOKENS,
-    P_ITERATIONS, P_NUM_BLOCKS, P_RUNNING, P_STATE, P_WAITING, P_WQ_HEAD, Q_DEC_REP,
-    Q_DEC_REQ, Q_DIRTY, Q_DONE, Q_GQ, R_ACTIVE, R_DRAINING, R_STARTING, R_STOPPED,
-    SF_ARRIVAL_LIMIT, SF_NEXT_READY, SF_NEXT_TICK, SF_NOW, SF_THINK, SL_BATCH, SL_RUN, SL_TOK,
-    ST_DONE, ST_GLOBAL, ST_MARK, S_BATCH_CAP, S_BLOCK_SIZE, S_CHUNK, S_CLOSED_LOOP,
-    S_DIRTY_LEN, S_ERROR, S_EVENT_REPLICA, S_GENERATED_TOKENS, S_GQ_LEN, S_HEAP_LEN,
-    S_NEXT_ARRIVAL, S_NUM_ACCEPTING, S_NUM_DONE, S_NUM_GENERATED, S_NUM_REQ, S_N_EVENT_DONE,
-    S_SCHEDULER, S_TL_CAP, S_TL_LEN, S_WATERMARK, TL_ALLOC, TL_NUM_BLOCKS, TL_REPLICA,
-    TL_RUNNING, TL_STATE, TL_TIME, TL_WAITING, V_BLOCKS, V_PROCESSED, V_PROMPT, V_STATE,
+    P_ALLOC, P_BATCH_LEN, P_BUSY, P_DIRTY, P_FF_LEFT, P_GEN_TOKENS, P_ITERATIONS, P_NUM_BLOCKS,
+    P_RUNNING, P_STATE, P_WAITING, Q_DEC_REP, Q_DEC_REQ, Q_DIRTY, Q_DONE, Q_GQ, R_ACTIVE,
+    R_DRAINING, R_STARTING, R_STOPPED, SF_ARRIVAL_LIMIT, SF_NEXT_READY, SF_NEXT_TICK, SF_NOW,
+    SF_THINK, SL_BATCH, SL_RUN, SL_TOK, ST_DONE, ST_GLOBAL, ST_MARK, S_CLOSED_LOOP,
+    S_DIRTY_LEN, S_ERROR, S_EVENT_REPLICA, S_FAST_FORWARD, S_GENERATED_TOKENS, S_GQ_LEN,
+    S_HEAP_LEN, S_NEXT_ARRIVAL, S_NUM_ACCEPTING, S_NUM_DONE, S_NUM_GENERATED, S_NUM_REQ,
+    S_N_EVENT_DONE, S_SCHEDULER, S_SKIP_EMPTY, S_TL_CAP, S_TL_LEN, S_TWIN, TL_ALLOC,
+    TL_NUM_BLOCKS, TL_REPLICA, TL_RUNNING, TL_STATE, TL_TIME, TL_WAITING, V_BLOCKS, V_PROCESSED,
+    V_PROMPT, V_STATE,
 )
+from sim_core.twins import twin_keys, twin_reads_progress, twin_route
 
 
-@njit(cache=True, error_model="numpy")
-def _form_sarathi(rv, rh, rf, pi, si, run_ids, batch_ids, batch_tok, blob, r, now):
-    """Sarathi chunked prefill: running decodes first, then partial prefills, then new
-    requests from the waiting queue in order, within the chunk budget and batch cap.
-
-    Returns (tokens, decodes, decode KV sum, prefill attention ms) of the batch."""
-    bs = si[S_BLOCK_SIZE]
-    chunk = si[S_CHUNK]
-    cap = si[S_BATCH_CAP]
-    nb = 0
-    tokens = 0
-    kv_sum = 0
-    n_partial = 0
-    evicted = False
-    lo = 0
-    hi = pi[P_RUNNING, r]
-    # Pass 1: decodes in arrival order.  (The cap can only stop this pass when every
-    # running request is decoding, so no partial prefill is skipped by the break.)
-    while lo < hi:
-        if nb == cap:
-            break
-        q = run_ids[r, lo]
-        lo += 1
-        done = rv[V_PROCESSED, q]
-        if done < rv[V_PROMPT, q]:
-            n_partial += 1
-            continue
-        if done > rv[V_BLOCKS, q] * bs:
-            if pi[P_NUM_BLOCKS, r] - pi[P_ALLOC, r] >= 1:  # the common case, inline
-                rv[V_BLOCKS, q] += 1
-                pi[P_ALLOC, r] += 1
-            else:
-                evicted = True
-                hi = grow_or_preempt(rv, rh, rf, pi, si, run_ids, r, q, lo, hi, now)
-                if hi < 0:
-                    break
-        batch_ids[r, nb] = q
-        batch_tok[r, nb] = 1
-        nb += 1
-        tokens += 1
-        kv_sum += done
-    n_dec = nb
-    if evicted:
-        compact_running(rv, run_ids, pi, r, pi[P_RUNNING, r])
-    attn = 0.0
-    # Pass 2: partially prefilled requests, oldest first, within the chunk budget.
-    if n_partial > 0:
-        for i in range(pi[P_RUNNING, r]):
-            q = run_ids[r, i]
-            done = rv[V_PROCESSED, q]
-            if done >= rv[V_PROMPT, q]:
-                continue
-            n = min(rv[V_PROMPT, q] - done, chunk - tokens)
-            if n <= 0:
-                continue
-            batch_ids[r, nb] = q
-            batch_tok[r, nb] = n
-            nb += 1
-            tokens += n
-            attn += prefill_attn_ms(blob, done + n, n)
-    # Pass 3: new requests; the head of the waiting queue blocks those behind it.
-    wm = si[S_WATERMARK]
-    while pi[P_WQ_HEAD, r] >= 0:
-        if pi[P_RUNNING, r] >= cap or nb >= cap:
-            break
-        q = pi[P_WQ_HEAD, r]
-        need = (rv[V_PROMPT, q] + bs - 1) // bs
-        if pi[P_NUM_BLOCKS, r] - pi[P_ALLOC, r] - need < wm:
-            break
-        n = min(rv[V_PROMPT, q], chunk - tokens)
-        if n <= 0:
-            break
-        wq_unlink(rv, pi, r, q)
-        admit(rv, rf, pi, run_ids, r, q, need, now)
-        batch_ids[r, nb] = q
-        batch_tok[r, nb] = n
-        nb += 1
-        tokens += n
-        attn += prefill_attn_ms(blob, n, n)
-    pi[P_BATCH_LEN, r] = nb
-    return tokens, n_dec, kv_sum, attn
-
-
-@njit(cache=True, error_model="numpy")
-def _form_vllm(rv, rh, rf, pi, si, run_ids, batch_ids, batch_tok, blob, r, now):
-    """vLLM v0: a prefill-only batch of whole prompts if any can be admitted (padded token
-    cap n * max(prompt) <= chunk; a single over-long prompt still runs alone), else a
-    decode-only batch of the running requests.  Returns what :func:`_form_sarathi` does."""
-    bs = si[S_BLOCK_SIZE]
-    cap = si[S_BATCH_CAP]
-    wm = si[S_WATERMARK]
-    nb = 0
-    tokens = 0
-    attn = 0.0
-    longest = 0
-    while pi[P_WQ_HEAD, r] >= 0:
-        q = pi[P_WQ_HEAD, r]
-        need = (rv[V_PROMPT, q] + bs - 1) // bs
-        if pi[P_NUM_BLOCKS, r] - pi[P_ALLOC, r] - need < wm:
-            break
-        m = max(longest, rv[V_PROMPT, q])
-        if nb > 0 and (nb + 1) * m > si[S_CHUNK]:
-            break
-        if pi[P_RUNNING, r] >= cap or nb >= cap:
-            break
-        longest = m
-        wq_unlink(rv, pi, r, q)
-        admit(rv, rf, pi, run_ids, r, q, need, now)
-        n = rv[V_PROMPT, q]
-        batch_ids[r, nb] = q
-        batch_tok[r, nb] = n
-        nb += 1
-        tokens += n
-        attn += prefill_attn_ms(blob, n, n)
-    if nb > 0:
-        pi[P_BATCH_LEN, r] = nb
-        return tokens, 0, 0, attn
-    kv_sum = 0
-    lo = 0
-    hi = pi[P_RUNNING, r]
-    while lo < hi:
-        if nb == cap:
-            break
-        q = run_ids[r, lo]
-        lo += 1
-        hi = grow_or_preempt(rv, rh, rf, pi, si, run_ids, r, q, lo, hi, now)
-        if hi < 0:
-            break
-        batch_ids[r, nb] = q
-        batch_tok[r, nb] = 1
-        nb += 1
-        kv_sum += rv[V_PROCESSED, q]
-    compact_running(rv, run_ids, pi, r, pi[P_RUNNING, r])
-    pi[P_BATCH_LEN, r] = nb
-    return nb, nb, kv_sum, 0.0
-
-
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _start_batch(rv, rh, rf, pi, pf, si, run_ids, batch_ids, batch_tok, heap_t, heap_r, blob,
                  r, now):
     if si[S_SCHEDULER] == 0:
-        tokens, n_dec, kv_sum, attn = _form_sarathi(rv, rh, rf, pi, si, run_ids, batch_ids,
-                                                    batch_tok, blob, r, now)
+        tokens, n_dec, kv_sum, attn = form_sarathi(rv, rh, rf, pi, si, run_ids, batch_ids,
+                                                   batch_tok, blob, r, now)
     else:
-        tokens, n_dec, kv_sum, attn = _form_vllm(rv, rh, rf, pi, si, run_ids, batch_ids,
-                                                 batch_tok, blob, r, now)
+        tokens, n_dec, kv_sum, attn = form_vllm(rv, rh, rf, pi, si, run_ids, batch_ids,
+                                                batch_tok, blob, r, now)
     if pi[P_BATCH_LEN, r] == 0:
         return
     dt = iteration_ms(blob, tokens, n_dec, kv_sum, attn) / 1000.0
@@ -190,9 +59,11 @@ def _start_batch(rv, rh, rf, pi, pf, si, run_ids, batch_ids, batch_tok, heap_t, 
     pf[PF_BUSY_UNTIL, r] = now + dt
     pf[PF_BUSY_TIME, r] += dt
     heap_push(heap_t, heap_r, si, now + dt, r)
+    if si[S_FAST_FORWARD] == 1 and n_dec == tokens and n_dec == pi[P_BATCH_LEN, r]:
+        ff_begin(rv, rh, pi, pf, si, batch_ids, blob, r, kv_sum)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _finish_batch(rv, rh, rf, pi, pf, si, sf, run_ids, batch_ids, batch_tok, done_buf, r, now):
     """Apply an iteration's progress; returns the number of requests it completed."""
     n_done = 0
@@ -272,7 +143,7 @@ def _activate_ready(pi, pf, si, sf, now):
     sf[SF_NEXT_READY] = nxt
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _record_timeline(pi, si, tl, now):
     R = pi.shape[1]
     k = si[S_TL_LEN]
@@ -326,6 +197,9 @@ def _apply_decisions(rv, rh, rf, pi, gq, dirty, si, dec_req, dec_rep, n_dec, now
             rf[F_ROUTED, q] = now
         wq_insert(rv, rh, rf, pi, si, r, q, False, now)
         mark_dirty(pi, dirty, si, r)
+        # The replica's next formation may admit q: its stretch ends with the iteration
+        # in flight (formed before q arrived, as it was when stepping).
+        pi[P_FF_LEFT, r] = 0
     if n_dec > 0:
         # Keep the global queue in arrival order without the routed requests.
         k = 0
@@ -340,11 +214,15 @@ def _apply_decisions(rv, rh, rf, pi, gq, dirty, si, dec_req, dec_rep, n_dec, now
 
 @njit(cache=True, error_model="numpy")
 def advance(rv, rh, rf, pi, pf, slots, qbuf, heap_t, heap_r, si, sf, tl, blob, n_dec):
-    """Apply ``n_dec`` routing decisions, then simulate up to the next global event.
+    """Apply ``n_dec`` routing decisions, then simulate up to the next global event that
+    needs Python.
 
-    Returns an event code (EV_ARRIVAL, EV_COMPLETION, EV_END) or a negative error code
-    for an invalid decision.  Arrays are bundled (``slots``, ``qbuf``) because every
-    argument costs dispatch time on each of the ~15,000 calls of a simulation."""
+    Returns an event code (EV_ARRIVAL, EV_COMPLETION, EV_READY, EV_TICK, EV_END) or a
+    negative error code for an invalid decision.  With a compiled twin router
+    (``si[S_TWIN]``) routing happens here and only ticks and the end return; with
+    ``S_SKIP_EMPTY`` events that leave the global queue empty do not return either.
+    Arrays are bundled (``slots``, ``qbuf``) because every argument costs dispatch time on
+    each of the ~15,000 calls of a simulation."""
     run_ids, batch_ids, batch_tok = slots[SL_RUN], slots[SL_BATCH], slots[SL_TOK]
     gq, done_buf, dec_req, dec_rep = qbuf[Q_GQ], qbuf[Q_DONE], qbuf[Q_DEC_REQ], qbuf[Q_DEC_REP]
     dirty = qbuf[Q_DIRTY]
@@ -366,6 +244,7 @@ def advance(rv, rh, rf, pi, pf, slots, qbuf, heap_t, heap_r, si, sf, tl, blob, n
         tb = heap_t[0] if si[S_HEAP_LEN] > 0 else np.inf
         tr = sf[SF_NEXT_READY]
         if tb == np.inf and ta == np.inf and tr == np.inf:
+            ff_flush_all(rv, rh, pi, si, batch_ids)
             sf[SF_NOW] = now
             return EV_END
         # Same-time order: iteration ends, then replicas becoming ready, then autoscaler
@@ -374,28 +253,29 @@ def advance(rv, rh, rf, pi, pf, slots, qbuf, heap_t, heap_r, si, sf, tl, blob, n
         if tr < tb and tr <= tt and tr <= ta:
             now = tr
             _activate_ready(pi, pf, si, sf, now)
-            sf[SF_NOW] = now
             si[S_N_EVENT_DONE] = 0
-            _record_timeline(pi, si, tl, now)
-            return EV_READY
-        if tt < tb and tt <= ta:
-            now = tt
-            sf[SF_NOW] = now
+            ev = EV_READY
+        elif tt < tb and tt <= ta:
+            ff_flush_all(rv, rh, pi, si, batch_ids)
+            sf[SF_NOW] = tt
             si[S_N_EVENT_DONE] = 0
             return EV_TICK
-        if tb <= ta:
+        elif tb <= ta:
             r = heap_r[0]
-            heap_pop(heap_t, heap_r, si)
             now = tb
+            if pi[P_FF_LEFT, r] > 0:
+                ff_step(pi, pf, si, heap_t, heap_r, blob, r, now)
+                continue
+            heap_pop(heap_t, heap_r, si)
+            ff_flush(rv, rh, pi, si, batch_ids, r)
             n_done = _finish_batch(rv, rh, rf, pi, pf, si, sf, run_ids, batch_ids, batch_tok,
                                    done_buf, r, now)
             mark_dirty(pi, dirty, si, r)
-            if n_done > 0:
-                si[S_N_EVENT_DONE] = n_done
-                si[S_EVENT_REPLICA] = r
-                sf[SF_NOW] = now
-                _record_timeline(pi, si, tl, now)
-                return EV_COMPLETION
+            if n_done == 0:
+                continue
+            si[S_N_EVENT_DONE] = n_done
+            si[S_EVENT_REPLICA] = r
+            ev = EV_COMPLETION
         else:
             now = ta
             rv[V_STATE, i] = ST_GLOBAL
@@ -405,6 +285,21 @@ def advance(rv, rh, rf, pi, pf, slots, qbuf, heap_t, heap_r, si, sf, tl, blob, n
             si[S_NEXT_ARRIVAL] = i + 1
             si[S_N_EVENT_DONE] = 0
             si[S_EVENT_REPLICA] = -1
-            sf[SF_NOW] = now
-            _record_timeline(pi, si, tl, now)
-            return EV_ARRIVAL
+            ev = EV_ARRIVAL
+        # A global event.  An empty global queue needs no routing if the router promised to
+        # do nothing then.  Deferred stretch work is applied only if someone will look:
+        # the timeline (blocks held), a Python router, a twin that reads blocks.
+        sf[SF_NOW] = now
+        route = si[S_GQ_LEN] > 0 or (si[S_SKIP_EMPTY] == 0 and si[S_TWIN] == 0)
+        if si[S_TL_CAP] > 0 or (route and twin_reads_progress(si[S_TWIN])):
+            ff_flush_all(rv, rh, pi, si, batch_ids)
+        _record_timeline(pi, si, tl, now)
+        if not route:
+            continue
+        if si[S_TWIN] == 0:
+            return ev
+        n = twin_route(rv, pi, si, sf, gq, dec_req, dec_rep)
+        twin_keys(rv, rf, si, sf, dec_req, n)
+        err = _apply_decisions(rv, rh, rf, pi, gq, dirty, si, dec_req, dec_rep, n, now)
+        if err != 0:
+            return err

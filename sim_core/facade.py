@@ -12,6 +12,7 @@ from sim_core.engine import advance
 from sim_core.latency import LatencyTable, load_latency_table
 from sim_core.results import SimResult
 from sim_core.routers import make_router, router_name
+from sim_core.twins import TWIN_NONE, install_key, install_twin, twin_code
 from sim_core.view import ClusterInfo, ClusterView
 
 
@@ -79,7 +80,8 @@ def _check_trace(cluster: ClusterConfig, trace) -> tuple:
 
 def simulate(cluster: ClusterConfig, trace, router="llq", *, latency: LatencyTable | None = None,
              seed: int = 0, record_timeline: bool = True, queue_key=None, autoscaler=None,
-             autoscale=None, batch_policy=None, share_state=None) -> SimResult:
+             autoscale=None, batch_policy=None, fast_forward: bool = True,
+             compiled_router: bool = True, share_state=None) -> SimResult:
     """Simulate ``trace`` on ``cluster`` with ``router`` and return a :class:`SimResult`.
 
     ``trace`` is a :class:`workloads.Trace` (or anything with ``arrived_at``,
@@ -95,13 +97,25 @@ def simulate(cluster: ClusterConfig, trace, router="llq", *, latency: LatencyTab
     ``batch_policy`` (a name such as ``"shortest_prefill_first"``, a ``file.py:Name``
     spec, an instance or a key function; see :mod:`sim_core.batch_policies`) sets
     ``queue_key`` from the batch-scheduler layer.
+
+    Two switches trade nothing but speed (the results are identical either way):
+    ``fast_forward`` runs decode-only stretches without per-request bookkeeping at every
+    iteration (:mod:`sim_core.fastforward`) and skips calls of a built-in router while the
+    global queue is empty; ``compiled_router`` decides a built-in router picked by name
+    inside the engine (:mod:`sim_core.twins`; with a batch policy only if it is a built-in
+    one with a compiled key, not with a ``queue_key`` function).
+    ``fast_forward=False, compiled_router=False`` is the step-by-step engine.
+    ``share_state``, if given, is called with the freshly allocated state before anything
+    runs (the sandbox moves the visible arrays into shared memory there).
     """
     if batch_policy is not None:
-        from sim_core.batch_policies import queue_key_of
+        from sim_core.batch_policies import make_batch_policy, queue_key_of
 
+        batch_policy = make_batch_policy(batch_policy)
         queue_key = queue_key_of(batch_policy)
     arrived, prompt, decode, users = _check_trace(cluster, trace)
     rc = cluster.replica
+    by_name = isinstance(router, str)
     router = make_router(router)
     info = cluster_info(cluster)
     router.reset(info, np.random.default_rng(seed))
@@ -115,7 +129,16 @@ def simulate(cluster: ClusterConfig, trace, router="llq", *, latency: LatencyTab
         closed_loop_users=users, think_time_s=float(getattr(trace, "think_time_s", 0.0) or 0.0),
         arrival_limit_s=float(duration) if duration is not None else np.inf,
         record_timeline=record_timeline,
-        queue_policy=S.QUEUE_BY_KEY if queue_key is not None else S.QUEUE_FIFO)
+        queue_policy=S.QUEUE_BY_KEY if queue_key is not None else S.QUEUE_FIFO,
+        fast_forward=fast_forward)
+    if compiled_router and by_name and twin_code(router) != TWIN_NONE and (
+            queue_key is None or (batch_policy is not None
+                                  and install_key(st.si, st.sf, batch_policy))):
+        install_twin(st.si, st.sf, router)
+    # A router may promise (on its own class, not inherited) that it routes nothing and
+    # changes nothing when the global queue is empty; those calls are then skipped.
+    st.si[S.S_SKIP_EMPTY] = int(fast_forward and bool(
+        type(router).__dict__.get("idle_when_queue_empty", False)))
     if share_state is not None:
         share_state(st)
     scaler = None
@@ -176,6 +199,7 @@ def simulate(cluster: ClusterConfig, trace, router="llq", *, latency: LatencyTab
             raise RoutingError(f"{router_name(router)} raised {type(exc).__name__}: {exc} "
                                f"at t={sf[S.SF_NOW]:.3f}s") from exc
     cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
+    calls += int(st.si[S.S_TWIN_CALLS])
     arrived_n = int(st.si[S.S_NEXT_ARRIVAL])
     if int(st.si[S.S_GQ_LEN]) > 0:
         raise RoutingError(f"{router_name(router)} left {int(st.si[S.S_GQ_LEN])} requests in "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from sim_core.latency import iteration_ms, prefill_attn_ms
+from sim_core.lookups import iteration_ms, prefill_attn_ms
 
 
 @njit(cache=True)

@@ -48,11 +48,13 @@ Blob layout (``LatencyTable.pack()``, one float64 array read by the compiled fun
     [14] off decode ms (n_dn x n_dkv, row-major: n rows, kv columns)
     [15] off allreduce tokens grid   [16] n_ar   [17] off allreduce ms (n_ar)
 
-Compiled functions (``@njit(cache=True)``; call them from other njit code or from Python)::
+Compiled functions (``@njit(cache=True)``, in :mod:`sim_core.lookups` and re-exported here;
+call them from other njit code or from Python)::
 
     token_ms(blob, n_tokens)                  prefill_attn_ms(blob, kv_context, chunk)
     decode_attn_ms(blob, n_decodes, mean_kv)  allreduce_ms(blob, n_tokens)
     iteration_ms(blob, n_tokens, n_decode, decode_kv_sum, prefill_attn_sum_ms)
+    fixed_ms, decode_segment, decode_iteration_ms   (iteration_ms in parts, for decode stretches)
 """
 from __future__ import annotations
 
@@ -64,7 +66,11 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from numba import njit
+
+from sim_core.lookups import (  # noqa: F401 - the compiled look-ups are part of this API
+    allreduce_ms, decode_attn_ms, decode_iteration_ms, decode_segment, fixed_ms, iteration_ms,
+    prefill_attn_ms, token_ms,
+)
 
 from sim_core.roofline import GPUS, Efficiency
 
@@ -297,101 +303,6 @@ def _dumps(obj, indent: int = 0) -> str:
             return "[" + ", ".join(_fmt_scalar(v) for v in obj) + "]"
         return "[\n" + ",\n".join(inner + _dumps(v, indent + 2) for v in obj) + "\n" + pad + "]"
     return _fmt_scalar(obj)
-
-
-# -------------------------------------------------------------------- compiled look-ups
-@njit(cache=True)
-def _segment(blob, off, n, x):
-    """Segment index i (0..n-2) and fraction t for x on the grid blob[off:off+n].
-
-    t == 0 below the grid (clamp), 0 <= t <= 1 inside, t > 1 beyond the last point (extrapolate).
-    """
-    if x <= blob[off]:
-        return 0, 0.0
-    if x >= blob[off + n - 1]:
-        i = n - 2
-    else:  # bisection: the grids are short (tens of points), so this is a handful of steps
-        lo, hi = 0, n - 1
-        while hi - lo > 1:
-            mid = (lo + hi) >> 1
-            if blob[off + mid] <= x:
-                lo = mid
-            else:
-                hi = mid
-        i = lo
-    x0 = blob[off + i]
-    return i, (x - x0) / (blob[off + i + 1] - x0)
-
-
-@njit(cache=True)
-def _interp1(blob, hx, x):
-    gx, n, vy = int(blob[hx]), int(blob[hx + 1]), int(blob[hx + 2])
-    i, t = _segment(blob, gx, n, x)
-    y = blob[vy + i] + t * (blob[vy + i + 1] - blob[vy + i])
-    return y if y > 0.0 else 0.0
-
-
-@njit(cache=True)
-def _interp2(blob, h, x, y):
-    """Bilinear look-up; header slots h..h+4 = off x grid, nx, off y grid, ny, off values."""
-    gx, nx, gy, ny, v = int(blob[h]), int(blob[h + 1]), int(blob[h + 2]), int(blob[h + 3]), int(blob[h + 4])
-    i, tx = _segment(blob, gx, nx, x)
-    j, ty = _segment(blob, gy, ny, y)
-    r0 = v + i * ny + j
-    r1 = r0 + ny
-    z0 = blob[r0] + ty * (blob[r0 + 1] - blob[r0])
-    z1 = blob[r1] + ty * (blob[r1 + 1] - blob[r1])
-    z = z0 + tx * (z1 - z0)
-    return z if z > 0.0 else 0.0
-
-
-@njit(cache=True)
-def token_ms(blob, n_tokens):
-    """Token-proportional work (GEMMs, MLP, norms) of a batch of ``n_tokens`` tokens, ms."""
-    if n_tokens <= 0:
-        return 0.0
-    return _interp1(blob, 2, float(n_tokens))
-
-
-@njit(cache=True)
-def prefill_attn_ms(blob, kv_context, chunk):
-    """Attention time of one prefill chunk of ``chunk`` tokens; ``kv_context`` = tokens before it + chunk."""
-    if chunk <= 0:
-        return 0.0
-    return _interp2(blob, 5, float(kv_context), float(chunk))
-
-
-@njit(cache=True)
-def decode_attn_ms(blob, n_decodes, mean_kv):
-    """Attention time of ``n_decodes`` decode tokens whose mean KV length is ``mean_kv``; 0 if none."""
-    if n_decodes <= 0:
-        return 0.0
-    return _interp2(blob, 10, float(n_decodes), float(mean_kv))
-
-
-@njit(cache=True)
-def allreduce_ms(blob, n_tokens):
-    """Tensor-parallel all-reduce time of a batch of ``n_tokens`` tokens (0 for TP1 tables)."""
-    if n_tokens <= 0:
-        return 0.0
-    return _interp1(blob, 15, float(n_tokens))
-
-
-@njit(cache=True)
-def iteration_ms(blob, n_tokens, n_decode, decode_kv_sum, prefill_attn_sum_ms):
-    """Time of one batch iteration, ms; 0 for an empty batch.
-
-    ``n_tokens`` counts every token of the batch (prefill chunks plus one per decode),
-    ``decode_kv_sum`` sums the KV lengths of the ``n_decode`` decodes and
-    ``prefill_attn_sum_ms`` is the sum of :func:`prefill_attn_ms` over the prefill chunks.
-    """
-    if n_tokens <= 0:
-        return 0.0
-    nt = float(n_tokens)
-    t = _interp1(blob, 2, nt) + prefill_attn_sum_ms + _interp1(blob, 15, nt) + blob[1]
-    if n_decode > 0:
-        t += _interp2(blob, 10, float(n_decode), float(decode_kv_sum) / float(n_decode))
-    return t
 
 
 # -------------------------------------------------------------------- shipped tables

@@ -16,12 +16,14 @@ from sim_core.state import (
 
 
 # ----------------------------------------------------------------------------- heap
-@njit(cache=True, error_model="numpy")
+# inline="always" where a function runs at every iteration: a call with array arguments
+# costs atomic reference-count updates per array (see sim_core/lookups.py).
+@njit(cache=True, error_model="numpy", inline="always")
 def heap_less(ht, hr, a, b):
     return ht[a] < ht[b] or (ht[a] == ht[b] and hr[a] < hr[b])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def heap_push(ht, hr, si, t, r):
     i = si[S_HEAP_LEN]
     si[S_HEAP_LEN] = i + 1
@@ -37,12 +39,27 @@ def heap_push(ht, hr, si, t, r):
             break
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def heap_pop(ht, hr, si):
     n = si[S_HEAP_LEN] - 1
     si[S_HEAP_LEN] = n
     ht[0] = ht[n]
     hr[0] = hr[n]
+    _sift_down(ht, hr, n)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def heap_replace_top(ht, hr, si, t, r):
+    """Pop the top and push (t, r) in one sift: a replica's next iteration end replaces
+    the one just reached.  The pops that follow are the same as after pop and push,
+    since (time, replica) orders the entries totally."""
+    ht[0] = t
+    hr[0] = r
+    _sift_down(ht, hr, si[S_HEAP_LEN])
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _sift_down(ht, hr, n):
     i = 0
     while True:
         left = 2 * i + 1
@@ -121,7 +138,7 @@ def wq_insert(rv, rh, rf, pi, si, r, q, front, now):
     pi[P_WAIT_PROMPT, r] += rv[V_PROMPT, q]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def mark_dirty(pi, dirty, si, r):
     if pi[P_DIRTY, r] == 0:
         pi[P_DIRTY, r] = 1
@@ -205,7 +222,7 @@ def grow_or_preempt(rv, rh, rf, pi, si, run_ids, r, q, lo, hi, now):
     return hi
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def compact_running(rv, run_ids, pi, r, n):
     """Keep the first n running entries that are still running (drops the evicted)."""
     k = 0

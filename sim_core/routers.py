@@ -33,6 +33,10 @@ class Router(Protocol):
     def route(self, view: ClusterView) -> Iterable[tuple[int, int]]:
         """Return ``(request_id, replica)`` for each request to dispatch now."""
 
+    # Optional: a class that sets ``idle_when_queue_empty = True`` in its own body promises
+    # that ``route`` returns nothing and changes nothing while the global queue is empty;
+    # the simulator then skips those calls (subclasses must repeat the promise).
+
 
 class BaseRouter:
     """Convenience base: keeps ``info`` and ``rng`` from :meth:`reset`."""
@@ -73,6 +77,7 @@ class RoundRobin(BaseRouter):
     """Each request to the next replica in turn."""
 
     name = "round_robin"
+    idle_when_queue_empty = True
 
     def reset(self, info, rng):
         super().reset(info, rng)
@@ -96,6 +101,7 @@ class RandomRouter(BaseRouter):
     """Each request to a replica drawn uniformly from the seeded generator."""
 
     name = "random"
+    idle_when_queue_empty = True
 
     def route(self, view):
         q = view.queue
@@ -112,6 +118,7 @@ class LeastOutstandingRequests(BaseRouter):
     """LOR: the replica with the fewest waiting requests (those holding no memory)."""
 
     name = "lor"
+    idle_when_queue_empty = True
 
     def route(self, view):
         q = view.queue
@@ -122,6 +129,7 @@ class LeastLoadedQueue(BaseRouter):
     """LLQ: the replica with the fewest requests in flight (waiting + running)."""
 
     name = "llq"
+    idle_when_queue_empty = True
 
     def route(self, view):
         q = view.queue
@@ -132,6 +140,7 @@ class LeastOutstandingBlocks(BaseRouter):
     """The replica with the fewest KV blocks held plus blocks its waiting prompts will need."""
 
     name = "least_blocks"
+    idle_when_queue_empty = True
 
     def route(self, view):
         q = view.queue
@@ -158,6 +167,7 @@ class HeadRoomAdmission(BaseRouter):
     """
 
     name = "hra"
+    idle_when_queue_empty = True
 
     def __init__(self, decode_growth: float = 0.6, safety_fraction: float = 0.03,
                  shortest_first: bool = True):
@@ -245,6 +255,7 @@ class LeastOutstandingPrefill(BaseRouter):
     TTFT.  Placements earlier in the same call count (ties: lowest id)."""
 
     name = "least_prefill"
+    idle_when_queue_empty = True
 
     def route(self, view):
         q = view.queue

@@ -1,0 +1,147 @@
+"""Decode fast-forward, compiled: run a replica's decode-only iterations without touching
+every request at every iteration, with exactly the results of stepping.
+
+A replica whose batch is decode-only, whose waiting queue cannot be admitted and whose
+requests neither complete nor run out of KV blocks for the next ``K - 1`` iterations will
+run the same batch for ``K`` iterations: only the tokens (one more per request each time)
+and the decode KV sum (``+ batch size`` each time) change.  Such a run is a *stretch*.
+
+Iteration ends stay on the engine's heap one by one, so their times are the very sums the
+step-by-step engine computes: ``now + dt``, with ``dt`` the same operations on the same
+numbers as :func:`iteration_ms` (:func:`decode_iteration_ms` only does the look-ups that the
+batch size fixes once per stretch).  What a stretch skips is the per-request work of
+finishing and forming each batch.  That work is deferred (``P_FF_DONE`` counts finished
+stretch iterations) and applied by :func:`ff_flush` before anything may look at the
+requests: every return to Python, every timeline row and every compiled routing decision.
+A stretch is cut short when a request is routed to its replica, because the next formation
+may then admit it.
+
+Why the stretch length is safe: admission into a decode-only batch only gets harder as
+iterations pass (free blocks only fall, the batch size and chunk budget stay), so a waiting
+queue that could not be admitted at the stretch's first formation cannot be admitted later.
+"""
+from __future__ import annotations
+
+from numba import njit
+
+from sim_core.lookups import decode_iteration_ms, decode_segment, fixed_ms
+from sim_core.queues import heap_replace_top
+from sim_core.state import (
+    H_GENERATED, H_TOTAL, PF_BUSY_TIME, PF_BUSY_UNTIL, PF_FF_FIXED, PF_FF_TX, P_ALLOC,
+    P_BATCH_LEN, P_FF_DONE, P_FF_KV, P_FF_LEFT, P_FF_SEG, P_GEN_TOKENS, P_ITERATIONS,
+    P_NUM_BLOCKS, P_RUNNING, S_BLOCK_SIZE,
+    S_GENERATED_TOKENS, V_BLOCKS, V_PROCESSED,
+)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _blocks_needed(rv, batch_ids, r, nb, bs, j):
+    """New KV blocks the batch needs by the formation of stretch iteration ``j``."""
+    total = 0
+    for k in range(nb):
+        q = batch_ids[r, k]
+        need = (rv[V_PROCESSED, q] + j + bs - 1) // bs - rv[V_BLOCKS, q]
+        if need > 0:
+            total += need
+    return total
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def stretch_length(rv, rh, pi, si, batch_ids, r):
+    """Iterations ``K >= 1`` that replica r's just-formed decode-only batch will repeat.
+
+    Iterations ``0 .. K-2`` complete nothing; the formations of ``1 .. K-1`` find a free
+    block for every request that crosses a block boundary (so nobody is pre-empted);
+    iteration ``K-1`` may complete requests and is finished step by step."""
+    nb = pi[P_BATCH_LEN, r]
+    # The first iteration that completes a request: j with processed + j + 1 == total.
+    jc = rh[H_TOTAL, batch_ids[r, 0]] - rv[V_PROCESSED, batch_ids[r, 0]] - 1
+    for k in range(1, nb):
+        q = batch_ids[r, k]
+        c = rh[H_TOTAL, q] - rv[V_PROCESSED, q] - 1
+        if c < jc:
+            jc = c
+    if jc <= 0:
+        return 1
+    bs = si[S_BLOCK_SIZE]
+    free = pi[P_NUM_BLOCKS, r] - pi[P_ALLOC, r]
+    if _blocks_needed(rv, batch_ids, r, nb, bs, jc) <= free:
+        return 1 + jc
+    # The need grows with j: bisect for the last formation that still fits.
+    lo, hi = 0, jc  # need(lo) fits, need(hi) does not
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if _blocks_needed(rv, batch_ids, r, nb, bs, mid) <= free:
+            lo = mid
+        else:
+            hi = mid
+    return 1 + lo
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def ff_begin(rv, rh, pi, pf, si, batch_ids, blob, r, kv_sum):
+    """After a decode-only batch was formed on r: start a stretch if it holds every running
+    request, with the latency terms that stay fixed while it lasts."""
+    nb = pi[P_BATCH_LEN, r]
+    if pi[P_RUNNING, r] != nb:
+        pi[P_FF_LEFT, r] = 0
+        return
+    k = stretch_length(rv, rh, pi, si, batch_ids, r)
+    pi[P_FF_LEFT, r] = k - 1
+    if k > 1:
+        pi[P_FF_KV, r] = kv_sum
+        pf[PF_FF_FIXED, r] = fixed_ms(blob, float(nb), 0.0)
+        seg, tx = decode_segment(blob, nb)
+        pi[P_FF_SEG, r] = seg
+        pf[PF_FF_TX, r] = tx
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def ff_step(pi, pf, si, heap_t, heap_r, blob, r, now):
+    """Replica r's stretch iteration ended at ``now`` (the heap's top): start the next one,
+    exactly as finishing and forming it would (same latency arguments, same float sums)."""
+    nb = pi[P_BATCH_LEN, r]
+    pi[P_FF_DONE, r] += 1
+    pi[P_FF_LEFT, r] -= 1
+    kv = pi[P_FF_KV, r] + nb
+    pi[P_FF_KV, r] = kv
+    dt = decode_iteration_ms(blob, pf[PF_FF_FIXED, r], pi[P_FF_SEG, r], pf[PF_FF_TX, r], nb,
+                             kv) / 1000.0
+    pi[P_ITERATIONS, r] += 1
+    pf[PF_BUSY_UNTIL, r] = now + dt
+    pf[PF_BUSY_TIME, r] += dt
+    heap_replace_top(heap_t, heap_r, si, now + dt, r)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def ff_flush(rv, rh, pi, si, batch_ids, r):
+    """Apply replica r's finished stretch iterations to its requests: their tokens, and the
+    blocks the formation of the iteration now in flight allocated (a decoding request holds
+    ``ceil(processed / block_size)`` blocks once its batch is formed)."""
+    m = pi[P_FF_DONE, r]
+    if m == 0:
+        return
+    nb = pi[P_BATCH_LEN, r]
+    bs = si[S_BLOCK_SIZE]
+    added = 0
+    for k in range(nb):
+        q = batch_ids[r, k]
+        d = rv[V_PROCESSED, q] + m
+        rv[V_PROCESSED, q] = d
+        rh[H_GENERATED, q] += m
+        need = (d + bs - 1) // bs
+        if need > rv[V_BLOCKS, q]:
+            added += need - rv[V_BLOCKS, q]
+            rv[V_BLOCKS, q] = need
+    pi[P_ALLOC, r] += added
+    pi[P_GEN_TOKENS, r] += m * nb
+    si[S_GENERATED_TOKENS] += m * nb
+    pi[P_FF_DONE, r] = 0
+
+
+@njit(cache=True, error_model="numpy")
+def ff_flush_all(rv, rh, pi, si, batch_ids):
+    """:func:`ff_flush` on every replica: the state is then what stepping would show."""
+    for r in range(pi.shape[1]):
+        if pi[P_FF_DONE, r] > 0:
+            ff_flush(rv, rh, pi, si, batch_ids, r)

@@ -1,0 +1,188 @@
+"""Decode fast-forward gives exactly the results of stepping every iteration."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from sim_core import simulate
+from sim_core import state as S
+from sim_core.autoscale import AutoscaleConfig
+from sim_core.config import ClusterConfig, ReplicaConfig
+from sim_core.latency import LatencyTable, iteration_ms
+from tests.conftest import make_trace
+from tests.sim_core.same_run import assert_same_run
+from workloads import SCENARIOS
+
+STEP = dict(fast_forward=False, compiled_router=False)
+FAST = dict(fast_forward=True, compiled_router=False)
+
+
+def attention_table():
+    """10 ms + 1 ms per token + decode attention growing with the mean KV length, so that
+    every decode iteration of a stretch has a different latency."""
+    z = np.zeros((2, 2))
+    return LatencyTable(gpu="test", model="attn", tp=1, provenance="hand-made test table",
+                        tokens=[1.0, 1e6], token_ms=[1.0, 1e6], prefill_kv=[1.0, 1e6],
+                        prefill_chunk=[1.0, 1e6], prefill_ms=z, decode_n=[1.0, 1e6],
+                        decode_kv=[1.0, 1e4], decode_ms=[[0.3, 70.0], [0.3, 70.0]],
+                        overhead_ms=10.0)
+
+
+def both(cluster, trace, router="llq", compiled_router=False, **kw):
+    """The step-by-step and the fast-forwarded run, checked equal; returns the fast one."""
+    step = simulate(cluster, trace, router, **STEP, **kw)
+    fast = simulate(cluster, trace, router, **{**FAST, "compiled_router": compiled_router}, **kw)
+    assert_same_run(step, fast)
+    return fast
+
+
+def one_replica(**kw):
+    return ClusterConfig(num_replicas=1).with_replica(**kw)
+
+
+def test_lone_decode_stretch_adds_latencies_one_by_one():
+    # One request: a 100-token prefill, then 49 decodes whose latencies all differ.  The
+    # completion time is the float sum, iteration by iteration, of those latencies.
+    table = attention_table()
+    blob = table.pack()
+    res = both(one_replica(), make_trace([0.0], [100], [50]), latency=table)
+    t = 0.0 + iteration_ms(blob, 100, 0, 0, 0.0) / 1000.0
+    first = t
+    for j in range(49):
+        t = t + iteration_ms(blob, 1, 1, 101 + j, 0.0) / 1000.0
+    r = res.requests.iloc[0]
+    assert r.first_token_at == first and r.completed_at == t
+    assert res.summary["iterations"] == 50
+    # The 49 decodes ran as one stretch: its last iteration had KV sum 101 + 48.
+    assert res.state.pi[S.P_FF_KV, 0] == 149
+
+
+def test_arrival_cuts_a_stretch_at_the_iteration_in_flight():
+    # A decodes alone; B arrives at 0.5 s and joins at the first iteration end after it.
+    table = attention_table()
+    blob = table.pack()
+    res = both(one_replica(), make_trace([0.0, 0.5], [16, 30], [400, 5]), latency=table)
+    t = iteration_ms(blob, 16, 0, 0, 0.0) / 1000.0
+    kv = 17
+    while t < 0.5:
+        t = t + iteration_ms(blob, 1, 1, kv, 0.0) / 1000.0
+        kv += 1
+    b = res.requests.set_index("request_id").loc[1]
+    assert b.first_scheduled_at == t and b.routed_at == 0.5
+
+
+@pytest.mark.parametrize("scheduler", ["sarathi", "vllm"])
+def test_block_boundaries_and_preemption_inside_decode_runs(scheduler):
+    # A 6-block pool, no watermark: the three requests outgrow it while decoding, so
+    # stretches must stop before the formation that pre-empts the latest arrival.
+    cl = one_replica(num_blocks=6, block_size=4, watermark_fraction=0.0, scheduler=scheduler)
+    res = both(cl, make_trace([0.0, 0.0, 0.001], [5, 3, 2], [14, 12, 9]),
+               latency=attention_table())
+    assert res.summary["preemptions"] > 0
+
+
+def test_ticks_inside_stretches_see_the_stepped_state():
+    # The throughput autoscaler reads decode tokens generated so far at every tick.
+    cl = ClusterConfig(num_replicas=3)
+    tr = make_trace(np.linspace(0, 2, 12), [20] * 12, [300] * 12)
+    both(cl, tr, autoscaler="throughput:high=50,low=10,cooldown_s=0.2",
+         autoscale=AutoscaleConfig(interval_s=0.13, cold_start_s=0.05, initial_replicas=1),
+         latency=attention_table())
+
+
+def test_user_router_sees_the_stepped_view():
+    # A Python router called at every event reads processed tokens and blocks.
+    seen = {FAST["fast_forward"]: [], STEP["fast_forward"]: []}
+
+    class Peek:
+        def reset(self, info, rng):
+            pass
+
+        def route(self, view):
+            seen[key].append((view.now, view.event, view.processed_tokens.sum(),
+                              view.allocated_blocks.sum()))
+            return [(int(q), int(q) % 2) for q in view.queue]
+
+    tr = make_trace(np.linspace(0, 1, 8), [30] * 8, [90] * 8)
+    for key, kw in ((False, STEP), (True, FAST)):
+        simulate(ClusterConfig(num_replicas=2), tr, Peek(), latency=attention_table(), **kw)
+    assert seen[True] == seen[False] and len(seen[True]) == 16
+
+
+def _preset_cases():
+    for name, sc in SCENARIOS.items():
+        for router in ("llq", "hra"):
+            yield pytest.param(name, router, id=f"{name}-{router}")
+
+
+@pytest.mark.parametrize("name,router", list(_preset_cases()))
+def test_presets_seed0_full_duration(name, router):
+    sc = SCENARIOS[name]
+    kw = {}
+    if sc.autoscale is not None:
+        kw = dict(autoscaler="proportional", autoscale=sc.autoscale, record_timeline=False)
+    both(sc.cluster, sc.trace(0), router, **kw)
+
+
+def test_vllm_scheduler_under_memory_pressure():
+    sc = SCENARIOS["routing-a10"]
+    cl = sc.cluster.with_replica(scheduler="vllm", num_blocks=900)
+    res = both(cl, sc.workload.trace(150.0, 0), "llq")
+    assert res.summary["preemptions"] > 0
+
+
+@st.composite
+def small_cases(draw):
+    n = draw(st.integers(1, 12))
+    prompts = draw(st.lists(st.integers(1, 40), min_size=n, max_size=n))
+    decodes = draw(st.lists(st.integers(1, 200), min_size=n, max_size=n))
+    gaps = draw(st.lists(st.floats(0.0, 0.5), min_size=n, max_size=n))
+    bs = draw(st.sampled_from([1, 4, 16]))
+    wm_frac = draw(st.sampled_from([0.0, 0.1]))
+    need = math.ceil(max(p + d for p, d in zip(prompts, decodes)) / bs)
+    blocks = need + draw(st.integers(0, 2 * need)) + 1
+    while need + int(wm_frac * blocks) > blocks:
+        blocks += 1
+    rc = ReplicaConfig(num_blocks=blocks, block_size=bs, watermark_fraction=wm_frac,
+                       scheduler=draw(st.sampled_from(["sarathi", "vllm"])),
+                       chunk_size=draw(st.sampled_from([8, 64, 512])),
+                       batch_cap=draw(st.integers(1, 8)))
+    cluster = ClusterConfig(num_replicas=draw(st.integers(1, 3)), replica=rc)
+    kw = {}
+    if draw(st.booleans()):
+        kw = dict(autoscaler=f"throughput:high={draw(st.sampled_from([20, 200]))},low=5,"
+                             f"cooldown_s={draw(st.sampled_from([0.0, 0.5]))}",
+                  autoscale=AutoscaleConfig(
+                      interval_s=draw(st.sampled_from([0.05, 0.3])),
+                      cold_start_s=draw(st.sampled_from([0.0, 0.2])),
+                      initial_replicas=draw(st.integers(1, cluster.num_replicas))))
+    router = draw(st.sampled_from(["llq", "lor", "least_blocks", "round_robin", "random",
+                                   "hra", "least_prefill"]))
+    kw["record_timeline"] = draw(st.booleans())
+    kw["compiled_router"] = draw(st.booleans())
+    return cluster, make_trace(np.cumsum(gaps), prompts, decodes), router, kw
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small_cases())
+def test_fast_forward_equals_stepping_on_random_clusters(case):
+    cluster, trace, router, kw = case
+    both(cluster, trace, router, latency=attention_table(), seed=1, **kw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["a10/llama-3-8b/1", "h100/llama-3.3-70b-fp8/4", "attn"]),
+       st.integers(1, 700), st.integers(0, 200_000))
+def test_decode_iteration_ms_is_iteration_ms_bit_for_bit(name, nb, kv_extra):
+    from sim_core.latency import decode_iteration_ms, decode_segment, fixed_ms, load_latency_table
+
+    if name == "attn":
+        blob = attention_table().pack()
+    else:
+        gpu, model, tp = name.split("/")
+        blob = load_latency_table(gpu, model, int(tp)).pack()
+    kv = nb + kv_extra  # every decode holds at least one token
+    seg, tx = decode_segment(blob, nb)
+    fast = decode_iteration_ms(blob, fixed_ms(blob, float(nb), 0.0), seg, tx, nb, kv)
+    assert fast == iteration_ms(blob, nb, nb, kv, 0.0)
