@@ -17,6 +17,8 @@ LLQ = textwrap.dedent("""
     import numpy as np
 
     class LLQ:
+        idle_when_queue_empty = True  # as the built-in LLQ: no call while nothing waits
+
         def reset(self, info, rng):
             pass
 

@@ -204,7 +204,9 @@ def serve(sock) -> int:
                 import resource
 
                 ru = resource.getrusage(resource.RUSAGE_SELF)
+                idle = bool(isinstance(cls, type) and cls.__dict__.get("idle_when_queue_empty"))
                 wire.send(sock, b"O", json.dumps({"has_key": probe_key is not None,
+                                                  "idle_when_queue_empty": idle,
                                                   "cpu_s": ru.ru_utime + ru.ru_stime}).encode())
             elif kind == b"Q":
                 import resource

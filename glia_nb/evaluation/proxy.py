@@ -175,6 +175,10 @@ class PolicyProcess:
         doc = json.loads(reply)
         self.has_key = bool(doc.get("has_key"))
         self.start_cpu_s = float(doc.get("cpu_s", 0.0))  # start-up and import (benchmarks)
+        if layer == "router" and doc.get("idle_when_queue_empty") is True:
+            # The candidate's class promises to do nothing while the global queue is empty;
+            # the facade reads that promise from the router's own class, so take it over.
+            self.__class__ = _IdleWhenQueueEmpty
         self.key = self._key if self.has_key else None
 
     def for_seed(self, seed: int, info) -> "PolicyProcess":
@@ -252,6 +256,12 @@ class PolicyProcess:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _IdleWhenQueueEmpty(PolicyProcess):
+    """A proxy whose candidate router declared ``idle_when_queue_empty = True``."""
+
+    idle_when_queue_empty = True
 
 
 def share_with(procs: list) -> "callable":

@@ -392,3 +392,21 @@ def test_journal_header_records_the_isolation_level(tmp_path):
     s.journal.close()
     header, _records = read_journal(s.journal.path)
     assert header["isolation"] == LEVEL
+
+
+def test_idle_promise_is_kept_through_the_proxy(tmp_path, task, honest_score):
+    """A router class that declares ``idle_when_queue_empty`` is called only when requests
+    wait, sandboxed as in-process, and scores the same."""
+    src = LLQ.replace("class Honest:\n", "class Honest:\n    idle_when_queue_empty = True\n")
+    res = _eval(tmp_path, src, task, "Honest")
+    assert res.ok and res.score == honest_score
+    from glia_nb.evaluation.confine import HardLimits
+    from glia_nb.evaluation.proxy import PolicyProcess
+
+    p = PolicyProcess(level=LEVEL, limits=HardLimits(), deadline=time.monotonic() + 60,
+                      log_path=os.devnull)
+    try:
+        p.load(src, "honest.py", "Honest", "router")
+        assert type(p).__dict__.get("idle_when_queue_empty") is True
+    finally:
+        p.close()
