@@ -350,9 +350,13 @@ def cmd_compare(args) -> int:
 
     task = get_task(args.task)
     changes = {}
-    if args.duration:
+    if args.duration is not None:
+        if not args.duration > 0:
+            raise ValueError("--duration must be > 0 seconds")
         changes["duration_s"] = args.duration
-    if args.eval_seeds:
+    if args.eval_seeds is not None:
+        if args.eval_seeds < 1:
+            raise ValueError("--eval-seeds must be >= 1")
         changes["num_eval_seeds"] = args.eval_seeds
     task = task.replace(**changes) if changes else task
     from glia_nb.progress import note

@@ -91,3 +91,10 @@ def test_non_integer_decisions_are_rejected_not_truncated(bad):
                             decode_tokens=np.ones(1, np.int64))
     with pytest.raises(RoutingError, match="pair of int"):
         simulate(ClusterConfig(num_replicas=2), trace, Bad())
+
+
+@pytest.mark.parametrize("argv, needle", [(["--eval-seeds", "0"], "--eval-seeds must be >= 1"),
+                                          (["--duration", "0"], "--duration must be > 0")])
+def test_compare_refuses_zero_seeds_and_duration(argv, needle, capsys):
+    assert main(["compare", "routing-a10", *argv]) == 2
+    assert needle in capsys.readouterr().err
