@@ -331,9 +331,13 @@ def _run_pool(req: dict, executor: Executor, limits: Limits, out: Path | None) -
     deadline = time.monotonic() + limits.wall_s
     # Wall-clock deadline for the workers' own alarms (a job may start late in a busy pool).
     job_limits = dict(req["limits"], deadline_unix=time.time() + limits.wall_s)
-    jobs = [(seed, executor.submit(run_seed_job, dict(req, seeds=[seed], out_dir=None,
-                                                      limits=job_limits)))
-            for seed in req["seeds"]]
+    try:
+        jobs = [(seed, executor.submit(run_seed_job, dict(req, seeds=[seed], out_dir=None,
+                                                          limits=job_limits)))
+                for seed in req["seeds"]]
+    except Exception as exc:  # a pool broken earlier (a plain ProcessPoolExecutor stays so)
+        return {"simulations": 0, "error": {"kind": "crash", "message": f"the executor refused "
+                                            f"the job: {type(exc).__name__}: {exc}"}}
     per_seed, error, sims, isolation = [], None, 0, None
     for i, (seed, fut) in enumerate(jobs):
         try:
@@ -344,6 +348,8 @@ def _run_pool(req: dict, executor: Executor, limits: Limits, out: Path | None) -
                 "kind": "timeout", "seed": seed,
                 "message": f"seed {seed} exceeded the wall-time limit of {limits.wall_s:g} s"}}
         except Exception as exc:  # a dead worker process, a lost Dask worker, ...
+            if type(exc).__name__ == "BrokenProcessPool" and hasattr(executor, "rebuild"):
+                executor.rebuild()  # later experiments get a fresh pool
             res = {"simulations": 1, "error": {
                 "kind": "crash", "seed": seed,
                 "message": f"the worker running seed {seed} failed: {type(exc).__name__}: {exc}"}}

@@ -410,3 +410,24 @@ def test_idle_promise_is_kept_through_the_proxy(tmp_path, task, honest_score):
         assert type(p).__dict__.get("idle_when_queue_empty") is True
     finally:
         p.close()
+
+
+def _die():
+    os._exit(9)
+
+
+def test_a_broken_pool_is_rebuilt(tmp_path, task, honest_score):
+    """A pool worker that dies (as a parent-killing candidate would make it at level
+    "process") breaks the pool; the next evaluation on it gets a fresh one."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from glia_nb.evaluation.pool import RebuildingProcessPool
+
+    pool = RebuildingProcessPool(max_workers=1)
+    try:
+        with pytest.raises(BrokenProcessPool):
+            pool.submit(_die).result(timeout=60)
+        _then_honest(tmp_path, task, honest_score, executor=pool)
+        assert pool.rebuilds == 1
+    finally:
+        pool.shutdown()
