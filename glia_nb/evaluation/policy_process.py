@@ -23,8 +23,6 @@ def _load(msg: dict):
     """The candidate object's class (or function) from its source text."""
     import types
 
-    from sim_core.routers import RouterLoadError
-
     filename, name = msg["filename"], msg["class_name"]
     module = types.ModuleType("glia_policy")
     module.__file__ = filename
@@ -32,13 +30,13 @@ def _load(msg: dict):
     try:
         exec(compile(msg["source"], filename, "exec"), module.__dict__)  # noqa: S102
     except Exception as exc:  # any import-time failure of the candidate
-        raise RouterLoadError(f"policy file {filename} does not import: "
+        raise PolicyLoadError(f"policy file {filename} does not import: "
                               f"{type(exc).__name__}: {exc}") from exc
     obj = getattr(module, name, None)
     if obj is None:
         found = sorted(n for n, v in vars(module).items() if isinstance(v, type)
                        and v.__module__ == "glia_policy")
-        raise RouterLoadError(f"policy file {filename} has no class {name!r}"
+        raise PolicyLoadError(f"policy file {filename} has no class {name!r}"
                               f" (classes found: {', '.join(found) or 'none'})")
     return obj
 
@@ -68,6 +66,10 @@ def install_audit_guard() -> None:
         if msg is not None:
             raise SandboxDenied(msg)
     sys.addaudithook(hook)
+
+
+class PolicyLoadError(ValueError):
+    """The candidate's file does not import, or lacks the class or its method."""
 
 
 class InvalidDecision(ValueError):
@@ -107,13 +109,12 @@ def _error(exc: BaseException, filename: str, kind: str | None = None) -> bytes:
     import traceback
 
     if kind is None:
-        from sim_core.routers import RouterLoadError
-
         if isinstance(exc, MemoryError):
             kind = "memory"
         elif isinstance(exc, InvalidDecision):
             kind = "invalid_decision"
-        elif isinstance(exc, RouterLoadError):
+        elif isinstance(exc, PolicyLoadError) or type(exc).__name__ in (
+                "RouterLoadError", "BatchPolicyLoadError"):
             kind = "missing_class" if "has no" in str(exc) else "import"
         elif isinstance(exc, SandboxDenied):  # the network or process guard
             kind = "network"
@@ -231,9 +232,7 @@ def _instantiate(cls, layer: str):
         return p, p.key
     method = {"router": "route", "autoscaler": "decide"}[layer]
     if not callable(getattr(cls, method, None)):
-        from sim_core.routers import RouterLoadError
-
-        raise RouterLoadError(f"class {getattr(cls, '__name__', cls)} has no {method}() method")
+        raise PolicyLoadError(f"class {getattr(cls, '__name__', cls)} has no {method}() method")
     return cls(), None
 
 
@@ -248,7 +247,7 @@ def main(argv=None) -> int:
     sock = socket.socket(fileno=int(argv[0]))
     import numpy  # noqa: F401  (before the candidate: its imports then cost nothing)
 
-    import sim_core.routers  # noqa: F401
+    import sim_core.view  # noqa: F401  (numba loads only if the candidate imports it)
     # Python-level guard on top of the namespaces (and the only one at level "process").
     install_audit_guard()
     return serve(sock)
