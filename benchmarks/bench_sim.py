@@ -95,7 +95,8 @@ def fresh_process(reps: int) -> None:
 
 
 def stack_simulation(reps: int) -> None:
-    from glia_nb.evaluation.stack import STACKS, simulate_config
+    from glia_nb.evaluation.simulate import simulate_config
+    from glia_nb.evaluation.stack import STACKS
     from workloads import get_scenario
 
     sc = get_scenario("autoscale-a10")

@@ -66,7 +66,9 @@ def measure(router: str, qps: float, replicas: int, duration: float, seed: int) 
 
 def stack_iterations(stack: str, seed: int, duration: float | None = None) -> dict:
     """A stack of ``glia_nb.evaluation.stack.STACKS`` on autoscale-a10: its iterations and the bound."""
-    from glia_nb.evaluation.stack import STACKS, get_scenario, simulate_config
+    from glia_nb.evaluation.simulate import simulate_config
+    from glia_nb.evaluation.stack import STACKS
+    from workloads import get_scenario
     from sim_core.ideal import min_iterations
 
     sc = get_scenario("autoscale-a10", duration_s=duration)

@@ -54,6 +54,7 @@ from IPython.display import Image, Markdown, display
 
 from glia_nb.baselines.compare import METHODS, run_compare
 from glia_nb.baselines.openevolve_runner import openevolve_status
+from glia_nb.plots.baselines import draw_comparison
 from glia_nb.runs import runs_dir
 from glia_nb.tasks import get_task
 
@@ -88,7 +89,7 @@ def progress(line):  # one line per finished run keeps the output short
     if "simulations, best" in line or line.startswith(("starting", "fixed")):
         print(line)
 
-doc = run_compare(task, METHODS, BUDGETS, RUNS, MODEL, OUT, progress=progress)
+doc = draw_comparison(run_compare(task, METHODS, BUDGETS, RUNS, MODEL, OUT, progress=progress))
 print(f"comparison finished in {doc['wall_s']:.0f} s; files in {doc['out']}")
 """, "run"),
     md("""

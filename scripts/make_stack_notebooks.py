@@ -107,7 +107,7 @@ best. A short session (two seeds' worth of traffic, a small budget):
 """),
     code("""
 from dataclasses import replace
-from glia_nb.cli.research import run_study
+from glia_nb.research.study import run_study
 from glia_nb.tasks import get_task
 
 task = replace(get_task("batch-a10"), duration_s=400.0, num_eval_seeds=1)
@@ -217,7 +217,7 @@ short session (300 s of traffic, one seed) shows the loop — a design that brea
 """),
     code("""
 from dataclasses import replace
-from glia_nb.cli.research import run_study
+from glia_nb.research.study import run_study
 from glia_nb.tasks import get_task
 
 task = replace(get_task("autoscale-a10"), duration_s=300.0, num_eval_seeds=1)

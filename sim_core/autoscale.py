@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from sim_core import state as S
+from sim_core.policies import make_policy
 
 
 @dataclass(frozen=True)
@@ -157,9 +158,7 @@ AUTOSCALERS: dict[str, type] = {
 def make_autoscaler(spec, **params):
     """An autoscaler from a registry name (``"proportional:target=30"``), a
     ``file.py:Class`` spec, a class or an instance."""
-    from sim_core.routers import make_from_spec
-
-    return make_from_spec(spec, AUTOSCALERS, "autoscaler", "decide", **params)
+    return make_policy(spec, AUTOSCALERS, "autoscaler", **params)
 
 
 class Scaler:

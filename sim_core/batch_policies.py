@@ -25,13 +25,14 @@ import inspect
 from pathlib import Path
 from typing import Callable, Optional, Protocol, runtime_checkable
 
-from sim_core.routers import RouterLoadError, _parse_params, load_router_class
+from sim_core.policies import (MissingPolicyClassError, PolicyLoadError, UnknownPolicyError,
+                               instantiate, load_policy_class, parse_params, split_file_spec)
 
 QueueKey = Callable[[int, float], float]
 
 
-class BatchPolicyLoadError(RouterLoadError):
-    """A batch-policy spec could not be turned into a policy."""
+# The older name of the policy-loading errors' base class (sim_core.policies).
+BatchPolicyLoadError = PolicyLoadError
 
 
 @runtime_checkable
@@ -93,18 +94,6 @@ BATCH_POLICIES: dict[str, type] = {
 }
 
 
-def _load_from_file(path: str, name: str):
-    """A class or function ``name`` from a policy file (the router loader's guarded import:
-    a fresh module per load, no change to ``sys.path``)."""
-    try:
-        obj = load_router_class(path, name)
-    except RouterLoadError as exc:
-        raise BatchPolicyLoadError(str(exc)) from exc
-    if not callable(obj):
-        raise BatchPolicyLoadError(f"{name!r} in policy file {path} is not a class or function")
-    return obj
-
-
 def make_batch_policy(spec=None, **params):
     """Build a batch policy from a registry name (``"fifo"``, ``"spf"``,
     ``"aged_spf:seconds_per_token=0.02"``), a ``path/to/file.py:Name`` spec, a class, an
@@ -113,30 +102,29 @@ def make_batch_policy(spec=None, **params):
         return ArrivalOrder()
     if isinstance(spec, (str, Path)):
         spec = str(spec)
-        head, sep, tail = spec.rpartition(":")
-        if sep and head.endswith(".py"):
-            obj = _load_from_file(head, tail)
+        file_spec = split_file_spec(spec)
+        if file_spec:
+            obj = load_policy_class(*file_spec)
+            if not callable(obj):
+                raise MissingPolicyClassError(f"{file_spec[1]!r} in policy file {file_spec[0]} "
+                                              "is not a class or function")
         else:
             name, _, ptxt = spec.partition(":")
             if name not in BATCH_POLICIES:
-                raise BatchPolicyLoadError(f"unknown batch policy {name!r}; known: "
-                                           f"{', '.join(BATCH_POLICIES)} or path/to/file.py:Name")
-            try:
-                return BATCH_POLICIES[name](**{**_parse_params(ptxt), **params})
-            except (TypeError, ValueError) as exc:
-                raise BatchPolicyLoadError(f"bad parameters for batch policy {name!r}: {exc}") from exc
+                raise UnknownPolicyError(f"unknown batch policy {name!r}; known: "
+                                         f"{', '.join(BATCH_POLICIES)} or path/to/file.py:Name")
+            return instantiate(BATCH_POLICIES[name],
+                               {**parse_params(ptxt, "batch_policy", name), **params},
+                               "batch_policy", name)
     else:
         obj = spec
     if inspect.isclass(obj):
-        try:
-            obj = obj(**params)
-        except (TypeError, ValueError) as exc:
-            raise BatchPolicyLoadError(f"{obj.__name__}() failed: {exc}") from exc
+        obj = instantiate(obj, params, "batch_policy")
     elif callable(obj) and not hasattr(obj, "key"):
         return _FunctionPolicy(obj)
     if not hasattr(obj, "key") or (obj.key is not None and not callable(obj.key)):
-        raise BatchPolicyLoadError(f"{type(obj).__name__} has no key(prompt_tokens, arrived_at) "
-                                   "method")
+        raise MissingPolicyClassError(f"{type(obj).__name__} has no key(prompt_tokens, "
+                                      "arrived_at) method")
     return obj
 
 

@@ -6,21 +6,17 @@ requests it places now; requests it does not name stay in the global queue.
 """
 from __future__ import annotations
 
-import importlib.util
-import math
-import sys
-import uuid
-from pathlib import Path
 from typing import Iterable, Protocol, runtime_checkable
 
 import numpy as np
 from numba import njit
 
+from sim_core.policies import PolicyLoadError, make_policy
 from sim_core.view import ClusterInfo, ClusterView
 
 
-class RouterLoadError(ValueError):
-    """A router spec could not be turned into a router (unknown name, bad file, no class)."""
+# The older name of the policy-loading errors' base class (sim_core.policies).
+RouterLoadError = PolicyLoadError
 
 
 @runtime_checkable
@@ -280,83 +276,10 @@ ROUTERS: dict[str, type] = {
 }
 
 
-def _parse_params(text: str) -> dict:
-    params = {}
-    for item in filter(None, text.split(",")):
-        if "=" not in item:
-            raise RouterLoadError(f"router parameter {item!r} is not key=value")
-        k, v = item.split("=", 1)
-        for conv in (int, float):
-            try:
-                params[k.strip()] = conv(v)
-                break
-            except ValueError:
-                continue
-        else:
-            params[k.strip()] = {"true": True, "false": False}.get(v.strip().lower(), v.strip())
-        if isinstance(params[k.strip()], float) and not math.isfinite(params[k.strip()]):
-            raise RouterLoadError(f"parameter {k.strip()}={v.strip()} is not a finite number")
-    return params
-
-
-def load_router_class(path: str | Path, class_name: str) -> type:
-    """Import ``class_name`` from a Python file without touching ``sys.path``."""
-    path = Path(path)
-    if not path.is_file():
-        raise RouterLoadError(f"policy file {path} does not exist")
-    mod_name = f"glia_policy_{uuid.uuid4().hex[:12]}"
-    spec = importlib.util.spec_from_file_location(mod_name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[mod_name] = module  # dataclasses and pickling look modules up here
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:  # any import-time failure of user code
-        sys.modules.pop(mod_name, None)
-        raise RouterLoadError(f"policy file {path} does not import: "
-                              f"{type(exc).__name__}: {exc}") from exc
-    cls = getattr(module, class_name, None)
-    if cls is None:
-        found = sorted(n for n, v in vars(module).items() if isinstance(v, type)
-                       and v.__module__ == mod_name)
-        raise RouterLoadError(f"policy file {path} has no class {class_name!r}"
-                              f" (classes found: {', '.join(found) or 'none'})")
-    return cls
-
-
-def make_from_spec(spec, registry: dict, kind: str, method: str, **params):
-    """A policy object from a registry name (``"name"`` or ``"name:k=v,k=v"``), a
-    ``path/to/file.py:ClassName`` spec, a class or an instance (returned as is); it must
-    have ``method``.  Shared by routers, batch policies and autoscalers."""
-    if not isinstance(spec, (str, Path)):
-        obj = spec(**params) if isinstance(spec, type) else spec
-    else:
-        spec = str(spec)
-        head, sep, tail = spec.rpartition(":")
-        if sep and head.endswith(".py"):
-            obj = load_router_class(head, tail)(**params)
-        else:
-            name, _, ptxt = spec.partition(":")
-            if name not in registry:
-                raise RouterLoadError(f"unknown {kind} {name!r}; known: {', '.join(registry)}"
-                                      " or path/to/file.py:ClassName")
-            try:
-                given = {**_parse_params(ptxt), **params}
-                obj = registry[name](**given)
-            except (TypeError, RouterLoadError) as exc:
-                import inspect
-
-                valid = [p for p in inspect.signature(registry[name]).parameters if p != "self"]
-                raise RouterLoadError(f"bad parameters for {kind} {name!r}: {exc} (valid "
-                                      f"parameters: {', '.join(valid) or 'none'})") from exc
-    if not callable(getattr(obj, method, None)):
-        raise RouterLoadError(f"{type(obj).__name__} has no {method}() method")
-    return obj
-
-
 def make_router(spec, **params) -> Router:
     """Build a router from a registry name (``"llq"``, ``"hra:decode_growth=0.5"``), a
     ``path/to/file.py:ClassName`` spec, a class, or an instance (returned as is)."""
-    return make_from_spec(spec, ROUTERS, "router", "route", **params)
+    return make_policy(spec, ROUTERS, "router", **params)
 
 
 def router_name(router) -> str:
@@ -366,5 +289,4 @@ def router_name(router) -> str:
 
 __all__ = ["Router", "BaseRouter", "ROUTERS", "make_router", "RouterLoadError", "router_name",
            "RoundRobin", "RandomRouter", "LeastOutstandingRequests", "LeastLoadedQueue",
-           "LeastOutstandingBlocks", "HeadRoomAdmission", "LeastOutstandingPrefill",
-           "load_router_class"]
+           "LeastOutstandingBlocks", "HeadRoomAdmission", "LeastOutstandingPrefill"]

@@ -23,11 +23,17 @@ import json
 import re
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from glia_nb.baselines.results import EvalRecord, MethodRun, best_so_far
+from glia_nb.evaluation.harness import Limits, evaluate
+from glia_nb.llm import Message, UsageLedger
+from glia_nb.llm.retry import LLMError
 from glia_nb.progress import fmt
+from glia_nb.tasks.budget import Budget, BudgetTracker
+from glia_nb.tasks.objective import Objective
 
 __all__ = ["EvalRecord", "RunLedger", "SharedEvaluator", "MethodContext", "MethodRun",
            "extract_candidate", "extract_thought", "check_candidate", "best_so_far",
@@ -104,80 +110,32 @@ def extract_thought(text: str | None) -> str:
     return " ".join(head.split())[:600]
 
 
-# ---------------------------------------------------------------------- records
-@dataclass
-class EvalRecord:
-    """One candidate's evaluation. ``sim`` is its 1-based index among the run's counted
-    simulations (None when it cost nothing: invalid code, a repeat, the free baseline)."""
-
-    label: str
-    ok: bool
-    score: float | None
-    sim: int | None = None
-    counted: bool = False
-    cached: bool = False
-    error_kind: str | None = None
-    error: str | None = None
-    code_hash: str = ""
-    code_path: str | None = None
-    ci: list | None = None
-    per_seed: list = field(default_factory=list)
-    wall_s: float = 0.0
-    t_s: float = 0.0
-    usd: float = 0.0
-    meta: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        """A JSON-native dict."""
-        return asdict(self)
-
-
-def best_so_far(records: list[dict | EvalRecord], budget: int, start: float | None,
-                direction: str = "min") -> list[float]:
-    """Best score after 0..``budget`` counted simulations (index 0 = ``start``, the
-    starting program's score; NaN while nothing valid is known). After the run's last
-    simulation the value is carried forward."""
-    better = (lambda a, b: a < b) if direction == "min" else (lambda a, b: a > b)
-    cur = float("nan") if start is None else float(start)
-    by_sim = {}
-    for r in records:
-        d = r.to_dict() if isinstance(r, EvalRecord) else r
-        if d.get("counted") and d.get("sim") and d.get("ok") and d.get("score") is not None:
-            by_sim[int(d["sim"])] = float(d["score"])
-    out = [cur]
-    for k in range(1, budget + 1):
-        s = by_sim.get(k)
-        if s is not None and (cur != cur or better(s, cur)):
-            cur = s
-        out.append(cur)
-    return out
-
-
 # ---------------------------------------------------------------------- ledger
 class RunLedger:
     """Budget and records of one method run (thread-safe).
 
-    ``max_sims`` counted simulations; ``max_usd`` model dollars (None: no limit);
+    ``max_sims`` counted simulations, claimed through a
+    :class:`~glia_nb.tasks.budget.BudgetTracker` (the one simulation counter);
+    ``max_usd`` model dollars (None: no limit);
     ``max_llm_calls`` model calls (default ``3 * max_sims + 10``, so a model that never
     produces a usable program cannot loop forever)."""
 
     def __init__(self, max_sims: int, *, max_usd: float | None = None,
-                 max_llm_calls: int | None = None, usage=None, direction: str = "min",
+                 max_llm_calls: int | None = None, usage=None,
+                 objective: Objective | None = None,
                  log_path: Path | None = None) -> None:
-        from glia_nb.llm import UsageLedger
-
         if max_sims < 0:
             raise ValueError("max_sims must be >= 0")
         self.max_sims = int(max_sims)
         self.max_usd = max_usd
         self.max_llm_calls = int(max_llm_calls if max_llm_calls is not None else 3 * max_sims + 10)
         self.usage = usage if usage is not None else UsageLedger()
-        self.direction = direction
+        self.objective = objective or Objective()
         self.records: list[EvalRecord] = []
         self.llm_calls = 0
         self.llm_errors = 0
         self.llm_errors_in_a_row = 0
-        self._claimed = 0
+        self.tracker = BudgetTracker(Budget(max_simulations=int(max_sims), max_usd=max_usd))
         self._cache: dict[str, EvalRecord] = {}
         self._lock = threading.Lock()
         self._t0 = time.monotonic()
@@ -187,21 +145,15 @@ class RunLedger:
     # -- simulations ------------------------------------------------------------------
     @property
     def sims_used(self) -> int:
-        with self._lock:
-            return self._claimed
+        return self.tracker.simulations
 
     @property
     def sims_left(self) -> int:
-        with self._lock:
-            return self.max_sims - self._claimed
+        return self.tracker.simulations_left()
 
     def claim(self) -> int | None:
         """Reserve the next simulation; its 1-based index, or None when the budget is spent."""
-        with self._lock:
-            if self._claimed >= self.max_sims:
-                return None
-            self._claimed += 1
-            return self._claimed
+        return self.tracker.claim_simulation()
 
     # -- model calls ------------------------------------------------------------------
     @property
@@ -224,7 +176,7 @@ class RunLedger:
         with self._lock:
             if self.stop_reason:
                 return self.stop_reason
-            if self._claimed >= self.max_sims:
+            if self.tracker.simulations_left() == 0:
                 return "simulations"
             if self.llm_errors_in_a_row >= MAX_CONSECUTIVE_LLM_ERRORS:
                 return "llm_errors"
@@ -268,7 +220,7 @@ class RunLedger:
             ok = [r for r in self.records if r.counted and r.ok and r.score is not None]
         if not ok:
             return None
-        return (min if self.direction == "min" else max)(ok, key=lambda r: r.score)
+        return self.objective.best_of(ok, lambda r: r.score)
 
 
 # ---------------------------------------------------------------------- evaluator
@@ -280,16 +232,12 @@ class SharedEvaluator:
     absolute ``subdir`` is used as is)."""
 
     def __init__(self, task, out_dir, *, executor=None, limits=None) -> None:
-        from glia_nb.evaluation.harness import Limits
-
         self.task = task
         self.out_dir = Path(out_dir)
         self.executor = executor
         self.limits = limits or Limits()
 
     def _run(self, policy) -> Any:
-        from glia_nb.evaluation.harness import evaluate
-
         return evaluate(policy, self.task, None, executor=self.executor, limits=self.limits,
                         write_artifacts=False)
 
@@ -378,9 +326,6 @@ class MethodContext:
     def ask(self, system: str, user: str, *, max_tokens: int = 8192,
             temperature: float | None = None) -> str | None:
         """One model call counted in the ledger; None when it failed or no call is left."""
-        from glia_nb.llm import Message
-        from glia_nb.llm.retry import LLMError
-
         if self.ledger.exhausted():
             return None
         try:
@@ -405,31 +350,3 @@ class MethodContext:
             tag = f"sim {rec.sim}" if rec.counted else ("repeat" if rec.cached else "not run")
             self.say(f"{label}: {tag}, {what}")
         return rec
-
-
-@dataclass
-class MethodRun:
-    """The outcome of one run of one method (JSON-native via :meth:`to_dict`)."""
-
-    method: str
-    run: int
-    seed: int
-    budget_sims: int
-    status: str = "ok"            # ok | stopped | error | unavailable
-    reason: str = ""
-    sims_used: int = 0
-    llm_calls: int = 0
-    usd: float = 0.0
-    wall_s: float = 0.0
-    baseline_score: float | None = None
-    best_score: float | None = None
-    best_code_path: str | None = None
-    records: list = field(default_factory=list)
-    extra: dict = field(default_factory=dict)
-
-    def curve(self, direction: str = "min") -> list[float]:
-        """Best-so-far after 0..budget simulations (see :func:`best_so_far`)."""
-        return best_so_far(self.records, self.budget_sims, self.baseline_score, direction)
-
-    def to_dict(self) -> dict:
-        return asdict(self)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from glia_nb.baselines.common import MethodContext, extract_candidate, extract_thought
 from glia_nb.baselines.prompts import ROLE, format_score, problem_statement
+from glia_nb.tasks.objective import Objective
 
 NAME = "eoh"
 OPERATORS = ("E1", "E2", "M1", "M2", "M3")
@@ -73,13 +74,9 @@ def operator_prompt(task, op: str, parents: list[Individual]) -> str:
     return "\n\n".join(parts)
 
 
-def _ranked(pop: list[Individual], direction: str) -> list[Individual]:
-    return sorted(pop, key=lambda p: p.score if direction == "min" else -p.score)
-
-
-def select_parents(pop: list[Individual], n: int, rng, direction: str) -> list[Individual]:
+def select_parents(pop: list[Individual], n: int, rng, objective: Objective) -> list[Individual]:
     """``n`` distinct parents drawn by rank (``p ∝ 1 / (rank + len(pop))``)."""
-    ranked = _ranked(pop, direction)
+    ranked = objective.ranked(pop, lambda p: p.score)
     pool = list(range(len(ranked)))
     out = []
     for _ in range(min(n, len(ranked))):
@@ -89,10 +86,10 @@ def select_parents(pop: list[Individual], n: int, rng, direction: str) -> list[I
     return out
 
 
-def manage(pop: list[Individual], size: int, direction: str) -> list[Individual]:
+def manage(pop: list[Individual], size: int, objective: Objective) -> list[Individual]:
     """The best ``size`` individuals with distinct code."""
     seen, out = set(), []
-    for p in _ranked(pop, direction):
+    for p in objective.ranked(pop, lambda p: p.score):
         if p.code_hash in seen:
             continue
         seen.add(p.code_hash)
@@ -123,7 +120,7 @@ def run(ctx: MethodContext, *, pop_size: int = 20, parents: int = 2,
     unknown = set(operators) - set(OPERATORS)
     if unknown:
         raise ValueError(f"unknown EoH operators {sorted(unknown)}; known: {OPERATORS}")
-    direction = ctx.task.objective.direction
+    objective = ctx.task.objective
     per_op = offspring_per_operator or max(1, pop_size // 5)
     stats = {op: {"tried": 0, "valid": 0} for op in ("I1", *operators)}
     pop: list[Individual] = []
@@ -134,7 +131,7 @@ def run(ctx: MethodContext, *, pop_size: int = 20, parents: int = 2,
         child = _offspring(ctx, "I1", [], f"init-{k}")
         if child is not None:
             stats["I1"]["valid"] += 1
-            pop = manage(pop + [child], pop_size, direction)
+            pop = manage(pop + [child], pop_size, objective)
     gen = 0
     while pop and not ctx.ledger.exhausted():
         gen += 1
@@ -145,12 +142,12 @@ def run(ctx: MethodContext, *, pop_size: int = 20, parents: int = 2,
                     break
                 n = parents if op in ("E1", "E2") else 1
                 stats[op]["tried"] += 1
-                child = _offspring(ctx, op, select_parents(pop, n, ctx.rng, direction),
+                child = _offspring(ctx, op, select_parents(pop, n, ctx.rng, objective),
                                    f"gen{gen}-{op}-{j + 1}")
                 if child is not None:
                     stats[op]["valid"] += 1
                     children.append(child)
-        pop = manage(pop + children, pop_size, direction)
+        pop = manage(pop + children, pop_size, objective)
     return {"generations": gen, "operators": stats,
             "population": [{"label": p.label, "score": p.score, "thought": p.thought} for p in pop]}
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from glia_nb.baselines.common import MethodContext, extract_candidate
 from glia_nb.baselines.prompts import ROLE, format_score, problem_statement
+from glia_nb.tasks.objective import Objective
 
 NAME = "funsearch"
 
@@ -38,14 +39,14 @@ class Program:
 
 @dataclass
 class Island:
-    """A bounded list of programs; ``direction`` says whether lower scores are better."""
+    """A bounded list of programs ranked by the task's ``objective``."""
 
     capacity: int
-    direction: str = "min"
+    objective: Objective = field(default_factory=Objective)
     programs: list = field(default_factory=list)
 
     def _key(self, p: Program) -> float:
-        return p.score if self.direction == "min" else -p.score
+        return self.objective.loss(p.score)
 
     def add(self, p: Program) -> None:
         """Add ``p`` (unless the same code is already here); drop the worst beyond capacity."""
@@ -107,11 +108,10 @@ def run(ctx: MethodContext, *, num_islands: int = 6, island_capacity: int = 20, 
     """Search until the run's budget is spent; returns island statistics."""
     if num_islands < 1 or island_capacity < 1 or k < 1:
         raise ValueError("num_islands, island_capacity and k must be >= 1")
-    direction = ctx.task.objective.direction
     interval = reset_interval or max(10, ctx.ledger.max_sims // 4)
     seed_prog = Program(ctx.baseline_code, ctx.baseline.score if ctx.baseline.ok else math.inf,
                         "start", ctx.baseline.code_hash)
-    islands = [Island(island_capacity, direction, [seed_prog]) for _ in range(num_islands)]
+    islands = [Island(island_capacity, ctx.task.objective, [seed_prog]) for _ in range(num_islands)]
     resets, step, next_reset = [], 0, interval
     while not ctx.ledger.exhausted():
         step += 1

@@ -34,6 +34,8 @@ from pathlib import Path
 
 from glia_nb.baselines.common import MethodContext
 from glia_nb.baselines.prompts import problem_statement
+from glia_nb.evaluation.harness import scrubbed_env
+from glia_nb.tasks.objective import Objective
 
 NAME = "openevolve"
 MIN_VERSION = (0, 2, 13)  # the first release with the init_client model hook; tested on 0.4.0
@@ -68,15 +70,11 @@ def initial_program(code: str) -> str:
                      + ["# EVOLVE-BLOCK-END"]) + "\n"
 
 
-def fitness(score: float | None, start: float | None, direction: str) -> float:
-    """OpenEvolve's ``combined_score`` (higher is better): the speed-up over the starting
-    program (``start / score`` for a ``min`` task, ``score / start`` for ``max``)."""
-    if score is None or not score == score:
-        return 0.0
-    ref = start if start and start == start and start > 0 else 1.0
-    if direction == "min":
-        return ref / score if score > 0 else 0.0
-    return score / ref
+def fitness(score: float | None, start: float | None, objective: Objective) -> float:
+    """OpenEvolve's ``combined_score`` (higher is better): how many times better than the
+    starting program ``score`` is (:meth:`Objective.ratio`; 0 when it has no ratio)."""
+    ref = start if start and start == start and 0 < start < float("inf") else 1.0
+    return objective.ratio(score, ref) or 0.0
 
 
 class _Server:
@@ -140,7 +138,7 @@ class _Server:
                 return {"fitness": 0.0, "error": "simulation budget spent; not evaluated"}
             task = ctx.task
             return {"fitness": fitness(rec.score if rec.ok else None, ctx.baseline.score,
-                                       task.objective.direction),
+                                       task.objective),
                     "score": rec.score if rec.ok else None, "metric": task.objective.name,
                     "error": None if rec.ok else f"{rec.error_kind}: {rec.error}"}
         return {"error": f"unknown request {op!r}"}
@@ -182,8 +180,6 @@ def run(ctx: MethodContext, *, num_islands: int = 5, exploration: float = 0.6,
            "parallel": parallel, "population_size": population_size,
            "eval_timeout_s": int(limits.wall_s + 600), "model_name": ctx.model_spec or "glia-rpc"}
     (run_dir / "openevolve_request.json").write_text(json.dumps(req, indent=1))
-    from glia_nb.evaluation.harness import scrubbed_env
-
     env = scrubbed_env({"PYTHONPATH": os.pathsep.join(
         [str(Path(__file__).resolve().parents[2])]
         + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),

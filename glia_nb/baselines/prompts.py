@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Any
+from glia_nb.tasks import describe_view
 
 ROLE = ("You are an expert in systems algorithms: schedulers, load balancers and admission "
         "control for large computing clusters. You write correct, efficient Python.")
@@ -31,8 +32,6 @@ def cluster_facts(task) -> dict[str, Any]:
 
 def problem_statement(task) -> str:
     """The detailed task description every LLM-driven baseline starts from."""
-    from glia_nb.tasks import describe_view
-
     facts = cluster_facts(task)
     sc = task.load_scenario()
     obj = task.objective

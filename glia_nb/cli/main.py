@@ -34,71 +34,32 @@ def run_simulations(scenario_name: str, router: str, seeds: int | list[int], *, 
                     trace_csv=None, duration_s=None, progress: bool = False,
                     batch_policy=None, autoscaler=None, users=None, trusted: bool = False) -> dict:
     """Run a router (with an optional batch policy and autoscaler) on a scenario over seeds
-    and return the CLI's JSON document.  Policy files run in a confined policy process
-    unless ``trusted``."""
-    from workloads import get_scenario
-
-    scenario = get_scenario(scenario_name)
-    if users:
-        from workloads import get_scenario as _with_users
-
-        scenario = _with_users(scenario, users=users)
-    if isinstance(seeds, int):
-        if seeds < 1:
-            raise CLIError("--seeds must be >= 1")
-        seed_list = list(scenario.seeds[:seeds]) if seeds <= len(scenario.seeds) else list(range(seeds))
-    else:
-        seed_list = list(seeds)
+    and return the CLI's JSON document.  Policy files run in confined policy processes
+    unless ``trusted`` (see ``glia doctor``)."""
+    # Imported here for start-up time: `glia --help` must not load numba and pandas.
     from sim_core.facade import warm_up
+    from sim_core.results import summarize_seeds
+    from workloads import Trace, get_scenario
 
+    from glia_nb.evaluation.simulate import aggregate, simulate_seeds
+
+    scenario = get_scenario(scenario_name, duration_s=duration_s, users=users)
+    if isinstance(seeds, int) and seeds < 1:
+        raise CLIError("--seeds must be >= 1")
     warm_up()  # cpu_s/wall_s then time the simulations, not the loading of compiled code
-    iterator = seed_list
-    if progress:
-        from glia_nb.progress import progress as _bar
-
-        iterator = _bar(seed_list, desc=f"{router} on {scenario_name}", unit="seed", leave=False)
     specs = {"router": router, "batch_policy": batch_policy, "autoscaler": autoscaler}
     with contextlib.ExitStack() as stack:
-        if trusted:
-            policies, start_seed = specs, (lambda _seed: None)
-        else:
+        policies, start_seed = specs, None
+        if not trusted:
             from glia_nb.cli.trust import sandboxed_policies
 
             policies, start_seed = stack.enter_context(sandboxed_policies(specs, scenario.cluster))
-        results = _simulate_seeds(scenario, iterator, policies, start_seed, trace_csv, duration_s, out)
-    return _document(scenario_name, router, batch_policy, autoscaler, seed_list, results, out,
-                     users=users)
-
-
-def _simulate_seeds(scenario, iterator, policies, start_seed, trace_csv, duration_s, out) -> list:
-    from sim_core import simulate
-    from workloads import Trace
-
-    results = []
-    autoscaler = policies["autoscaler"]
-    for seed in iterator:
-        if trace_csv:
-            trace = Trace.from_csv(trace_csv)
-        elif duration_s:
-            from workloads import get_scenario as _with_duration
-
-            trace = _with_duration(scenario, duration_s=duration_s).trace(seed)
-        else:
-            trace = scenario.trace(seed)
-        res = simulate(scenario.cluster, trace, policies["router"], seed=seed,
-                       batch_policy=policies["batch_policy"], autoscaler=autoscaler,
-                       autoscale=getattr(scenario, "autoscale", None) if autoscaler else None,
-                       share_state=start_seed(seed))
-        if out:
-            res.write_artifacts(Path(out) / f"seed{seed}")
-        results.append(res)
-    return results
-
-
-def _document(scenario_name, router, batch_policy, autoscaler, seed_list, results, out,
-              users=None) -> dict:
-    from sim_core.results import summarize_seeds
-
+        results = simulate_seeds(
+            scenario, seeds, policies["router"], policies["batch_policy"], policies["autoscaler"],
+            record_timeline=True, desc=f"{router} on {scenario_name}" if progress else None,
+            leave=False, trace=Trace.from_csv(trace_csv) if trace_csv else None,
+            on_result=(lambda seed, res: res.write_artifacts(Path(out) / f"seed{seed}"))
+            if out else None, start_seed=start_seed)
     agg = summarize_seeds(results)
     keys = ("num_requests", "mean_e2e_s", "p50_e2e_s", "p90_e2e_s", "p99_e2e_s", "mean_ttft_s",
             "p90_ttft_s", "restart_fraction", "preemptions", "tokens_recomputed", "iterations",
@@ -110,8 +71,6 @@ def _document(scenario_name, router, batch_policy, autoscaler, seed_list, result
     if users:
         doc_extra["users"] = int(users)
     if autoscaler:
-        from glia_nb.evaluation.harness import aggregate
-
         over_seeds = aggregate(agg["seeds"])
         doc_extra["autoscaler"] = autoscaler
         for k in (*extra, "busy_gpu_hours", "p95_slowdown_worst_seed", "peak_replicas_worst_seed",
@@ -231,11 +190,8 @@ def _register_stack_commands(sub) -> None:
 
 
 def _register_research_commands(sub) -> None:
-    """The study/report/compare subcommands live with the research team."""
-    try:
-        from glia_nb.cli.research import register
-    except ImportError:  # pragma: no cover - during partial installs
-        return
+    """The study/report/compare subcommands live in cli/research.py and cli/compare.py."""
+    from glia_nb.cli.research import register
     register(sub)
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from pathlib import Path
+
+from glia_nb.cli.compare import add_task_size_args, register_compare, sized_task
 
 
 def register(sub) -> None:
@@ -16,17 +16,19 @@ def register(sub) -> None:
                    help="offline (rule-based, no key), anthropic:MODEL, openai:MODEL or "
                         "openai-compatible:URL:MODEL")
     s.add_argument("--budget-sims", type=int, default=None,
-                   help="experiments allowed (each one benchmark run over the task's seeds)")
-    s.add_argument("--budget-usd", type=float, default=None, help="dollar budget for LLM calls")
+                   help="simulations allowed in the whole study (one simulation = one "
+                        "experiment over the task's seeds; --parallel splits them)")
+    s.add_argument("--budget-usd", type=float, default=None,
+                   help="dollar budget for LLM calls in the whole study")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--parallel", type=int, metavar="N", help="MCG-ParN: N sessions at once")
     g.add_argument("--sequential", type=int, metavar="N", help="MCG-Seq: up to N sessions in turn")
     s.add_argument("--target", type=float, help="with --sequential: stop at this score")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=2, help="processes for simulations")
-    s.add_argument("--duration", type=float, help="override the task's traffic duration (s): quicker, noisier")
     s.add_argument("--out", help="where session folders go (default $GLIA_RUNS or glia_runs/ at the "
                    "repository root, then <task>-<time>)")
+    add_task_size_args(s)
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.add_argument("--resume", metavar="DIR", help="go on with the session in DIR (its journal "
                    "keeps the Researcher, the Supervisor and every budget counter)")
@@ -38,72 +40,7 @@ def register(sub) -> None:
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=cmd_report)
 
-    from glia_nb.baselines.compare import register_compare  # glia compare (search baselines)
-    register_compare(sub)
-
-
-def _budget(task, budget_sims, budget_usd):
-    from glia_nb.tasks.budget import Budget
-
-    b = Budget.coerce(task.budget)
-    changes = {}
-    if budget_sims is not None:
-        if budget_sims < 1:
-            raise ValueError("--budget-sims must be >= 1")
-        changes["max_simulations"] = budget_sims * len(task.seeds)
-    if budget_usd is not None:
-        changes["max_usd"] = budget_usd
-    from dataclasses import replace
-
-    return replace(b, **changes) if changes else b
-
-
-def run_study(task_name: str = "routing-a10", researcher: str = "offline", *, budget_sims=None,
-              budget_usd=None, parallel=None, sequential=None, target=None, seed: int = 0,
-              workers: int = 2, out=None, progress=None, task=None) -> dict:
-    """Run a study (SCG, MCG-ParN or MCG-Seq) and return the ``glia study --json`` document."""
-    from glia_nb.research.multi import ParallelGlia, SequentialGlia
-    from glia_nb.tasks import get_task
-
-    task = task or get_task(task_name)
-    budget = _budget(task, budget_sims, budget_usd)
-    from glia_nb.runs import runs_dir
-
-    root = Path(out or runs_dir() / f"{task.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    kw = dict(budget=budget, max_workers=workers, seed=seed)
-    if parallel:
-        runner = ParallelGlia(parallel, task, root, researcher, **kw)
-    else:
-        runner = SequentialGlia(sequential or 1, task, root, researcher, target=target, **kw)
-    result = runner.run(progress=progress)
-    sessions = result.sessions
-    best_s = result.best_session or sessions[0]
-    base = best_s.baseline_score
-    best = result.best_score
-    cost = sum(float(s.budget_used.get("usd", 0.0) or 0.0) for s in sessions)
-    n_exp = sum(len([e for e in s.experiments if e.get("id", 1) != 0]) for s in sessions)
-    return {
-        "task": task.name,
-        "researcher": researcher,
-        "mode": f"MCG-Par{parallel}" if parallel else (f"MCG-Seq{sequential}" if sequential else "SCG"),
-        "baseline_score": base,
-        "best_score": best,
-        "improvement": _ratio(task, base, best),
-        "best_experiment": (result.best or {}).get("name"),
-        "num_experiments": n_exp,
-        "session_dir": str(best_s.path),
-        "cost_usd": cost,
-    }
-
-
-def _ratio(task, base, best):
-    """How many times better the best score is than the baseline's (direction-aware; None
-    when either is missing or not finite, e.g. a violated constraint)."""
-    import math
-
-    if not base or not best or not (math.isfinite(base) and math.isfinite(best)):
-        return None
-    return base / best if task.objective.direction == "min" else best / base
+    register_compare(sub)  # glia compare (search baselines)
 
 
 def _resume_study(args) -> dict:
@@ -120,15 +57,18 @@ def _resume_study(args) -> dict:
     task = s.task
     return {"task": getattr(task, "name", str(task)), "researcher": "journal",
             "mode": "SCG (resumed)", "baseline_score": base, "best_score": best.get("score"),
-            "improvement": _ratio(task, base, best.get("score")),
+            "improvement": task.objective.ratio(best.get("score"), base)
+            if hasattr(task, "objective") else None,
             "best_experiment": best.get("name"),
             "num_experiments": len([e for e in s.experiments if e.get("id", 1) != 0]),
             "session_dir": str(s.path), "cost_usd": float(s.budget_used.get("usd", 0.0) or 0.0)}
 
 
 def cmd_study(args) -> int:
+    """``glia study``: run a study and print its result (one JSON object with ``--json``)."""
+    # Imported here for start-up time: `glia --help` must not load the research team.
     from glia_nb.progress import fmt, note, progress as bar
-    from glia_nb.tasks import get_task
+    from glia_nb.research.study import run_study, study_text
 
     if args.resume:
         doc = _resume_study(args)
@@ -137,14 +77,11 @@ def cmd_study(args) -> int:
               f"{fmt(doc['best_score'])} ({doc['best_experiment']}) after "
               f"{doc['num_experiments']} experiments")
         return 0
-
-    task = get_task(args.task)
-    if args.duration:
-        if args.duration <= 0:
-            raise ValueError("--duration must be > 0 seconds")
-        task = task.replace(duration_s=args.duration)
-    contexts = args.parallel or args.sequential or 1
-    expected = args.budget_sims * contexts if args.budget_sims else None
+    if args.duration is not None and args.duration <= 0:
+        raise ValueError("--duration must be > 0 seconds")
+    task = sized_task(args)
+    # --budget-sims is the whole study's: the contexts share it.
+    expected = args.budget_sims if args.budget_sims else None
     # Progress on stderr whatever stdout is (a pipe, a file, --json): a study takes minutes.
     experiments = bar(total=expected, desc=f"study {task.name}", unit="experiment")
     lock = threading.Lock()
@@ -161,26 +98,22 @@ def cmd_study(args) -> int:
             note(f"  [context {i}] experiment {ev.get('name')}: {status}" + (" (new best)" if ev.get("improved") else ""))
 
     try:
-        doc = run_study(args.task, args.researcher, budget_sims=args.budget_sims,
+        doc = run_study(args.task, args.researcher, task=task, budget_sims=args.budget_sims,
                         budget_usd=args.budget_usd, parallel=args.parallel,
                         sequential=args.sequential, target=args.target, seed=args.seed,
-                        workers=args.workers, out=args.out, progress=progress, task=task)
+                        workers=args.workers, out=args.out, progress=progress)
     finally:
         experiments.close()
     if args.json:
         print(json.dumps(doc))
         return 0
-    print(f"task {doc['task']}  researcher {doc['researcher']}  mode {doc['mode']}")
-    ratio = f"{fmt(doc['improvement'])}x better" if doc["improvement"] else "no finite ratio"
-    print(f"baseline score {fmt(doc['baseline_score'])}  best score {fmt(doc['best_score'])}  "
-          f"({ratio}) after {doc['num_experiments']} experiments")
-    print(f"best design: {doc['best_experiment']}  (session {doc['session_dir']}, "
-          f"${doc['cost_usd']:.2f})")
+    print(study_text(doc))
     return 0
 
 
 def cmd_report(args) -> int:
-    from glia_nb.research.report import summarize_session
+    """``glia report``: the summary of one session, read from its journal."""
+    from glia_nb.research.report import summarize_session  # start-up time, as above
 
     doc = summarize_session(args.dir)
     if args.json:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import signal
 import subprocess
@@ -32,9 +31,9 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from glia_nb.evaluation.secrets import redact, scrubbed_env
+from glia_nb.evaluation.simulate import WORST_SEED_METRICS, aggregate  # noqa: F401 (re-exported)
 from glia_nb.tasks import Task
 
 from glia_nb.evaluation.proxy import ERROR_KINDS  # noqa: E402  (one list of error kinds)
@@ -103,36 +102,6 @@ class EvalResult:
         if self.ok:
             return f"ok: score {self.score:.4g}"
         return f"error ({self.error_kind}): {(self.error or '').splitlines()[0][:200]}"
-
-
-# ---------------------------------------------------------------------- aggregation
-# Tail metrics that bounds are checked against run by run: the summary also carries their
-# worst seed (``<metric>_worst_seed``), since a mean over seeds can hide a run that breaks them.
-WORST_SEED_METRICS = ("p95_slowdown", "p90_ttft_s", "peak_replicas", "capped_ticks")
-
-
-def aggregate(per_seed: list[dict], confidence: float = 0.90) -> dict:
-    """Summary over seeds: the mean of every numeric per-seed metric, the worst seed of each
-    of :data:`WORST_SEED_METRICS` present, and a bootstrap CI of ``mean_e2e_s`` (as
-    :func:`sim_core.results.summarize_seeds` computes it)."""
-    from sim_core.results import bootstrap_ci
-
-    if not per_seed:
-        return {}
-    keys = [k for k, v in per_seed[0].items() if isinstance(v, (int, float))
-            and not isinstance(v, bool) and k != "seed"]
-    out: dict[str, Any] = {}
-    for k in keys:
-        vals = [float(s[k]) for s in per_seed if k in s]
-        out[k] = math.fsum(vals) / len(vals) if vals else float("nan")
-        if k in WORST_SEED_METRICS and vals:
-            out[f"{k}_worst_seed"] = max(vals)
-    if "mean_e2e_s" in out:
-        lo, hi = bootstrap_ci([s["mean_e2e_s"] for s in per_seed], confidence)
-        out["mean_e2e_ci90_s"] = [lo, hi]
-    out["num_seeds"] = len(per_seed)
-    out["seeds"] = [s.get("seed") for s in per_seed]
-    return out
 
 
 # ---------------------------------------------------------------------- helpers

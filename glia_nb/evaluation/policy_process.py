@@ -23,6 +23,8 @@ def _load(msg: dict):
     """The candidate object's class (or function) from its source text."""
     import types
 
+    from sim_core.policies import MissingPolicyClassError, PolicyImportError
+
     filename, name = msg["filename"], msg["class_name"]
     module = types.ModuleType("glia_policy")
     module.__file__ = filename
@@ -30,13 +32,13 @@ def _load(msg: dict):
     try:
         exec(compile(msg["source"], filename, "exec"), module.__dict__)  # noqa: S102
     except Exception as exc:  # any import-time failure of the candidate
-        raise PolicyLoadError(f"policy file {filename} does not import: "
+        raise PolicyImportError(f"policy file {filename} does not import: "
                               f"{type(exc).__name__}: {exc}") from exc
     obj = getattr(module, name, None)
     if obj is None:
         found = sorted(n for n, v in vars(module).items() if isinstance(v, type)
                        and v.__module__ == "glia_policy")
-        raise PolicyLoadError(f"policy file {filename} has no class {name!r}"
+        raise MissingPolicyClassError(f"policy file {filename} has no class {name!r}"
                               f" (classes found: {', '.join(found) or 'none'})")
     return obj
 
@@ -66,10 +68,6 @@ def install_audit_guard() -> None:
         if msg is not None:
             raise SandboxDenied(msg)
     sys.addaudithook(hook)
-
-
-class PolicyLoadError(ValueError):
-    """The candidate's file does not import, or lacks the class or its method."""
 
 
 class InvalidDecision(ValueError):
@@ -109,13 +107,16 @@ def _error(exc: BaseException, filename: str, kind: str | None = None) -> bytes:
     import traceback
 
     if kind is None:
+        from sim_core.policies import MissingPolicyClassError, PolicyLoadError
+
         if isinstance(exc, MemoryError):
             kind = "memory"
         elif isinstance(exc, InvalidDecision):
             kind = "invalid_decision"
-        elif isinstance(exc, PolicyLoadError) or type(exc).__name__ in (
-                "RouterLoadError", "BatchPolicyLoadError"):
-            kind = "missing_class" if "has no" in str(exc) else "import"
+        elif isinstance(exc, MissingPolicyClassError):
+            kind = "missing_class"
+        elif isinstance(exc, PolicyLoadError):
+            kind = "import"
         elif isinstance(exc, SandboxDenied):  # the network or process guard
             kind = "network"
         elif isinstance(exc, ConnectionError) or (isinstance(exc, OSError) and exc.errno in (
@@ -232,7 +233,10 @@ def _instantiate(cls, layer: str):
         return p, p.key
     method = {"router": "route", "autoscaler": "decide"}[layer]
     if not callable(getattr(cls, method, None)):
-        raise PolicyLoadError(f"class {getattr(cls, '__name__', cls)} has no {method}() method")
+        from sim_core.policies import MissingPolicyClassError
+
+        raise MissingPolicyClassError(f"class {getattr(cls, '__name__', cls)} has no {method}() "
+                                      "method")
     return cls(), None
 
 

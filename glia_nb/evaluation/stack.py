@@ -1,7 +1,6 @@
 """Experiments across the serving stack: concurrency sweeps, stack comparisons, tuning.
 
-* :func:`evaluate_config` — one configuration (router + batch policy + autoscaler) on a
-  scenario over seeds, aggregated like a research evaluation.
+(One configuration on a scenario over seeds is :func:`glia_nb.evaluation.simulate.evaluate_config`.)
 * :func:`concurrency_sweep` — a closed-loop scenario at several user counts: the P90-TTFT
   versus throughput trade-off curve of the paper's Fig. 6, and the highest throughput that
   keeps P90 TTFT within a bound (:func:`slo_throughput`).
@@ -20,12 +19,14 @@ print; the notebooks call the same functions.
 from __future__ import annotations
 
 import itertools
-import math
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from typing import Iterable, Sequence
 
 from workloads import get_scenario
+
+from glia_nb.evaluation.simulate import evaluate_config, seed_list, simulate_config
+from glia_nb.progress import progress as _bar
 
 TTFT_LIMIT_S = 1.5          # routing-h100-prefill: P90 TTFT <= 1,500 ms (paper section 5.5)
 SLOWDOWN_LIMIT = 5.0        # autoscale-a10: p95 slowdown <= 5x (paper section 5.3)
@@ -75,55 +76,6 @@ AUTOSCALER_GRIDS: dict[str, dict[str, Sequence]] = {
 }
 
 
-# ----------------------------------------------------------------------------- basics
-def _seed_list(scenario, seeds) -> list[int]:
-    if isinstance(seeds, int):
-        if seeds < 1:
-            raise ValueError("seeds must be >= 1")
-        return list(scenario.seeds[:seeds]) if seeds <= len(scenario.seeds) else list(range(seeds))
-    return [int(s) for s in seeds]
-
-
-def simulate_config(scenario, seed: int, router="llq", batch_policy=None, autoscaler=None, *,
-                    record_timeline: bool = False):
-    """One seed of a scenario under a configuration (the scenario's autoscale settings apply
-    when there is an autoscaler); the :class:`~sim_core.results.SimResult`."""
-    from sim_core import simulate
-
-    return simulate(scenario.cluster, scenario.trace(seed), router, seed=seed,
-                    batch_policy=batch_policy, autoscaler=autoscaler,
-                    autoscale=scenario.autoscale if autoscaler is not None else None,
-                    record_timeline=record_timeline)
-
-
-def run_seed(args: tuple) -> dict:
-    """One simulation's summary (picklable job: scenario, seed, router, batch, autoscaler)."""
-    return dict(simulate_config(*args).summary)
-
-
-def _map(jobs: list, executor: Executor | None) -> list:
-    if executor is None:
-        return [run_seed(j) for j in jobs]
-    return list(executor.map(run_seed, jobs))
-
-
-def evaluate_config(scenario, *, router="llq", batch_policy=None, autoscaler=None, seeds=3,
-                    duration_s=None, executor: Executor | None = None) -> dict:
-    """Aggregate summary (mean over seeds of each metric) of one configuration."""
-    from glia_nb.evaluation.harness import aggregate
-
-    sc = get_scenario(scenario, duration_s=duration_s)
-    if autoscaler is not None and sc.autoscale is None:
-        from sim_core.autoscale import AutoscaleConfig
-
-        sc = sc.replace(autoscale=AutoscaleConfig())
-    seed_list = _seed_list(sc, seeds)
-    per_seed = _map([(sc, s, router, batch_policy, autoscaler) for s in seed_list], executor)
-    out = aggregate(per_seed)
-    out["per_seed"] = per_seed
-    return out
-
-
 # ----------------------------------------------------------------------------- sweep
 def slo_throughput(points: Sequence[dict], limit: float = TTFT_LIMIT_S,
                    metric: str = "p90_ttft_s") -> dict:
@@ -167,7 +119,7 @@ def concurrency_sweep(scenario="routing-h100-prefill", router="llq", users=DEFAU
                        "p90_ttft_per_seed": [s["p90_ttft_s"] for s in agg["per_seed"]]})
     name = scenario if isinstance(scenario, str) else scenario.name
     return {"scenario": name, "router": str(router), "ttft_limit_s": limit,
-            "seeds": len(_seed_list(get_scenario(scenario), seeds)),
+            "seeds": len(seed_list(get_scenario(scenario), seeds)),
             "points": points, **slo_throughput(points, limit)}
 
 
@@ -227,8 +179,6 @@ def _tune(scenario, stack, *, family, grid, seeds, duration_s, limit, executor, 
     rows, aggregates = [], {}
     specs = grid_specs(family, grid)
     if progress:
-        from glia_nb.progress import progress as _bar
-
         specs = _bar(specs, desc=f"tuning {family} for {stack.label}", unit="setting",
                      leave=False)
     for spec in specs:
@@ -346,8 +296,6 @@ def compare_stacks(scenario="autoscale-a10", *, seeds=3, duration_s=None, tune: 
     keys = list(stacks)
     peak = None
     if progress:
-        from glia_nb.progress import progress as _bar
-
         keys = _bar(keys, desc="stacks", unit="stack")
     for key in keys:
         if key == OFF_THE_SHELF:
@@ -390,7 +338,7 @@ def compare_stacks(scenario="autoscale-a10", *, seeds=3, duration_s=None, tune: 
             r[vs] = (r["gpu_hours"] / base - 1.0) if base else None
     name = scenario if isinstance(scenario, str) else scenario.name
     sc = get_scenario(scenario)
-    doc = {"scenario": name, "seeds": _seed_list(sc, seeds), "slowdown_limit": limit,
+    doc = {"scenario": name, "seeds": seed_list(sc, seeds), "slowdown_limit": limit,
            "tuned": tune, "pool_replicas": sc.cluster.num_replicas, "stacks": rows,
            "capped_stacks": [k for k, r in rows.items() if r["capped_ticks"]]}
     if peak is not None:
@@ -406,7 +354,7 @@ def compare_stacks(scenario="autoscale-a10", *, seeds=3, duration_s=None, tune: 
 
 
 __all__ = ["StackConfig", "STACKS", "AUTOSCALER_GRIDS", "TTFT_LIMIT_S", "SLOWDOWN_LIMIT",
-           "DEFAULT_SWEEP_USERS", "get_scenario", "evaluate_config", "concurrency_sweep",
+           "DEFAULT_SWEEP_USERS", "concurrency_sweep",
            "slo_throughput", "sweep_bar", "grid_specs", "tune_autoscaler", "compare_stacks",
-           "run_seed", "simulate_config", "peak_decode_throughput", "off_the_shelf_autoscaler",
+           "peak_decode_throughput", "off_the_shelf_autoscaler",
            "OFF_THE_SHELF", "OFF_THE_SHELF_UTILISATION"]

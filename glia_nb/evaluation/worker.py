@@ -29,7 +29,6 @@ NETWORK_MESSAGE = "network access is disabled in the sandbox"
 PROCESS_MESSAGE = "starting processes is disabled in the sandbox (it would bypass the network guard)"
 TRACEBACK_LINES = 30
 ARTIFACT_FILES = ("requests.csv", "request_metrics.csv", "gs_log.csv", "reqs_log.csv", "config.json")
-_MEMORY_HINTS = ("MemoryError", "bad_alloc", "Cannot allocate memory", "out of memory")
 
 
 class NetworkDisabledError(PermissionError):
@@ -118,7 +117,7 @@ def _deepest_file(exc: BaseException) -> str | None:
 def classify(exc: BaseException) -> str:
     """Map an exception raised while loading or running a candidate to an error kind."""
     from sim_core.facade import RoutingError
-    from sim_core.routers import RouterLoadError
+    from sim_core.policies import MissingPolicyClassError, PolicyLoadError
 
     from glia_nb.evaluation.proxy import PolicyError
 
@@ -132,10 +131,10 @@ def classify(exc: BaseException) -> str:
         return "memory"
     if any(isinstance(e, WallTimeout) for e in chain):
         return "timeout"
-    if isinstance(exc, RouterLoadError):
-        msg = str(exc)
-        missing = ("has no class", "has no route", "has no key", "has no decide")
-        return "missing_class" if any(m in msg for m in missing) else "import"
+    if isinstance(exc, MissingPolicyClassError):
+        return "missing_class"
+    if isinstance(exc, PolicyLoadError):
+        return "import"
     if isinstance(exc, RoutingError):
         cause = exc.__cause__
         if cause is None:
@@ -185,7 +184,9 @@ def describe_error(exc: BaseException) -> dict:
     shown = cause if (cause is not None and kind != "invalid_decision") else exc
     if kind in ("exception", "network", "memory", "timeout") and cause is not None:
         where = _user_frame(cause)
-        if type(cause).__name__ == "BatchPolicyError":  # raised while routing, not by the router
+        from sim_core.batch_policies import BatchPolicyError
+
+        if isinstance(cause, BatchPolicyError):  # raised while routing, not by the router
             msg = str(cause) + (f" (at {where})" if where else "")
         else:
             msg = (f"the router raised {type(cause).__name__}: {cause}"
@@ -200,35 +201,17 @@ def describe_error(exc: BaseException) -> dict:
 
 
 # ---------------------------------------------------------------------- evaluation core
-# The method a candidate of each layer must have, and how a registry spec is built.
-_LAYER_METHOD = {"router": "route(view)", "batch_policy": "key(prompt_tokens, arrived_at)",
-                 "autoscaler": "decide(stats)"}
-
-
-def _layer_maker(layer: str):
-    if layer == "batch_policy":
-        from sim_core.batch_policies import make_batch_policy
-        return make_batch_policy
-    if layer == "autoscaler":
-        from sim_core.autoscale import make_autoscaler
-        return make_autoscaler
-    from sim_core.routers import make_router
-    return make_router
-
-
 def _load_factory(req: dict, layer: str = "router"):
     """A zero-argument function building a fresh policy of ``layer`` (one per seed)."""
-    from sim_core.routers import RouterLoadError, load_router_class
+    from glia_nb.tasks.layers import LAYERS
+    from sim_core.policies import load_policy_class
 
     if req.get("spec"):
         spec = req["spec"]
-        make = _layer_maker(layer)
+        make = LAYERS[layer].maker()
         make(spec)  # fail early on a bad spec
         return lambda: make(spec)
-    cls = load_router_class(req["policy_path"], req["class_name"])
-    method = _LAYER_METHOD.get(layer, "route(view)")
-    if not callable(getattr(cls, method.split("(")[0], None)):
-        raise RouterLoadError(f"class {req['class_name']} has no {method} method")
+    cls = load_policy_class(req["policy_path"], req["class_name"], layer)
 
     def build():
         try:
@@ -291,7 +274,8 @@ def run_seeds(req: dict, progress=None) -> dict:
         budget = max(1.0, limits["deadline_unix"] - time.time())
     deadline = time.monotonic() + budget
     try:
-        from sim_core.facade import cluster_info, simulate
+        from glia_nb.evaluation.simulate import simulate_config
+        from sim_core.facade import cluster_info
 
         task = Task.from_dict(req["task"])
         scenario = task.load_scenario()
@@ -303,11 +287,8 @@ def run_seeds(req: dict, progress=None) -> dict:
         for seed in req["seeds"]:
             out["simulations"] += 1
             policy = remote.for_seed(seed, cluster_info(scenario.cluster)) if remote else factory()
-            stack = task.stack_for(policy)
-            res = simulate(scenario.cluster, scenario.trace(seed), stack["router"], seed=seed,
-                           batch_policy=stack["batch_policy"], autoscaler=stack["autoscaler"],
-                           autoscale=scenario.autoscale if stack["autoscaler"] else None,
-                           share_state=remote.share_state if remote else None)
+            res = simulate_config(scenario, seed, **task.stack_for(policy), record_timeline=True,
+                                  share_state=remote.share_state if remote else None)
             summary = dict(res.summary)
             out["per_seed"].append(summary)
             if seed == req.get("artifacts_seed"):

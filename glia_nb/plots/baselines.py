@@ -1,21 +1,17 @@
-"""Figures and tables of a comparison: best-so-far curves with 90% bootstrap bands (the
-paper's Fig. 7), best mean response time per method with confidence intervals (Fig. 3),
-the LLM-as-is score distribution (Fig. 2), and the results table as CSV and Markdown.
+"""Figures of a comparison: best-so-far curves with 90% bootstrap bands (the paper's
+Fig. 7), best mean response time per method with confidence intervals (Fig. 3) and the
+LLM-as-is score distribution (Fig. 2). The data and tables come from
+:mod:`glia_nb.baselines.compare` / :mod:`glia_nb.baselines.results`.
 
 Figures are built with matplotlib's object-oriented API on an Agg canvas, so writing them
 never touches pyplot's global state (or a notebook's backend).
 """
 from __future__ import annotations
 
-import csv
-import math
 from pathlib import Path
 
 KIND_COLOURS = {"llm-search": "#4C72B0", "glia": "#C44E52", "fixed": "#8C8C8C"}
-TABLE_COLUMNS = ("method", "kind", "status", "runs", "budget_sims", "sims_used_mean",
-                 "sims_used_max", "best_score_mean", "ci_low", "ci_high", "best_score_min",
-                 "vs_baseline", "valid_fraction", "llm_calls_mean", "usd_mean", "wall_s_mean",
-                 "reason")
+
 
 
 def _figure(width: float = 7.0, height: float = 4.2):
@@ -25,26 +21,6 @@ def _figure(width: float = 7.0, height: float = 4.2):
     fig = Figure(figsize=(width, height), dpi=110)
     FigureCanvasAgg(fig)
     return fig
-
-
-def curve_band(curves: list[list[float]], confidence: float = 0.90,
-               length: int | None = None) -> dict:
-    """Mean best-so-far over runs at each simulation count, with a bootstrap band;
-    ``length`` cuts the curves after that many simulations (a method that stopped early,
-    like SCG, gets a shorter curve)."""
-    from sim_core.results import bootstrap_ci
-
-    n = max((len(c) for c in curves), default=0)
-    if length is not None:
-        n = min(n, length + 1)
-    mean, lo, hi = [], [], []
-    for x in range(n):
-        vals = [c[x] for c in curves if x < len(c) and c[x] == c[x]]
-        a, b = bootstrap_ci(vals, confidence) if vals else (math.nan, math.nan)
-        mean.append(sum(vals) / len(vals) if vals else math.nan)
-        lo.append(a)
-        hi.append(b)
-    return {"x": list(range(n)), "mean": mean, "low": lo, "high": hi}
 
 
 def plot_curves(bands: dict[str, dict], fixed: dict[str, float], path, *, title: str,
@@ -125,28 +101,33 @@ def plot_distribution(scores: list[float], baseline: float | None, path, *, titl
     return Path(path)
 
 
-def _fmt(v) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return "-" if v != v else f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
-    return str(v)
+def draw_comparison(doc: dict) -> dict:
+    """Draw the figures of a :func:`glia_nb.baselines.compare.run_compare` document next to
+    its tables and add their paths to each budget's ``files``: ``best_so_far_bN.png``
+    (best score against simulations, mean over runs with a 90% bootstrap band; the paper's
+    Fig. 7), ``best_score_bN.png`` (best score per method with its 90% CI; Fig. 3) and
+    ``as_is_distribution_bN.png`` when LLM-as-is ran (Fig. 2). Returns ``doc``."""
+    out = Path(doc["out"])
+    for budget, res in doc["results"].items():
+        fig = res["figure"]
+        better = "lower" if fig["direction"] == "min" else "higher"
+        ylabel = f"best {fig['metric']} ({fig['unit']}; {better} is better)"
+        files = res["files"]
+        files["curves"] = str(plot_curves(
+            res["bands"], fig["fixed_scores"], out / f"best_so_far_b{budget}.png",
+            title=f"{fig['task']}: best so far, budget {budget} simulations (90% bootstrap "
+                  "band over runs)", ylabel=ylabel))
+        files["bars"] = str(plot_bars(
+            res["rows"], out / f"best_score_b{budget}.png",
+            title=f"{fig['task']}: best design per method, budget {budget} (90% CI)",
+            ylabel=ylabel))
+        if fig.get("as_is_scores") is not None:
+            scores = fig["as_is_scores"]
+            files["as_is_distribution"] = str(plot_distribution(
+                scores, fig["baseline_score"], out / f"as_is_distribution_b{budget}.png",
+                title=f"LLM as-is: {len(scores)} scored samples",
+                xlabel=f"{fig['metric']} ({fig['unit']})"))
+    return doc
 
 
-def write_table(rows: list[dict], csv_path, md_path) -> tuple[Path, Path]:
-    """The per-method table as CSV (all columns) and Markdown (the readable ones)."""
-    with open(csv_path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(TABLE_COLUMNS), extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: r.get(k) for k in TABLE_COLUMNS})
-    cols = ("method", "kind", "status", "runs", "sims_used_mean", "best_score_mean", "ci_low",
-            "ci_high", "vs_baseline", "valid_fraction", "llm_calls_mean", "usd_mean", "wall_s_mean")
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |" for r in rows]
-    Path(md_path).write_text("\n".join(lines) + "\n")
-    return Path(csv_path), Path(md_path)
-
-
-__all__ = ["curve_band", "plot_curves", "plot_bars", "plot_distribution", "write_table",
-           "TABLE_COLUMNS", "KIND_COLOURS"]
+__all__ = ["plot_curves", "plot_bars", "plot_distribution", "draw_comparison", "KIND_COLOURS"]

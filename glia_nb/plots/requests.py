@@ -19,6 +19,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from glia_nb.tasks.objective import Objective
+
 __all__ = [
     "TIME_PARTS", "PART_LABELS", "PART_COLORS", "VIEWS",
     "breakdown_by_e2e", "breakdown_by_prompt", "restart_counts", "memory_timelines",
@@ -252,9 +254,14 @@ def side_by_side(view: str, results: Sequence[Any], labels: Sequence[str] | None
 
 # ----------------------------------------------------------------------------- studies
 def best_so_far(experiments: Sequence[Mapping[str, Any]], baseline: float | None = None, *,
-                lower_is_better: bool = True, ax=None, metric: str = "score"):
+                objective: Objective | None = None, lower_is_better: bool | None = None,
+                ax=None, metric: str = "score"):
     """Each experiment's score (dots; failed ones as crosses at the bottom) and the best
-    so far (a step line) against the experiment number, with the baseline as a dashed line."""
+    so far (a step line, ranked by ``objective``, or by ``lower_is_better`` when only the
+    direction is known, as in a published case study; default lower is better) against the
+    experiment number, with the baseline as a dashed line."""
+    if objective is None:
+        objective = Objective(direction="max" if lower_is_better is False else "min")
     fig, ax = _ax(ax, figsize=(6.0, 3.0))
     xs, ys, bad = [], [], []
     for i, e in enumerate(experiments, start=1):
@@ -266,7 +273,7 @@ def best_so_far(experiments: Sequence[Mapping[str, Any]], baseline: float | None
         (xs.append(i), ys.append(s)) if np.isfinite(s) else bad.append(i)
     if xs:
         y = np.array(ys)
-        best = np.minimum.accumulate(y) if lower_is_better else np.maximum.accumulate(y)
+        best = objective.best_so_far(y)
         ax.scatter(xs, y, s=18, color="0.55", zorder=3, label="experiment")
         ax.step(xs, best, where="post", color="#2ca02c", linewidth=2, label="best so far")
     if baseline is not None and np.isfinite(baseline):
@@ -278,7 +285,8 @@ def best_so_far(experiments: Sequence[Mapping[str, Any]], baseline: float | None
         ax.text(0.5, 0.5, "no experiments yet", ha="center", va="center", transform=ax.transAxes, color="0.5")
     ax.set_xlabel("experiment")
     ax.set_ylabel(metric)
-    ax.set_title("Best so far" + (" (lower is better)" if lower_is_better else " (higher is better)"), fontsize=10)
+    better = "lower" if objective.lower_is_better else "higher"
+    ax.set_title(f"Best so far ({better} is better)", fontsize=10)
     if xs or baseline is not None:
         _legend(ax, loc="best")
     return fig

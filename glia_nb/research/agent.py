@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from glia_nb.llm.types import Completion, Message, ToolCall, ToolSpec, Usage
+from glia_nb.text import truncate_middle
 
-__all__ = ["Agent", "AgentConfig", "Researcher", "StepResult", "ToolBoxLike", "ToolOutcome", "clip_text", "load_prompt"]
+__all__ = ["Agent", "AgentConfig", "Researcher", "StepResult", "ToolBoxLike", "ToolOutcome"]
 
 FINISH_TOOL = "finish"
 # The event hook gets ("reply", {"completion": ...}) right after the model answers and
@@ -88,22 +89,6 @@ class StepResult:
         return self.usage.input_tokens
 
 
-def load_prompt(name: str) -> str:
-    """The text of ``glia_nb/prompts/<name>.md`` (read when called, never at import)."""
-    from importlib import resources
-
-    return resources.files("glia_nb").joinpath("prompts", f"{name}.md").read_text(encoding="utf-8")
-
-
-def clip_text(text: str, limit: int) -> str:
-    """Shorten ``text`` to about ``limit`` characters, keeping its head and tail."""
-    if limit <= 0 or len(text) <= limit:
-        return text
-    head = limit * 2 // 3
-    tail = limit - head
-    return f"{text[:head]}\n[... {len(text) - limit} characters cut ...]\n{text[-tail:]}"
-
-
 class Agent:
     """A model plus (optionally) a toolbox, advanced one call at a time."""
 
@@ -167,7 +152,7 @@ class Agent:
             result = self.toolbox.call(call.name, dict(call.arguments))
         except Exception as exc:  # a toolbox bug must not kill the study either
             return fail(f"Tool {call.name!r} crashed: {type(exc).__name__}: {exc}")
-        text = clip_text(str(getattr(result, "text", result)), self.config.max_tool_chars)
+        text = truncate_middle(str(getattr(result, "text", result)), self.config.max_tool_chars)
         return ToolOutcome(
             call.id, call.name, dict(call.arguments), text, bool(getattr(result, "is_error", False)),
             getattr(result, "data", None),

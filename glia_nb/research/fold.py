@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping
 from glia_nb.llm.types import Message, ToolCall
 from glia_nb.research import records as R
 from glia_nb.research.journal import finite_or_none
+from glia_nb.tasks.objective import Objective
 
 __all__ = ["CONTINUE_TEXT", "RESUME_TEXT", "Intervention", "StudyState", "best_of", "fold", "fold_records",
            "is_improvement", "new_state"]
@@ -104,25 +105,20 @@ class StudyState:
 
 def is_improvement(score: Any, earlier: Iterable[Mapping[str, Any]], lower_is_better: bool) -> bool:
     """True when ``score`` beats every earlier score (the first valid score always does)."""
-    s = finite_or_none(score)
-    if s is None:
-        return False
     best = best_of(earlier, lower_is_better)
-    if best is None:
-        return True
-    return s < best["score"] if lower_is_better else s > best["score"]
+    return _objective(lower_is_better).is_better(finite_or_none(score),
+                                                 None if best is None else best["score"])
 
 
 def best_of(experiments: Iterable[Mapping[str, Any]], lower_is_better: bool) -> dict[str, Any] | None:
     """The experiment with the best finite score (the earliest on ties), or None."""
-    best: dict[str, Any] | None = None
-    for e in experiments:
-        s = finite_or_none(e.get("score"))
-        if s is None:
-            continue
-        if best is None or (s < best["score"] if lower_is_better else s > best["score"]):
-            best = {**e, "score": s}
-    return best
+    best = _objective(lower_is_better).best_of(experiments, lambda e: finite_or_none(e.get("score")))
+    return None if best is None else {**best, "score": finite_or_none(best.get("score"))}
+
+
+def _objective(lower_is_better: bool) -> Objective:
+    """An Objective of that direction: which score is better is answered by Objective only."""
+    return Objective(direction="min" if lower_is_better else "max")
 
 
 def new_state(header: Mapping[str, Any] | None = None, *, lower_is_better: bool | None = None) -> StudyState:
@@ -203,7 +199,7 @@ def fold(state: StudyState, record: Mapping[str, Any] | R.Record) -> StudyState:
             s.last_prompt_tokens = rec.input_tokens
     elif isinstance(rec, R.Experiment):
         s.since_improvement = 0 if s.is_improvement(rec.score) else s.since_improvement + 1
-        s.simulations += int(rec.simulations)
+        s.simulations += 1  # one per experiment (older journals recorded seeds here)
         s.experiments.append(_record_dict(rec, raw))
     elif isinstance(rec, R.Baseline):
         s.baseline = _record_dict(rec, raw)

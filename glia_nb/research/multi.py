@@ -15,6 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from glia_nb.research.offline.researcher import OfflineSupervisor
+from glia_nb.research.session.session import Session
+from glia_nb.research.tools import ToolBox
+from glia_nb.tasks.budget import Budget
+from glia_nb.tasks.objective import Objective
+
 
 @dataclass
 class MultiResult:
@@ -33,59 +39,47 @@ class MultiResult:
         return [(s.best or {}).get("score") for s in self.sessions]
 
 
-def _pick_best(sessions: list) -> tuple[Any, dict | None]:
-    """The session with the best result (each session's ``best`` is folded from its journal;
-    the objective's direction comes from the session) and that result."""
-    best_s, best = None, None
-    for s in sessions:
-        b = s.best
-        if not b or b.get("score") is None:
-            continue
-        if best is None or (b["score"] < best["score"] if s.lower_is_better else b["score"] > best["score"]):
-            best_s, best = s, b
-    return best_s, best
-
-
-def reached(target: float | None, best: dict | None, lower_is_better: bool) -> bool:
-    """Whether ``best`` is at least as good as ``target`` (never when either is missing)."""
-    if target is None or not best or best.get("score") is None:
-        return False
-    return best["score"] <= target if lower_is_better else best["score"] >= target
+def pick_best(sessions: list, objective: Objective) -> tuple[Any, dict | None]:
+    """The session whose best experiment scores best under ``objective`` (the earliest on
+    ties) and that experiment; ``(None, None)`` when no session has a finite score."""
+    best_s = objective.best_of(sessions, lambda s: (s.best or {}).get("score"))
+    return best_s, (best_s.best if best_s is not None else None)
 
 
 def _toolbox_factory(executor: Executor | None) -> Callable:
     def make(workspace, task, budget):
-        from glia_nb.research.tools import ToolBox
-
-        max_sims = getattr(budget, "max_simulations", None)
-        return ToolBox(workspace, executor=executor, max_simulations=max_sims)
+        cap = budget.max_simulations
+        if cap is None:
+            return ToolBox(workspace, executor=executor, unlimited=True)
+        return ToolBox(workspace, executor=executor, max_simulations=cap)
     return make
 
 
 class _Runner:
-    """Shared plumbing: session creation with the shared executor."""
+    """Shared plumbing: session creation with the shared executor.
+
+    ``budget`` (default: the task's) is the total of the whole run: MCG-ParN splits it
+    between its sessions (:meth:`Budget.split`), MCG-Seq's sessions spend what the earlier
+    ones left."""
 
     def __init__(self, task, root, researcher="offline", *, supervisor_client=None, budget=None,
                  executor: Executor | None = None, max_workers: int = 2, seed: int = 0,
                  session_kwargs: dict | None = None):
         self.task, self.root, self.researcher = task, Path(root), researcher
-        self.supervisor_client, self.budget = supervisor_client, budget
+        self.supervisor_client = supervisor_client
+        self.budget = Budget.coerce(task.budget if budget is None else budget)
         self._own_executor = executor is None
         self.executor = executor
         self.max_workers = max_workers
         self.seed = seed
         self.session_kwargs = dict(session_kwargs or {})
 
-    def _session(self, index: int):
-        from glia_nb.research.session.session import Session
-
+    def _session(self, index: int, budget: Budget):
         sup = self.supervisor_client
         if sup is None and self.researcher == "offline":
-            from glia_nb.research.offline.researcher import OfflineSupervisor
-
             sup = OfflineSupervisor()
         return Session.create(self.task, self.root / f"context{index}", self.researcher,
-                              supervisor_client=sup, budget=self.budget,
+                              supervisor_client=sup, budget=budget,
                               seed=self.seed + index,
                               toolbox=_toolbox_factory(self.executor), **self.session_kwargs)
 
@@ -103,7 +97,8 @@ class _Runner:
 
 
 class ParallelGlia(_Runner):
-    """MCG-ParN: ``n`` independent single-context sessions at once; the best wins."""
+    """MCG-ParN: ``n`` independent single-context sessions at once that split the budget;
+    the best wins."""
 
     def __init__(self, n: int, task, root, researcher="offline", **kw):
         if n < 1:
@@ -111,22 +106,27 @@ class ParallelGlia(_Runner):
         super().__init__(task, root, researcher, **kw)
         self.n = n
 
+    def shares(self) -> list[Budget]:
+        """Each session's part of the budget."""
+        return self.budget.split(self.n)
+
     def run(self, progress: Callable[[int, Any], None] | None = None) -> MultiResult:
         """Run the ``n`` sessions to the end (each in a background thread) and return them."""
         with self:
-            sessions = [self._session(i) for i in range(self.n)]
+            sessions = [self._session(i, b) for i, b in enumerate(self.shares())]
             for i, s in enumerate(sessions):
                 s.subscribe(lambda ev, i=i: progress(i, ev) if progress else None)
                 s.start()
             for s in sessions:
                 s.wait()
-        best_s, best = _pick_best(sessions)
+        best_s, best = pick_best(sessions, self.task.objective)
         return MultiResult(sessions=sessions, best_session=best_s, best=best)
 
 
 class SequentialGlia(_Runner):
-    """MCG-Seq: sessions one after another until ``target`` (a score at least this good)
-    or ``max_sessions``; each starts fresh from the task."""
+    """MCG-Seq: sessions one after another, each with what the earlier ones left of the
+    budget, until ``target`` (a score at least this good), the budget is spent or
+    ``max_sessions`` have run; each starts fresh from the task."""
 
     def __init__(self, max_sessions: int, task, root, researcher="offline", *,
                  target: float | None = None, **kw):
@@ -141,13 +141,21 @@ class SequentialGlia(_Runner):
         sessions = []
         with self:
             for i in range(self.max_sessions):
-                s = self._session(i)
+                left = self.budget.minus(sum(_used(s, "simulations") for s in sessions),
+                                         sum(_used(s, "usd") for s in sessions))
+                if sessions and (left.max_simulations == 0 or left.max_usd == 0):
+                    break
+                s = self._session(i, left)
                 if progress:
                     s.subscribe(lambda ev, i=i: progress(i, ev))
                 s.run()
                 sessions.append(s)
-                _, best = _pick_best(sessions)
-                if reached(self.target, best, s.lower_is_better):
+                _, best = pick_best(sessions, self.task.objective)
+                if best and self.task.objective.reaches(best.get("score"), self.target):
                     break
-        best_s, best = _pick_best(sessions)
+        best_s, best = pick_best(sessions, self.task.objective)
         return MultiResult(sessions=sessions, best_session=best_s, best=best)
+
+
+def _used(session, key: str) -> float:
+    return float((getattr(session, "budget_used", None) or {}).get(key, 0) or 0)

@@ -178,7 +178,8 @@ class Experiment(Record):
     hypothesis: str = ""
     score: float | None = None
     ok: bool = True
-    simulations: int = 1
+    simulations: int = 1      # the budget's charge: one per experiment (glia_nb.tasks.budget)
+    seeds: int = 1            # how many seeds it simulated
     metrics: Mapping[str, Any] = field(default_factory=dict)
     error: str | None = None
     folder: str | None = None
@@ -191,7 +192,8 @@ class Experiment(Record):
 
         Reads :class:`glia_nb.research.tools.ToolBox`'s data (``{"experiment": ledger row,
         "result": EvalResult dict}``) and, for other toolboxes, a flat dict with an ``id``.
-        ``simulations`` comes from the data, else the number of seeds, else 1.
+        ``simulations`` is the budget's charge, always 1; ``seeds`` comes from the data, else
+        the number of seeds listed, else 1.
         """
         from glia_nb.research.jsonable import finite_or_none, to_jsonable
 
@@ -203,10 +205,12 @@ class Experiment(Record):
         exp_id = row.get("id", row.get("experiment_id"))
         if exp_id is None:
             return None
-        sims = row.get("simulations", evaluation.get("simulations"))
-        if sims is None:
-            seeds = row.get("seeds", evaluation.get("seeds"))
-            sims = len(seeds) if isinstance(seeds, (list, tuple)) else 1
+        seeds = row.get("seeds", evaluation.get("simulations"))
+        if isinstance(seeds, (list, tuple)):
+            seeds = len(seeds)
+        if seeds is None:
+            listed = evaluation.get("seeds")
+            seeds = len(listed) if isinstance(listed, (list, tuple)) else 1
         metrics = row.get("metrics", evaluation.get("summary"))
         status = row.get("status")
         ok = status == "ok" if status is not None else bool(row.get("ok", not getattr(result, "is_error", False)))
@@ -220,7 +224,7 @@ class Experiment(Record):
 
         return cls(id=safe(exp_id), name=str(row.get("name") or arguments.get("name") or ""),
                    hypothesis=str(arguments.get("hypothesis") or row.get("hypothesis") or ""),
-                   score=finite_or_none(row.get("score")), ok=ok, simulations=int(sims),
+                   score=finite_or_none(row.get("score")), ok=ok, simulations=1, seeds=int(seeds),
                    metrics=safe(metrics) if isinstance(metrics, Mapping) else {},
                    error=str(error)[:500] if error else None, folder=row.get("folder"))
 

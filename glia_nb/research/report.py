@@ -11,6 +11,7 @@ from pathlib import Path
 
 from glia_nb.research.fold import StudyState, fold_records
 from glia_nb.research.journal import read_journal
+from glia_nb.tasks.objective import Objective
 
 __all__ = ["JOURNAL", "experiments_frame", "find_journals", "session_records", "summarize", "summarize_session"]
 
@@ -54,10 +55,8 @@ def _num(x, spec: str = ".4g") -> str:
 
 
 def _ratio(base: float | None, best: float | None, lower: bool) -> float | None:
-    """How many times better ``best`` is than ``base`` (None when not both finite, non-zero)."""
-    if not base or not best or not (math.isfinite(base) and math.isfinite(best)):
-        return None
-    return base / best if lower else best / base
+    """How many times better ``best`` is than ``base`` (:meth:`Objective.ratio`)."""
+    return Objective(direction="min" if lower else "max").ratio(best, base)
 
 
 def summarize(state: StudyState, header: dict, path) -> dict:

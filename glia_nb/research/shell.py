@@ -12,15 +12,7 @@ import signal
 import subprocess
 import threading
 
-
-def truncate_middle(text: str, limit: int) -> str:
-    """Keep the head and the tail of ``text`` (40 % / 60 % of ``limit``) with a marker."""
-    if len(text) <= limit:
-        return text
-    head = int(limit * 0.4)
-    tail = limit - head
-    omitted = len(text) - head - tail
-    return f"{text[:head]}\n[... {omitted} characters omitted ...]\n{text[-tail:]}"
+from glia_nb.text import truncate_middle
 
 
 class _HeadTail:
@@ -89,4 +81,4 @@ def run_confined(command: str, workspace, timeout: float, max_chars: int,
     return (f"{body}\n{footer}" if body else footer), rc, timed_out, total
 
 
-__all__ = ["run_confined", "truncate_middle"]
+__all__ = ["run_confined"]

@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from glia_nb.research.agent import Agent, AgentConfig, StepResult, load_prompt
+from glia_nb.research.agent import Agent, AgentConfig, StepResult
+from glia_nb.text import load_prompt
 from glia_nb.llm.types import Message
 
 __all__ = [

@@ -19,13 +19,11 @@ from typing import Any, Callable, Mapping
 
 from glia_nb.evaluation.harness import EvalResult, Limits, evaluate
 from glia_nb.evaluation.secrets import redact
-from glia_nb.research.shell import run_confined, truncate_middle  # noqa: F401  (re-exported)
+from glia_nb.llm.types import ToolSpec
+from glia_nb.research.experiment_report import format_report
+from glia_nb.research.shell import run_confined
 from glia_nb.research.workspace import EXPERIMENTS_DIR, LEDGER_FILE, META_FILE, TASK_FILE, Workspace
-
-TIME_SPLIT = (("mean_global_queue_s", "global queue"), ("mean_replica_queue_s", "replica queue"),
-              ("mean_prefill_s", "prefill"), ("mean_decode_s", "decode"),
-              ("mean_lost_to_restarts_s", "lost to restarts"))
-ARTIFACTS = ("requests.csv", "request_metrics.csv", "gs_log.csv", "reqs_log.csv")
+from glia_nb.text import truncate_middle
 
 
 @dataclass(frozen=True)
@@ -47,13 +45,8 @@ class ToolDef:
     parameters: Mapping[str, Any]
     fn: Callable[..., ToolResult] = field(repr=False)
 
-    def spec(self):
-        """This tool as a :class:`glia_nb.llm.types.ToolSpec` (a dict if that is missing)."""
-        try:
-            from glia_nb.llm.types import ToolSpec
-        except ImportError:  # pragma: no cover - the LLM layer ships with the package
-            return {"name": self.name, "description": self.description,
-                    "parameters": dict(self.parameters)}
+    def spec(self) -> ToolSpec:
+        """This tool as a :class:`glia_nb.llm.types.ToolSpec`."""
         return ToolSpec(self.name, self.description, dict(self.parameters))
 
 
@@ -96,17 +89,18 @@ def validate_arguments(schema: Mapping[str, Any], arguments: Any) -> tuple[dict,
 class ToolBox:
     """The Researcher's tools bound to ``workspace``.
 
-    ``max_simulations`` defaults to the task's budget; simulations already in the ledger
-    (except the free baseline, experiment 0) count as used, so a resumed session keeps its
-    budget.  ``limits`` and ``executor`` go to :func:`glia_nb.evaluation.harness.evaluate`."""
+    ``max_simulations`` (one simulation = one experiment over the task's seeds; None:
+    the task's budget) caps ``run_experiment``; experiments already in the ledger (except
+    the free baseline, experiment 0) count as used, so a resumed session keeps its budget.
+    ``unlimited=True`` lifts the cap.  ``limits`` and ``executor`` go to :func:`glia_nb.evaluation.harness.evaluate`."""
 
     def __init__(self, workspace: Workspace, *, limits: Limits | None = None, executor=None,
                  max_simulations: int | None = None, max_output_chars: int = 8000,
-                 max_shell_timeout_s: float = 600.0):
+                 max_shell_timeout_s: float = 600.0, unlimited: bool = False):
         self.workspace = workspace
         self.limits = limits or Limits()
         self.executor = executor
-        self.max_simulations = (workspace.task.budget.max_simulations
+        self.max_simulations = (None if unlimited else workspace.task.budget.max_simulations
                                 if max_simulations is None else int(max_simulations))
         self.simulations_used = workspace.simulations_used()
         self.max_output_chars = int(max_output_chars)
@@ -144,9 +138,9 @@ class ToolBox:
                     f"{task.class_name}) on the benchmark over seeds "
                     f"{', '.join(map(str, task.seeds))} in a sandbox, record it in "
                     f"{LEDGER_FILE} and in a new folder {EXPERIMENTS_DIR}/NNN_<name>/ (code "
-                    f"snapshot, metrics.json, telemetry CSVs). Uses {n} simulations of the "
-                    "budget. Returns the score against the baseline, the restart fraction and "
-                    "where request time goes.",
+                    f"snapshot, metrics.json, telemetry CSVs). Uses one simulation of the "
+                    f"budget ({n} seeds). Returns the score against the baseline, the restart "
+                    "fraction and where request time goes.",
                     _schema({"name": {"type": "string", "description": "short label, e.g. "
                                                                        "'headroom-0.6'"},
                              "hypothesis": {"type": "string", "description": "what you expect "
@@ -172,8 +166,10 @@ class ToolBox:
         return [t.spec() for t in self._tools.values()]
 
     @property
-    def simulations_left(self) -> int:
-        """Simulations still allowed by the budget."""
+    def simulations_left(self) -> int | None:
+        """Simulations (experiments) still allowed by the budget (None: unlimited)."""
+        if self.max_simulations is None:
+            return None
         return max(0, self.max_simulations - self.simulations_used)
 
     def call(self, name: str, arguments: Mapping[str, Any] | None) -> ToolResult:
@@ -256,12 +252,11 @@ class ToolBox:
     def run_experiment(self, name: str, hypothesis: str) -> ToolResult:
         """Snapshot the policy, evaluate it in the sandbox, record it, report briefly."""
         ws, task = self.workspace, self.workspace.task
-        need = len(task.seeds)
-        if self.simulations_left < need:
+        if self.simulations_left == 0:
             return ToolResult(
-                f"simulation budget exhausted: {self.simulations_used} of {self.max_simulations} "
-                f"simulations used and an experiment needs {need}. No more experiments can be "
-                "run; analyse what you have and call finish with your best design.",
+                f"simulation budget exhausted: all {self.max_simulations} simulations "
+                "(experiments) are used. No more experiments can be run; analyse what you "
+                "have and call finish with your best design.",
                 is_error=True, data={"budget_exhausted": True})
         if not ws.policy_path.exists():
             return ToolResult(f"{task.policy_file} does not exist; write it first", is_error=True)
@@ -272,7 +267,7 @@ class ToolBox:
         result = evaluate(folder / task.policy_file, task, folder, executor=self.executor,
                           limits=self.limits)
         row = ws.record_experiment(exp_id, name, hypothesis, result, folder)
-        self.simulations_used += result.simulations
+        self.simulations_used += 1  # the unit of the budget: one experiment, whatever happened
         text = format_report(ws, exp_id, name, result, prev_best, self.simulations_used,
                              self.max_simulations)
         return ToolResult(text, is_error=not result.ok,
@@ -305,63 +300,4 @@ def _clip(line: str, n: int = 1000) -> str:
     return line if len(line) <= n else line[:n] + f"… [{len(line) - n} more characters]"
 
 
-def format_report(ws: Workspace, exp_id: int, name: str, result: EvalResult,
-                  prev_best: dict | None, used: int, budget: int) -> str:
-    """The short text the Researcher gets back from ``run_experiment``."""
-    task, obj = ws.task, ws.task.objective
-    rel = ws.relative(result.out_dir) if result.out_dir else "?"
-    head = f"Experiment {exp_id:03d} \"{name}\""
-    sims = f"{result.simulations} simulations; {used} of {budget} used"
-    if not result.ok:
-        lines = [f"{head}: FAILED ({result.error_kind}) after {result.wall_s:.1f} s ({sims})",
-                 result.error or ""]
-        if result.traceback:
-            tb = result.traceback.strip().splitlines()[-15:]
-            lines += ["Traceback (last lines):", *tb]
-        lines.append(f"Files: {rel}/policy.py (snapshot), {rel}/sandbox_log.txt (output)")
-        # Paths relative to the workspace: shorter, and what the Researcher's tools accept.
-        text = "\n".join(lines).replace(str(ws.path) + os.sep, "")
-        return truncate_middle(text, 4000)
-    s = result.summary
-    base, bsum = ws.baseline_score, ws.baseline_summary or {}
-    ci = s.get("mean_e2e_ci90_s")
-    score = f"{obj.name} = {result.score:.3f} {obj.unit}"
-    if ci and obj.name == "mean_e2e_s" and len(result.seeds) > 1:
-        score += f" (90% CI {ci[0]:.2f}-{ci[1]:.2f})"
-    if base is not None:
-        imp = obj.improvement(result.score, base)
-        score += (f"; baseline {task.baseline} {base:.3f}: {abs(imp):.1%} "
-                  f"{'better' if imp >= 0 else 'worse'}")
-    if prev_best is not None and prev_best.get("score") is not None:
-        is_best = obj.is_better(result.score, prev_best["score"])
-        score += (f"; new best (previous {prev_best['score']:.3f}, exp {prev_best['id']:03d})"
-                  if is_best else f"; best so far {prev_best['score']:.3f} (exp "
-                  f"{prev_best['id']:03d})")
-    if getattr(obj, "constraint", None):
-        c_val = s.get(obj.constraint, float("nan"))
-        met = obj.feasible(s)
-        score += (f"\nConstraint {obj.constraint} = {c_val:.3f} (limit {obj.constraint_max:g}): "
-                  + ("met" if met else f"VIOLATED, so the score counts as {result.score}; "
-                     f"{obj.name} itself was {s.get(obj.name, float('nan')):.3f}"))
-    per_seed = " | ".join(f"{p.get('seed')}: {p.get(obj.name, float('nan')):.2f}"
-                          for p in result.per_seed)
-    rf = s.get("restart_fraction", float("nan"))
-    rtxt = f"Restarted requests {rf:.1%}"
-    if "restart_fraction" in bsum:
-        rtxt += f" (baseline {bsum['restart_fraction']:.1%})"
-    rtxt += (f"; mean TTFT {s.get('mean_ttft_s', float('nan')):.2f} s, p90 TTFT "
-             f"{s.get('p90_ttft_s', float('nan')):.2f} s; p99 e2e {s.get('p99_e2e_s', float('nan')):.1f} s")
-    split = " | ".join(f"{label} {s.get(k, float('nan')):.2f}" for k, label in TIME_SPLIT)
-    lines = [f"{head}: ok in {result.wall_s:.1f} s ({sims})", score,
-             f"Per seed: {per_seed}", rtxt, f"Mean time split (s): {split}"]
-    if bsum and all(k in bsum for k, _ in TIME_SPLIT):
-        lines.append("Baseline split (s):   " + " | ".join(
-            f"{label} {bsum[k]:.2f}" for k, label in TIME_SPLIT))
-    files = ", ".join(a for a in ARTIFACTS if result.out_dir and (Path(result.out_dir) / a).exists())
-    lines.append(f"Files in {rel}/: metrics.json, seeds.csv"
-                 + (f"; seed {result.seeds[0]} telemetry: {files}" if files else ""))
-    return "\n".join(lines)
-
-
-__all__ = ["ToolBox", "ToolResult", "ToolDef", "validate_arguments", "truncate_middle",
-           "format_report"]
+__all__ = ["ToolBox", "ToolResult", "ToolDef", "validate_arguments", "format_report"]

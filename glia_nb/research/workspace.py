@@ -29,12 +29,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from glia_nb.evaluation.harness import write_result_files
 from glia_nb.research.journal import finite_or_none
 from glia_nb.tasks import Task
 
 LEDGER_COLUMNS = ("id", "name", "hypothesis", "status", "error_kind", "error", "score",
                   "vs_baseline", "mean_e2e_s", "restart_fraction", "p90_ttft_s", "ci_low",
-                  "ci_high", "simulations", "wall_s", "created_at", "folder")
+                  "ci_high", "seeds", "wall_s", "created_at", "folder")
 META_FILE = "workspace.json"
 LEDGER_FILE = "ledger.csv"
 TASK_FILE = "TASK.md"
@@ -207,8 +208,6 @@ class Workspace:
                           folder) -> dict:
         """Write ``metrics.json``/``seeds.csv`` for ``result`` (an
         :class:`~glia_nb.evaluation.harness.EvalResult`) and append its ledger row; returns the row."""
-        from glia_nb.evaluation.harness import write_result_files
-
         folder = Path(folder)
         s = result.summary or {}
         ci = s.get("mean_e2e_ci90_s") or [None, None]
@@ -221,7 +220,7 @@ class Workspace:
             "error": (result.error or "").splitlines()[0][:200] if result.error else "",
             "score": result.score, "vs_baseline": vs, "mean_e2e_s": s.get("mean_e2e_s"),
             "restart_fraction": s.get("restart_fraction"), "p90_ttft_s": s.get("p90_ttft_s"),
-            "ci_low": ci[0], "ci_high": ci[1], "simulations": int(result.simulations),
+            "ci_low": ci[0], "ci_high": ci[1], "seeds": int(result.simulations),
             "wall_s": round(float(result.wall_s), 3), "created_at": _now(),
             "folder": self.relative(folder),
         }
@@ -241,12 +240,14 @@ class Workspace:
         numeric = {"score", "vs_baseline", "mean_e2e_s", "restart_fraction", "p90_ttft_s",
                    "ci_low", "ci_high", "wall_s"}
         for r in rows:
+            if "seeds" not in r and "simulations" in r:  # a ledger written before the rename
+                r["seeds"] = r.pop("simulations")
             for k, v in r.items():
                 if v == "":
                     r[k] = None
                 elif k in numeric:
                     r[k] = finite_or_none(v)
-                elif k in ("id", "simulations"):
+                elif k in ("id", "seeds"):
                     r[k] = int(float(v))
         return rows
 
@@ -257,9 +258,9 @@ class Workspace:
         return pd.DataFrame(self.ledger_rows(), columns=list(LEDGER_COLUMNS))
 
     def simulations_used(self, *, include_baseline: bool = False) -> int:
-        """Simulations charged so far (the baseline, experiment 0, is free by default)."""
-        return sum(int(r["simulations"] or 0) for r in self.ledger_rows()
-                   if include_baseline or r["id"] != 0)
+        """Simulations charged so far: one per recorded experiment, whatever its outcome
+        (the baseline, experiment 0, is free by default)."""
+        return sum(1 for r in self.ledger_rows() if include_baseline or r["id"] != 0)
 
     def best(self) -> dict | None:
         """The ledger row with the best score among successful experiments."""

@@ -5,12 +5,13 @@ The one place for each concept: :class:`Objective` says which score is better,
 This package depends on ``sim_core`` and ``workloads`` only.
 """
 from glia_nb.tasks.describe import (GS_LOG_COLUMNS, REQS_LOG_COLUMNS, REQUESTS_COLUMNS,
-                                    describe_view, load_prompt, view_members)
+                                    describe_view, view_members)
 from glia_nb.tasks.layers import DEFAULT_ROUTER_RULES, LAYERS
 from glia_nb.tasks.objective import Objective
 from glia_nb.tasks.registry import TASKS, UnknownTaskError, get_task
-from glia_nb.tasks.task import Budget, Task
+from glia_nb.tasks.budget import Budget, BudgetTracker
+from glia_nb.tasks.task import Task
 
-__all__ = ["Task", "Objective", "Budget", "TASKS", "get_task", "UnknownTaskError", "LAYERS",
-           "load_prompt", "describe_view", "view_members", "REQUESTS_COLUMNS",
+__all__ = ["Task", "Objective", "Budget", "BudgetTracker", "TASKS", "get_task", "UnknownTaskError", "LAYERS",
+           "describe_view", "view_members", "REQUESTS_COLUMNS",
            "GS_LOG_COLUMNS", "REQS_LOG_COLUMNS", "DEFAULT_ROUTER_RULES"]

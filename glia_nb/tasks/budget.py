@@ -1,5 +1,12 @@
-"""Budgets of a study (simulations, dollars, wall time, Researcher turns) and a
+"""The budget of a study (simulations, dollars, wall time, Researcher turns) and a
 thread-safe tracker of what has been spent.
+
+**One simulation is one evaluation of a design over the task's evaluation seeds** — one
+``run_experiment`` of a Glia session, one candidate of a search baseline, one unit of
+``glia study --budget-sims`` and ``glia compare --budget-sims``. That is the unit a designer
+decides to spend (the paper budgets its methods in it), and it does not change when a task
+evaluates over more or fewer seeds; how many seeds an experiment ran is recorded beside it
+(the ledger's ``seeds`` column) but is not what the budget counts.
 
 The tracker only counts; the session decides what to do when a limit is reached. Every
 counter can be seeded from a journal (``BudgetTracker.restore``) so that a resumed study
@@ -8,9 +15,10 @@ keeps spending from where it stopped rather than starting afresh.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Mapping
 
 __all__ = ["Budget", "BudgetTracker"]
@@ -18,12 +26,13 @@ __all__ = ["Budget", "BudgetTracker"]
 
 @dataclass(frozen=True)
 class Budget:
-    """Limits of one study; ``None`` means unlimited.
+    """Limits of one study; ``None`` (or ``math.inf``, stored as None) means unlimited.
 
-    ``max_simulations`` counts experiments run through the toolbox (the paper's unit),
-    ``max_usd`` model dollars of Researcher and Supervisor together, ``max_wall_s`` seconds
-    the study is actively running (paused time and time waiting for a person's approval do
-    not count: that is the person's time, not the team's), ``max_turns`` Researcher calls.
+    ``max_simulations`` counts evaluations of a design over the task's seeds (see the
+    module docstring), ``max_usd`` model dollars of Researcher and Supervisor together,
+    ``max_wall_s`` seconds the study is actively running (paused time and time waiting for a
+    person's approval do not count: that is the person's time, not the team's),
+    ``max_turns`` Researcher calls.
     """
 
     max_simulations: int | None = None
@@ -33,8 +42,16 @@ class Budget:
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if value is not None and value < 0:
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+                raise ValueError(f"Budget.{name} must be a number >= 0 or None, got {value!r}")
+            if value < 0:
                 raise ValueError(f"Budget.{name} must be >= 0 or None, got {value!r}")
+            if math.isinf(value):
+                object.__setattr__(self, name, None)
+            elif name in ("max_simulations", "max_turns"):
+                object.__setattr__(self, name, int(value))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-native dict."""
@@ -42,25 +59,47 @@ class Budget:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> "Budget":
-        """Rebuild from :meth:`to_dict` output (unknown keys are ignored)."""
+        """Rebuild from :meth:`to_dict` output, tolerantly: unknown keys are ignored and the
+        older spelling ``max_dollars`` (journals written before the budgets were merged)
+        reads as ``max_usd``."""
         d = dict(d or {})
+        if d.get("max_usd") is None and d.get("max_dollars") is not None:
+            d["max_usd"] = d["max_dollars"]
         return cls(**{k: d.get(k) for k in _FIELDS})
 
     @classmethod
     def coerce(cls, value: Any) -> "Budget":
-        """A Budget from None (unlimited), a Budget, a mapping, or any object with the same
-        attribute names, such as a task's default budget (whose ``max_dollars`` means
-        ``max_usd``)."""
+        """A Budget from None (unlimited), a Budget or a mapping (see :meth:`from_dict`)."""
         if value is None:
             return cls()
         if isinstance(value, cls):
             return value
-        d = dict(value) if isinstance(value, Mapping) else {
-            k: getattr(value, k) for k in (*_FIELDS, "max_dollars") if hasattr(value, k)
-        }
-        if d.get("max_usd") is None and d.get("max_dollars") is not None:
-            d["max_usd"] = d["max_dollars"]
-        return cls.from_dict(d)
+        if isinstance(value, Mapping):
+            return cls.from_dict(value)
+        raise TypeError(f"a budget must be a Budget, a mapping or None, not {type(value).__name__}")
+
+    def split(self, n: int) -> list["Budget"]:
+        """``n`` budgets that together spend this one: simulations as evenly as possible
+        (the first ``max_simulations % n`` get one more) and dollars in equal parts; wall
+        time and turns stay per-session limits."""
+        if n < 1:
+            raise ValueError("split needs n >= 1")
+        out = []
+        for i in range(n):
+            sims = None if self.max_simulations is None else \
+                self.max_simulations // n + (1 if i < self.max_simulations % n else 0)
+            usd = None if self.max_usd is None else self.max_usd / n
+            out.append(replace(self, max_simulations=sims, max_usd=usd))
+        return out
+
+    def minus(self, simulations: int = 0, usd: float = 0.0) -> "Budget":
+        """What is left of this budget after spending ``simulations`` and ``usd`` (never
+        below zero)."""
+        return replace(
+            self,
+            max_simulations=None if self.max_simulations is None
+            else max(0, self.max_simulations - int(simulations)),
+            max_usd=None if self.max_usd is None else max(0.0, self.max_usd - float(usd)))
 
 
 _FIELDS = ("max_simulations", "max_usd", "max_wall_s", "max_turns")
@@ -87,9 +126,19 @@ class BudgetTracker:
 
     # -- counting --------------------------------------------------------------------------
     def add_simulations(self, n: int = 1) -> None:
-        """Count ``n`` simulations (called once per recorded experiment)."""
+        """Count ``n`` simulations (one per recorded experiment)."""
         with self._lock:
             self._simulations += int(n)
+
+    def claim_simulation(self) -> int | None:
+        """Reserve one simulation before running it: its 1-based number, or None when the
+        budget is spent (atomic, so concurrent callers can never exceed the budget)."""
+        with self._lock:
+            cap = self.budget.max_simulations
+            if cap is not None and self._simulations >= cap:
+                return None
+            self._simulations += 1
+            return self._simulations
 
     def add_cost(self, usd: float) -> None:
         """Count one model call and its dollar cost."""

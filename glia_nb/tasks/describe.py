@@ -1,6 +1,5 @@
 """The parts of a task text that describe code, generated from the code so they cannot drift:
-the router's view, the cluster facts, the request states, the telemetry columns; and the
-prompt templates shipped in ``glia_nb/prompts``.
+the router's view, the cluster facts, the request states, the telemetry columns.
 
 The ``sim_core`` imports inside functions are lazy on purpose: rendering a task must not pay
 for importing the numba engine.
@@ -10,8 +9,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
-from importlib import resources
-from string import Template
 from typing import Any
 
 # Columns of SimResult.requests / the CSVs written by SimResult.write_artifacts.  Spelled out
@@ -26,11 +23,6 @@ GS_LOG_COLUMNS = ("time", "replica_id", "num_pending_requests", "num_active_requ
                   "num_allocated_blocks", "num_blocks", "state", "memory_usage_percent")
 REQS_LOG_COLUMNS = ("time", "replica_id", "request_id", "num_prefill_tokens",
                     "num_decode_tokens")
-
-
-def load_prompt(name: str) -> Template:
-    """A text template shipped in ``glia_nb/prompts`` (``$name`` placeholders)."""
-    return Template(resources.files("glia_nb.prompts").joinpath(name).read_text(encoding="utf-8"))
 
 
 # ---------------------------------------------------------------------- generated parts
@@ -128,6 +120,6 @@ def time_parts() -> str:
     return " + ".join(f"`{p}`" for p in TIME_PARTS)
 
 
-__all__ = ["REQUESTS_COLUMNS", "GS_LOG_COLUMNS", "REQS_LOG_COLUMNS", "load_prompt",
+__all__ = ["REQUESTS_COLUMNS", "GS_LOG_COLUMNS", "REQS_LOG_COLUMNS",
            "describe_view", "view_members", "info_values", "view_docstring", "state_codes",
            "time_parts"]

@@ -1,10 +1,17 @@
-"""The layers of the serving stack a task can put under design, and each layer's rules.
+"""The layers of the serving stack a task can put under design: one table.
 
-A layer is named once here; everything that needs to know about layers reads :data:`LAYERS`.
+Each :class:`Layer` says everything the package needs to know about a layer (its noun, the
+``glia simulate`` flag, the ``simulate`` keyword, the policy's method, the default class
+name, the starting-file template, the rules, the stack's default); :data:`LAYERS` maps a
+layer's name to it. Code that used to switch on layer strings reads this table instead.
 """
 from __future__ import annotations
 
-LAYERS = ("router", "batch_policy", "autoscaler")
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Callable, Mapping
+
+from sim_core.policies import POLICY_METHODS
 
 DEFAULT_ROUTER_RULES = (
     "Change only the router: edit the policy file. Do not modify the simulator, the replica "
@@ -42,4 +49,53 @@ AUTOSCALER_RULES = (
 )
 
 
-__all__ = ["LAYERS", "DEFAULT_ROUTER_RULES", "BATCH_RULES", "AUTOSCALER_RULES"]
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer of the serving stack under design."""
+
+    name: str                  # "router", "batch_policy", "autoscaler"
+    noun: str                  # in prose: "batch policy"
+    title: str                 # what the layer decides, for the task text
+    cli_flag: str              # the `glia simulate` option that sets it
+    simulate_kw: str           # the sim_core.simulate keyword that takes it
+    signature: str             # the policy's method with its arguments
+    default_class: str         # the class name the Researcher edits
+    template: str              # the starting file in glia_nb/prompts
+    rules: tuple[str, ...]
+    stack_default: str | None  # what the simulator uses when the layer is not set
+
+    @property
+    def method(self) -> str:
+        """The method a policy of this layer must have (``route``, ``key``, ``decide``)."""
+        return POLICY_METHODS[self.name]
+
+    def maker(self) -> Callable:
+        """The registry's spec → policy function (``make_router`` …). Imported on call:
+        the router registry loads the numba engine, which describing a task must not."""
+        if self.name == "batch_policy":
+            from sim_core.batch_policies import make_batch_policy
+            return make_batch_policy
+        if self.name == "autoscaler":
+            from sim_core.autoscale import make_autoscaler
+            return make_autoscaler
+        from sim_core.routers import make_router
+        return make_router
+
+
+LAYERS: Mapping[str, Layer] = MappingProxyType({layer.name: layer for layer in (
+    Layer("router", "router", "router (which replica serves each request, and when)",
+          "--router", "router", "route(view)", "CustomRouter", "router_policy.py.tmpl",
+          DEFAULT_ROUTER_RULES, "llq"),
+    Layer("batch_policy", "batch policy",
+          "batch-scheduler policy (the order of each replica's waiting queue)",
+          "--batch-policy", "batch_policy", "key(prompt_tokens, arrived_at)",
+          "CustomBatchPolicy", "batch_policy.py.tmpl", BATCH_RULES, None),
+    Layer("autoscaler", "autoscaler", "autoscaler (how many replicas serve, over time)",
+          "--autoscaler", "autoscaler", "decide(stats)", "CustomAutoscaler",
+          "autoscaler.py.tmpl", AUTOSCALER_RULES, None),
+)})
+
+
+__all__ = ["Layer", "LAYERS", "DEFAULT_ROUTER_RULES", "BATCH_RULES", "AUTOSCALER_RULES"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 DIRECTIONS = ("min", "max")
 
@@ -67,20 +67,95 @@ class Objective:
                     + ("+inf" if self.direction == "min" else "-inf") + ".")
         return out
 
-    def is_better(self, a: float, b: float) -> bool:
-        """True when score ``a`` is strictly better than ``b`` (NaN is never better)."""
-        if not math.isfinite(a):
-            return False
-        if not math.isfinite(b):
-            return True
-        return a < b if self.direction == "min" else a > b
+    # -------------------------------------------------------------- comparing scores
+    # Every "which score is better" question in the package is answered here, so that a
+    # maximising task (throughput) is never ranked as if lower were better.
+    @property
+    def lower_is_better(self) -> bool:
+        """True for a minimised objective."""
+        return self.direction == "min"
 
-    def improvement(self, score: float, baseline: float) -> float:
-        """Relative improvement over ``baseline``: positive is better, 0.25 means 25 %."""
-        if not (math.isfinite(score) and math.isfinite(baseline)) or baseline == 0:
-            return float("nan")
-        gain = (baseline - score) if self.direction == "min" else (score - baseline)
+    @property
+    def worst(self) -> float:
+        """The worst score there is (what a constraint violation scores)."""
+        return math.inf if self.lower_is_better else -math.inf
+
+    def is_better(self, a: float | None, b: float | None) -> bool:
+        """True when score ``a`` is strictly better than ``b``.  A missing or non-finite
+        ``a`` is never better; any finite ``a`` beats a missing or non-finite ``b``."""
+        if not _finite(a):
+            return False
+        if not _finite(b):
+            return True
+        return a < b if self.lower_is_better else a > b
+
+    def reaches(self, score: float | None, target: float | None) -> bool:
+        """True when ``score`` is at least as good as ``target`` (False without a target)."""
+        if target is None or not _finite(score):
+            return False
+        return score <= target if self.lower_is_better else score >= target
+
+    def sort_key(self, score: float | None) -> tuple[int, float]:
+        """A key that sorts scores best first (missing and non-finite scores last)."""
+        if not _finite(score):
+            return (1, 0.0)
+        return (0, float(score) if self.lower_is_better else -float(score))
+
+    def loss(self, score: float | None) -> float:
+        """``score`` turned into a number where lower is better (``inf`` for a missing or
+        non-finite score): for numeric search over designs (softmax sampling, sorting)."""
+        if not _finite(score):
+            return math.inf
+        return float(score) if self.lower_is_better else -float(score)
+
+    def best_of(self, items: Iterable[T], score: Callable[[T], Any] = lambda x: x) -> T | None:
+        """The item with the best finite ``score(item)`` (the earliest on ties), or None."""
+        best, best_score = None, None
+        for item in items:
+            s = score(item)
+            if best is None and _finite(s) or self.is_better(s, best_score):
+                best, best_score = item, s
+        return best
+
+    def ranked(self, items: Iterable[T], score: Callable[[T], Any] = lambda x: x) -> list[T]:
+        """``items`` best first (stable; missing and non-finite scores last)."""
+        return sorted(items, key=lambda item: self.sort_key(score(item)))
+
+    def best_so_far(self, scores: Iterable[float | None], start: float | None = None) -> list[float]:
+        """The running best of ``scores`` (NaN until a finite score is known), one value
+        per score; ``start`` is the best known before the first score."""
+        cur = float(start) if _finite(start) else math.nan
+        out = []
+        for s in scores:
+            if self.is_better(s, cur):
+                cur = float(s)
+            out.append(cur)
+        return out
+
+    def improvement(self, score: float | None, baseline: float | None) -> float | None:
+        """Relative improvement over ``baseline``: positive is better, 0.25 means 25 %
+        (None when either score is missing or not finite, or the baseline is 0)."""
+        if not (_finite(score) and _finite(baseline)) or baseline == 0:
+            return None
+        gain = (baseline - score) if self.lower_is_better else (score - baseline)
         return gain / abs(baseline)
+
+    def ratio(self, score: float | None, baseline: float | None) -> float | None:
+        """How many times better ``score`` is than ``baseline`` (2.0: twice as good, below 1:
+        worse); None when either is missing, not finite or not positive."""
+        if not (_finite(score) and _finite(baseline)) or score <= 0 or baseline <= 0:
+            return None
+        return baseline / score if self.lower_is_better else score / baseline
+
+
+T = TypeVar("T")
+
+
+def _finite(x: Any) -> bool:
+    try:
+        return x is not None and not isinstance(x, bool) and math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
 
 
 __all__ = ["Objective", "DIRECTIONS"]

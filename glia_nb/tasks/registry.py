@@ -7,12 +7,19 @@
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Mapping
 
 from glia_nb.tasks.layers import AUTOSCALER_RULES, BATCH_RULES
 from glia_nb.tasks.objective import Objective
-from glia_nb.tasks.task import Budget, Task
+from glia_nb.tasks.budget import Budget
+from glia_nb.tasks.task import Task, default_budget
+
+
+def _budget(simulations: int) -> Budget:
+    """The default budget with ``simulations`` evaluations."""
+    return replace(default_budget(), max_simulations=simulations)
 
 
 def _stack_tasks() -> dict:
@@ -22,7 +29,7 @@ def _stack_tasks() -> dict:
             name="batch-a10", scenario="routing-a10", layer="batch_policy",
             title="batch-a10 — order each replica's waiting queue (four A10 replicas)",
             objective=Objective(), baseline="fifo", class_name="CustomBatchPolicy",
-            fixed_router="llq", num_eval_seeds=10, budget=Budget(max_simulations=200),
+            fixed_router="llq", num_eval_seeds=10, budget=_budget(20),
             target_improvement=0.2, rules=BATCH_RULES,
             notes=(" The router is least-loaded-queue, which places every request at once, "
                    "so the replicas' waiting queues are where requests wait. (Under HRA, "
@@ -44,7 +51,7 @@ def _stack_tasks() -> dict:
                                         "it on some runs even when the mean over runs is "
                                         "within it)")),
             baseline="throughput", class_name="CustomAutoscaler", fixed_router="llq",
-            fixed_batch_policy="fifo", num_eval_seeds=3, budget=Budget(max_simulations=90),
+            fixed_batch_policy="fifo", num_eval_seeds=3, budget=_budget(30),
             target_improvement=0.1, rules=AUTOSCALER_RULES),
         "routing-h100-prefill": Task(
             name="routing-h100-prefill", scenario="routing-h100-prefill", layer="router",
@@ -55,7 +62,7 @@ def _stack_tasks() -> dict:
                 constraint="p90_ttft_s", constraint_max=1.5,
                 constraint_description="90th-percentile time to first token, in seconds, "
                                        "averaged over seeds"),
-            baseline="llq", num_eval_seeds=3, budget=Budget(max_simulations=90),
+            baseline="llq", num_eval_seeds=3, budget=_budget(30),
             # 300 users, not the preset's 200: in our simulator the paper's situation (the
             # usual routers break the TTFT bound, a TTFT-aware one keeps it) starts between
             # 250 and 300 users; at 200 every router but round robin already meets it.
@@ -71,7 +78,7 @@ TASKS: Mapping[str, Task] = MappingProxyType({
         title="routing-a10 — route LLM requests across four A10 replicas",
         # Ten seeds per experiment, as in the paper: the log-normal bursts make single
         # seeds differ by 4x, so fewer seeds rank designs unreliably.
-        num_eval_seeds=10, budget=Budget(max_simulations=300),
+        num_eval_seeds=10, budget=_budget(30),
         target_improvement=0.25),
     **_stack_tasks(),
 })

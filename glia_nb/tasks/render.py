@@ -11,8 +11,22 @@ import math
 from sim_core.autoscale import make_autoscaler
 
 from glia_nb.tasks.describe import (GS_LOG_COLUMNS, REQS_LOG_COLUMNS, REQUESTS_COLUMNS,
-                                    describe_view, info_values, load_prompt, state_codes,
+                                    describe_view, info_values, state_codes,
                                     time_parts, view_docstring)
+from glia_nb.tasks.layers import LAYERS
+from glia_nb.text import load_template
+
+
+def budget_text_of(b, num_seeds: int) -> str:
+    """One sentence on the budget for the task text (unlimited parts are left out)."""
+    sims = ("Experiments are not limited in number" if b.max_simulations is None else
+            f"At most {b.max_simulations} simulations through `run_experiment` (one "
+            f"simulation = one experiment over the {num_seeds} evaluation seeds)")
+    stops = [f"{b.max_turns} turns" if b.max_turns is not None else None,
+             f"{b.max_wall_s / 3600:g} h" if b.max_wall_s is not None else None,
+             f"${b.max_usd:g} of model usage" if b.max_usd is not None else None]
+    stops = [x for x in stops if x]
+    return sims + ("; the session also stops after " + " or ".join(stops) if stops else "") + "."
 
 
 def render_task_text(task, baseline_score: float | None = None) -> str:
@@ -33,11 +47,8 @@ def render_task_text(task, baseline_score: float | None = None) -> str:
                          f"`{task.policy_file}` implements it); its score has not been "
                          f"measured yet — run an experiment on the unmodified file first.")
     b = task.budget
-    budget_text = (f"At most {b.max_simulations} simulations through `run_experiment` "
-                   f"({b.max_simulations // max(1, len(seeds))} experiments of "
-                   f"{len(seeds)} seeds); the session also stops after {b.max_turns} turns, "
-                   f"{b.max_wall_s / 3600:g} h or ${b.max_dollars:g} of model usage. "
-                   f"Spend simulations on experiments that test a clear hypothesis.")
+    budget_text = budget_text_of(b, len(seeds)) + (
+        " Spend simulations on experiments that test a clear hypothesis.")
     values = {
         "title": task.title or f"{task.name}: a better router",
         "num_replicas": sc.cluster.num_replicas, "model": rc.model, "gpu": rc.gpu,
@@ -66,7 +77,7 @@ def render_task_text(task, baseline_score: float | None = None) -> str:
         "expect_text": _target_text(task),
         "task_name": task.name,
     }
-    return load_prompt("router_task.md").substitute(values)
+    return load_template("router_task.md").substitute(values)
 
 
 def _target_text(task) -> str:
@@ -86,13 +97,10 @@ def render_policy_template(task) -> str:
     the other layers: arrival order, or the threshold autoscaler)."""
     if task.layer != "router":
         return render_layer_template(task)
-    return load_prompt("router_policy.py.tmpl").substitute(
+    return load_template(LAYERS["router"].template).substitute(
         class_name=task.class_name, task_name=task.name)
 
 
-LAYER_TITLES = {"batch_policy": "batch-scheduler policy (the order of each replica's waiting "
-                                "queue)",
-                "autoscaler": "autoscaler (how many replicas serve, over time)"}
 
 BATCH_DOC = '''```python
 class {cls}:
@@ -147,10 +155,10 @@ def _fill(values: dict, task, sc) -> dict:
     obj = task.objective
     seeds = task.seeds
     b = task.budget
-    layer_name = {"batch_policy": "batch policy", "autoscaler": "autoscaler"}[task.layer]
+    layer = LAYERS[task.layer]
     values.update({
-        "title": task.title or f"{task.name}: a better {layer_name}",
-        "layer_title": LAYER_TITLES[task.layer],
+        "title": task.title or f"{task.name}: a better {layer.noun}",
+        "layer_title": layer.title,
         "num_replicas": sc.cluster.num_replicas, "model": rc.model, "gpu": rc.gpu, "tp": rc.tp,
         "num_blocks": rc.num_blocks, "block_size": rc.block_size, "scheduler": rc.scheduler,
         "batch_cap": rc.batch_cap, "chunk_size": rc.chunk_size,
@@ -168,10 +176,7 @@ def _fill(values: dict, task, sc) -> dict:
         "requests_columns": ", ".join(f"`{c}`" for c in REQUESTS_COLUMNS),
         "gs_log_columns": ", ".join(f"`{c}`" for c in GS_LOG_COLUMNS),
         "rules": "\n".join(f"{i}. {r}" for i, r in enumerate(task.rules, 1)),
-        "budget_text": (f"At most {b.max_simulations} simulations through `run_experiment` "
-                        f"({b.max_simulations // max(1, len(seeds))} experiments of "
-                        f"{len(seeds)} seeds); the session also stops after {b.max_turns} "
-                        f"turns, {b.max_wall_s / 3600:g} h or ${b.max_dollars:g} of model usage."),
+        "budget_text": budget_text_of(b, len(seeds)),
         "target_pct": f"{task.target_improvement:.0%}",
     })
     return values
@@ -179,8 +184,8 @@ def _fill(values: dict, task, sc) -> dict:
 
 def render_layer_text(task, baseline_score: float | None = None) -> str:
     """The Researcher's task text for a batch-policy or autoscaler task."""
-    if task.layer not in LAYER_TITLES:
-        raise NotImplementedError(f"no task text for layer {task.layer!r}")
+    if task.layer == "router":
+        raise NotImplementedError("the router layer has its own task text (render_task_text)")
     sc = task.load_scenario()
     obj = task.objective
     if task.layer == "batch_policy":
@@ -200,22 +205,23 @@ def render_layer_text(task, baseline_score: float | None = None) -> str:
         baseline_text = (f"The baseline is `{task.baseline}` (your starting `{task.policy_file}` "
                          "implements it); run an experiment on the unmodified file first.")
     values = _fill({"layer_doc": doc, "baseline_text": baseline_text}, task, sc)
-    return load_prompt("layer_task.md").substitute(values)
+    return load_template("layer_task.md").substitute(values)
 
 
 def render_layer_template(task) -> str:
     """The starting policy file of a batch-policy or autoscaler task (its baseline)."""
+    template = LAYERS[task.layer].template
     if task.layer == "batch_policy":
-        return load_prompt("batch_policy.py.tmpl").substitute(
+        return load_template(template).substitute(
             class_name=task.class_name, task_name=task.name)
     if task.layer == "autoscaler":
         base = make_autoscaler(task.baseline if task.baseline.startswith("throughput")
                                else "throughput")
-        return load_prompt("autoscaler.py.tmpl").substitute(
+        return load_template(template).substitute(
             class_name=task.class_name, task_name=task.name, high=f"{base.high:g}",
             low=f"{base.low:g}", cooldown_s=f"{base.cooldown_s:g}")
     raise NotImplementedError(f"no policy template for layer {task.layer!r}")
 
 
 __all__ = ["render_task_text", "render_policy_template", "render_layer_text",
-           "render_layer_template", "LAYER_TITLES"]
+           "render_layer_template"]

@@ -22,24 +22,16 @@ from typing import Any, Mapping
 
 from workloads import get_scenario
 
+from glia_nb.tasks.budget import Budget
 from glia_nb.tasks.layers import DEFAULT_ROUTER_RULES, LAYERS
 from glia_nb.tasks.objective import Objective
 from glia_nb.tasks.render import render_policy_template, render_task_text
 
 
-@dataclass(frozen=True)
-class Budget:
-    """Default limits of one research session (the session may override them)."""
-
-    max_simulations: int = 90      # seeds simulated through run_experiment
-    max_dollars: float = 20.0      # LLM spend
-    max_wall_s: float = 3 * 3600.0
-    max_turns: int = 250           # Researcher turns
-
-    def __post_init__(self) -> None:
-        if self.max_simulations < 0 or self.max_dollars < 0 or self.max_wall_s <= 0 \
-                or self.max_turns < 1:
-            raise ValueError(f"invalid budget {self}")
+def default_budget() -> Budget:
+    """A session's default limits: 30 simulations (evaluations over the task's seeds), $20
+    of model usage, three hours, 250 Researcher turns."""
+    return Budget(max_simulations=30, max_usd=20.0, max_wall_s=3 * 3600.0, max_turns=250)
 
 
 @dataclass(frozen=True)
@@ -64,7 +56,7 @@ class Task:
     policy_file: str = "policy.py"
     class_name: str = "CustomRouter"
     rules: tuple[str, ...] = DEFAULT_ROUTER_RULES
-    budget: Budget = field(default_factory=Budget)
+    budget: Budget = field(default_factory=default_budget)
     target_improvement: float = 0.25
     title: str = ""
     # The rest of the stack while one layer is under design (registry specs; None: the
@@ -77,7 +69,7 @@ class Task:
 
     def __post_init__(self) -> None:
         if self.layer not in LAYERS:
-            raise ValueError(f"unknown layer {self.layer!r}; choose one of {LAYERS}")
+            raise ValueError(f"unknown layer {self.layer!r}; choose one of {', '.join(LAYERS)}")
         if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.py", self.policy_file):
             raise ValueError(f"policy_file must be a plain file name ending in .py, got {self.policy_file!r}")
         if not self.class_name.isidentifier():
@@ -92,6 +84,7 @@ class Task:
         if self.duration_s is not None and not (math.isfinite(self.duration_s) and self.duration_s > 0):
             raise ValueError(f"duration_s must be finite and > 0, got {self.duration_s}")
         object.__setattr__(self, "rules", tuple(self.rules))
+        object.__setattr__(self, "budget", Budget.coerce(self.budget))
 
     # ------------------------------------------------------------------ derived facts
     def load_scenario(self):
@@ -118,9 +111,9 @@ class Task:
     def stack_for(self, policy) -> dict:
         """``simulate`` keyword arguments with ``policy`` in this task's layer and the fixed
         parts of the stack elsewhere: ``{"router", "batch_policy", "autoscaler"}``."""
-        stack = {"router": self.fixed_router or "llq", "batch_policy": self.fixed_batch_policy,
-                 "autoscaler": self.fixed_autoscaler}
-        stack[self.layer] = policy
+        stack = {lay.simulate_kw: getattr(self, f"fixed_{lay.name}") or lay.stack_default
+                 for lay in LAYERS.values()}
+        stack[LAYERS[self.layer].simulate_kw] = policy
         return stack
 
     def benchmark_command(self, out_dir: str = "experiments/NNN") -> str:
@@ -128,8 +121,7 @@ class Task:
 
         The CLI takes a seed *count* (the scenario's first N seeds); with custom
         ``eval_seeds`` that are not such a prefix the command is only an approximation."""
-        flags = {"router": "--router", "batch_policy": "--batch-policy",
-                 "autoscaler": "--autoscaler"}
+        flags = {lay.simulate_kw: lay.cli_flag for lay in LAYERS.values()}
         parts = [f"{flags[k]} {v}" for k, v in self.stack_for(self.policy_spec).items() if v]
         cmd = (f"glia simulate --scenario {self.scenario} {' '.join(parts)} "
                f"--seeds {len(self.seeds)} --json")
@@ -162,14 +154,13 @@ class Task:
         if isinstance(d.get("objective"), Mapping):
             d["objective"] = Objective(**d["objective"])
         if isinstance(d.get("budget"), Mapping):
-            d["budget"] = Budget(**d["budget"])
+            d["budget"] = Budget.from_dict(d["budget"])
         if d.get("eval_seeds") is not None:
             d["eval_seeds"] = tuple(d["eval_seeds"])
         if "rules" in d:
             d["rules"] = tuple(d["rules"])
         return cls(**d)
 
-    # ------------------------------------------------------------------ task text
     # ------------------------------------------------------------------ task text
     def render_text(self, baseline_score: float | None = None) -> str:
         """The Researcher's task text (Markdown), with the baseline's score if known."""
@@ -180,4 +171,4 @@ class Task:
         return render_policy_template(self)
 
 
-__all__ = ["Task", "Budget"]
+__all__ = ["Task", "Budget", "default_budget"]

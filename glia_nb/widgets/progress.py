@@ -13,6 +13,8 @@ import asyncio
 import time
 from typing import Any, Callable, Mapping, Sequence
 
+from glia_nb.evaluation.simulate import simulate_config
+from glia_nb.evaluation.simulate import simulate_seeds as run_simulations
 from glia_nb.progress import progress
 
 __all__ = ["progress", "simulate_seeds", "compare_routers", "summary_table", "track_session", "wait_async"]
@@ -25,14 +27,9 @@ def simulate_seeds(scenario: Any, router: Any, seeds: Sequence[int], *, desc: st
     ``router`` is anything :func:`sim_core.simulate` accepts (a registry name such as
     ``"llq"``, a ``file.py:Class`` spec, a class); an instance is not shared between seeds
     unless you pass one. Returns the ``SimResult`` objects in seed order."""
-    from sim_core import simulate
-
-    out = []
     name = desc or f"{router if isinstance(router, str) else type(router).__name__}"
-    for seed in progress(list(seeds), desc=name, unit="seed"):
-        out.append(simulate(scenario.cluster, scenario.trace(seed), router, seed=seed,
-                            record_timeline=record_timeline, **simulate_kw))
-    return out
+    return run_simulations(scenario, list(seeds), router, record_timeline=record_timeline,
+                           desc=name, **simulate_kw)
 
 
 _SUMMARY_COLUMNS = ("mean_e2e_s", "p90_e2e_s", "p99_e2e_s", "mean_ttft_s", "p90_ttft_s",
@@ -65,16 +62,14 @@ def compare_routers(scenario: Any, routers: Mapping[str, Any], seeds: Sequence[i
     """Simulate each router (label -> spec) on the same seeds with one bar over all runs.
     Returns ``(runs, table)``: ``runs[label]`` is the list of results in seed order and
     ``table`` the mean over seeds per router (see :func:`summary_table`)."""
-    from sim_core import simulate
-
     runs: dict[str, list[Any]] = {label: [] for label in routers}
     jobs = [(label, spec, seed) for label, spec in routers.items() for seed in seeds]
     bar = progress(jobs, desc="simulating", unit="run")
     for label, spec, seed in bar:
         if hasattr(bar, "set_postfix_str"):
             bar.set_postfix_str(f"{label} seed {seed}", refresh=False)
-        runs[label].append(simulate(scenario.cluster, scenario.trace(seed), spec, seed=seed,
-                                    record_timeline=record_timeline, **simulate_kw))
+        runs[label].append(simulate_config(scenario, seed, spec, record_timeline=record_timeline,
+                                           **simulate_kw))
     return runs, summary_table(runs)
 
 
@@ -95,7 +90,7 @@ def track_session(session: Any, desc: str = "experiments") -> Callable[[], None]
     def on_event(ev: Mapping[str, Any]) -> None:
         t = ev.get("type")
         if t == "experiment":
-            bar.update(int(ev.get("simulations") or 0))
+            bar.update(1)  # one simulation per experiment (the budget's unit)
             if ev.get("score") is not None:
                 bar.set_postfix_str(f"{ev.get('name', '')}: {float(ev['score']):.4g}", refresh=False)
         elif t == "status" and ev.get("status") in ("stopped", "finished", "failed"):

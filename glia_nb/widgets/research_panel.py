@@ -18,15 +18,16 @@ from typing import Any, Mapping
 
 import ipywidgets as W
 
-from glia_nb.research.fold import fold, new_state
 from glia_nb.research import records as R
+from glia_nb.research.fold import fold, new_state
 from glia_nb.research.records import ENDED
+from glia_nb.tasks.objective import Objective
 from glia_nb.widgets._base import SessionBox
 from glia_nb.widgets.transcript import Transcript
 
 __all__ = ["ResearchPanel"]
 
-_LEDGER_COLUMNS = ("#", "name", "score", "gain vs baseline", "restarted", "p90 TTFT s", "sims", "note")
+_LEDGER_COLUMNS = ("#", "name", "score", "gain vs baseline", "restarted", "p90 TTFT s", "seeds", "note")
 _TRANSCRIPT_TYPES = frozenset({
     *(cls.TYPE for cls in (R.UserMessage, R.Assistant, R.ToolResultRecord, R.Baseline, R.Experiment,
                            R.SupervisorReview, R.InterventionQueued, R.InterventionApproved,
@@ -65,9 +66,10 @@ class ResearchPanel(SessionBox):
         self._plot = plot
         task = getattr(session, "task", None)
         objective = getattr(task, "objective", None)
-        self._lower = getattr(objective, "direction", "min") != "max"
+        # Which score is better is the task's Objective's to say (lower when none is known).
+        self._objective = objective if isinstance(objective, Objective) else Objective()
         # The view's model is the journal's fold, the same one the session keeps.
-        self._state = new_state(lower_is_better=self._lower)
+        self._state = new_state(lower_is_better=self._objective.lower_is_better)
         self._metric = getattr(objective, "name", "score")
 
         title = getattr(task, "title", "") or getattr(task, "name", "") or "research session"
@@ -219,8 +221,8 @@ class ResearchPanel(SessionBox):
         if best is None:
             return "<i>No successful experiment yet.</i>" + (f" Baseline {base:.4g}." if base is not None else "")
         gain = ""
-        if base:
-            rel = (base - best["score"]) / abs(base) if self._lower else (best["score"] - base) / abs(base)
+        rel = self._objective.improvement(best["score"], base)
+        if rel is not None:
             gain = f" ({rel:+.1%} vs baseline {base:.4g})"
         return (f"<b>{html.escape(str(best.get('name')))}</b>: {html.escape(self._metric)} "
                 f"<b>{best['score']:.4g}</b>{gain}")
@@ -237,15 +239,15 @@ class ResearchPanel(SessionBox):
         if self._baseline is not None:
             m = self._baseline.get("metrics") or {}
             rows.append(["0", "baseline", f(base, ".4g"), "", f(_num(m.get("restart_fraction")), ".1%"),
-                         f(_num(m.get("p90_ttft_s")), ".3g"), str(self._baseline.get("simulations", "")), ""])
+                         f(_num(m.get("p90_ttft_s")), ".3g"), str(self._baseline.get("seeds", self._baseline.get("simulations", ""))), ""])
         for e in self._experiments:
             s, m = _num(e.get("score")), e.get("metrics") or {}
-            vs = None if (s is None or not base) else ((base - s) / abs(base) if self._lower else (s - base) / abs(base))
+            vs = self._objective.improvement(s, base)
             note = ("failed: " + str(e.get("error") or "")[:60] if s is None
                     else "★ best" if best and e.get("id") == best.get("id") else "")
             rows.append([str(e.get("id", "")), str(e.get("name", "")), f(s, ".4g") or "—", f(vs, "+.1%"),
                          f(_num(m.get("restart_fraction")), ".1%"), f(_num(m.get("p90_ttft_s")), ".3g"),
-                         str(e.get("simulations", "")), note])
+                         str(e.get("seeds", e.get("simulations", ""))), note])
         if not rows:
             return "<i>No experiments yet.</i>"
         table = pd.DataFrame(rows, columns=list(_LEDGER_COLUMNS)).to_html(
@@ -259,7 +261,7 @@ class ResearchPanel(SessionBox):
         from glia_nb.plots import requests as plots
 
         experiments, base = self._scores()
-        fig = plots.best_so_far(experiments, base, lower_is_better=self._lower)
+        fig = plots.best_so_far(experiments, base, objective=self._objective)
         fig.axes[0].set_ylabel(self._metric)
         self.best_image.value = plots.to_png(fig, dpi=80)
 

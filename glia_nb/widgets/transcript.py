@@ -123,7 +123,7 @@ class Transcript:
 
     def _on_baseline(self, rec):
         return self._entry("Study", f"Baseline evaluated: score <b>{_fmt(rec.get('score'))}</b>"
-                           f" over {rec.get('simulations', '?')} simulation(s)", quiet=True)
+                           f" over {rec.get('seeds', '?')} seed(s)", quiet=True)
 
     def _on_experiment(self, rec):
         if rec.get("ok") is False or rec.get("score") is None:

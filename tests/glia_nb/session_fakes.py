@@ -63,7 +63,7 @@ class FakeToolBox:
                     fh.flush()
                     os.fsync(fh.fileno())
             row = {"id": n, "name": arguments["name"], "hypothesis": arguments.get("hypothesis", ""), "status": "ok",
-                   "score": score, "simulations": self.sims, "folder": f"experiments/{n:03d}"}
+                   "score": score, "seeds": self.sims, "folder": f"experiments/{n:03d}"}
             return FakeResult(f"Experiment {n:03d}: mean_e2e_s = {score:.2f} s",
                               data={"experiment": row, "result": {"summary": {"mean_e2e_s": score}}})
         if name == "finish":

@@ -24,6 +24,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from glia_nb.tasks.layers import LAYERS
+
 # ----------------------------------------------------------------------------- catalogue
 BATCH_SOURCE = '''"""{title}
 
@@ -257,12 +259,12 @@ def ttft_router_candidates(cls: str, best: Mapping | None = None) -> list[Candid
 def plan_for(task) -> "LayerPlan | None":
     """The plan for ``task``, or None for the A10 routing task (the classic catalogue)."""
     layer = getattr(task, "layer", "router")
-    cls = getattr(task, "class_name", "CustomRouter")
+    cls = getattr(task, "class_name", LAYERS[layer].default_class)
     obj = getattr(task, "objective", None)
     if layer == "batch_policy":
-        return LayerPlan("batch policy", lambda best: batch_candidates(cls, best))
+        return LayerPlan(LAYERS[layer].noun, lambda best: batch_candidates(cls, best))
     if layer == "autoscaler":
-        return LayerPlan("autoscaler", lambda best: autoscaler_candidates(cls, best))
+        return LayerPlan(LAYERS[layer].noun, lambda best: autoscaler_candidates(cls, best))
     if layer == "router" and getattr(obj, "constraint", None) == "p90_ttft_s":
         return LayerPlan("TTFT-aware router", lambda best: ttft_router_candidates(cls, best))
     return None

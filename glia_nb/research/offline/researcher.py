@@ -20,6 +20,8 @@ from typing import Any, Mapping, Sequence
 from glia_nb.research.agent import StepResult, ToolOutcome
 from glia_nb.llm.types import Message, ToolCall
 from glia_nb.research.offline.catalogue import ANALYSIS_SCRIPT, Design, router_source
+from glia_nb.research.offline.layers import plan_for
+from glia_nb.tasks.objective import Objective
 
 NOTES = "offline_notes.json"
 ANALYSIS = "analyze.py"
@@ -37,11 +39,13 @@ class OfflineResearcher:
         self.toolbox = toolbox
         self.workspace = workspace
         self.task = task
+        # The classic catalogue is A10 routing (lower is better); the task's Objective decides.
+        objective = getattr(task, "objective", None)
+        self._objective = objective if isinstance(objective, Objective) else Objective()
         self._ids = itertools.count(1)
         self._path = Path(getattr(workspace, "path", workspace)) / NOTES
         self.notes = self._load()
-        # Tasks other than A10 routing follow a per-layer plan (glia_nb/offline_layers.py).
-        from glia_nb.research.offline.layers import plan_for
+        # Tasks other than A10 routing follow a per-layer plan (offline/layers.py).
         self._layer_plan = plan_for(task) if task is not None else None
 
     # ----------------------------------------------------------------- state
@@ -162,7 +166,7 @@ class OfflineResearcher:
             item["folder"] = row.get("folder", "")
             n["tried"].append(item)
             n["last_dir"] = item["folder"]
-            if score is not None and (n["best"]["score"] is None or score < n["best"]["score"]):
+            if self._objective.is_better(score, n["best"]["score"]):
                 n["best"] = {k: item[k] for k in ("design", "score", "name", "why")}
             self._plan_next()
         elif tool == "shell" and n["stage"] == "profile":
@@ -255,7 +259,8 @@ class OfflineResearcher:
         """The best-scoring head-room design so far: the mechanism being refined."""
         scored = [t for t in self.notes["tried"] if t["design"]["admission"]
                   and t.get("score") is not None]
-        return Design(**min(scored, key=lambda t: t["score"])["design"]) if scored else None
+        best = self._objective.best_of(scored, lambda t: t["score"])
+        return Design(**best["design"]) if best else None
 
     # ----------------------------------------------------------------- text
     def _answer_supervisor(self, texts: list[str]) -> str:

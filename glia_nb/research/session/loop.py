@@ -232,7 +232,7 @@ class SessionLoop:
         if rec is None:  # refused: nothing was simulated
             return
         with self._cond:
-            self.tracker.add_simulations(rec.simulations)
+            self.tracker.add_simulations(1)  # one simulation per experiment, whatever it ran
             self._log(dataclasses_replace(rec, improved=self._state.is_improvement(rec.score)))
 
     def _log_call(self, agent: str, fields: dict[str, Any]) -> None:

@@ -13,7 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from glia_nb.research.agent import Agent, AgentConfig, StepResult, load_prompt
+from glia_nb.research.agent import Agent, AgentConfig, StepResult
+from glia_nb.text import load_prompt
 from glia_nb.tasks.budget import Budget, BudgetTracker
 from glia_nb.research.journal import finite_or_none, read_journal, to_jsonable
 from glia_nb.llm.types import Completion
@@ -145,8 +146,8 @@ def build_toolbox(toolbox: Any, workspace: WorkspaceLike, task: Any, budget: Bud
 
     # The ToolBox enforces the simulation budget itself; None (unlimited) must not fall back
     # to the task's default there.
-    cap = budget.max_simulations if budget.max_simulations is not None else 2**62
-    return ToolBox(workspace, max_simulations=cap)
+    cap = budget.max_simulations
+    return ToolBox(workspace, max_simulations=cap, unlimited=cap is None)
 
 
 def run_baseline(toolbox: ToolBoxLike) -> R.Baseline | None:

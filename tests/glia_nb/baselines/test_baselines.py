@@ -19,7 +19,10 @@ from glia_nb.baselines.common import (EvalRecord, MethodContext, RunLedger,  # n
                                       SharedEvaluator, best_so_far, check_candidate,
                                       extract_candidate, extract_thought)
 from glia_nb.baselines.compare import parse_budgets, parse_methods, run_compare  # noqa: E402
-from glia_nb.tasks import get_task  # noqa: E402
+from glia_nb.plots.baselines import draw_comparison  # noqa: E402
+from glia_nb.tasks import Objective, get_task  # noqa: E402
+
+UP = Objective(name="throughput_qps", direction="max", unit="QPS")
 
 LLM_METHODS = ("as-is", "funsearch", "eoh", "openevolve")
 
@@ -87,6 +90,28 @@ def test_best_so_far_carries_the_best_forward():
             EvalRecord("c", True, 9.0, sim=3, counted=True), EvalRecord("d", True, 8.0, cached=True)]
     assert best_so_far(recs, 5, 10.0) == [10.0, 10.0, 10.0, 9.0, 9.0, 9.0]
     assert best_so_far(recs, 2, None)[:2][1] == 12.0
+    # On a maximised objective the curve keeps the highest score, not the lowest.
+    assert best_so_far(recs, 5, 10.0, UP) == [10.0, 12.0, 12.0, 12.0, 12.0, 12.0]
+    assert best_so_far(recs, 1, None, UP)[0] != best_so_far(recs, 1, None, UP)[0]  # NaN start
+
+
+def test_a_maximising_comparison_ranks_and_compares_the_right_way_round():
+    from glia_nb.baselines.common import MethodRun
+    from glia_nb.baselines.results import fixed_row, summary_row
+
+    base = EvalRecord("start", True, 10.0)
+    runs = [MethodRun("eoh", r, r, 2, baseline_score=10.0,
+                      records=[EvalRecord("x", True, s, sim=1, counted=True).to_dict()])
+            for r, s in enumerate([12.0, 15.0])]
+    row = summary_row("eoh", runs, 2, base, UP)
+    assert row["best_score_min"] == 15.0  # the best run's final score
+    assert row["vs_baseline"] == pytest.approx(13.5 / 10.0)  # higher than the baseline: > 1
+    fixed = fixed_row({"method": "LLQ", "ok": True, "score": 8.0}, base, UP)
+    assert fixed["vs_baseline"] == pytest.approx(0.8)  # a worse fixed router is below 1
+    ledger = RunLedger(3, objective=UP)
+    for i, sc in enumerate([5.0, 9.0, 7.0], 1):
+        ledger.add(EvalRecord(f"c{i}", True, sc, sim=i, counted=True))
+    assert ledger.best().score == 9.0
 
 
 def test_funsearch_islands_and_eoh_selection():
@@ -101,8 +126,14 @@ def test_funsearch_islands_and_eoh_selection():
     assert funsearch.reset_islands(islands, rng) == [2, 3]
     assert all(isl.best().score in (1.0, 2.0) for isl in islands)
     pop = [eoh.Individual(f"c{i}", float(i), "t", f"l{i}", f"h{i % 3}") for i in range(6)]
-    assert [p.label for p in eoh.manage(pop, 5, "min")] == ["l0", "l1", "l2"]
-    assert len({p.label for p in eoh.select_parents(pop, 2, rng, "min")}) == 2
+    low = Objective()
+    assert [p.label for p in eoh.manage(pop, 5, low)] == ["l0", "l1", "l2"]
+    assert [p.label for p in eoh.manage(pop, 5, UP)] == ["l5", "l4", "l3"]
+    assert len({p.label for p in eoh.select_parents(pop, 2, rng, low)}) == 2
+    up_island = funsearch.Island(capacity=2, objective=UP)
+    for i, sc in enumerate([5.0, 3.0, 4.0]):
+        up_island.add(funsearch.Program(f"c{i}", sc, f"p{i}", code_hash=f"h{i}"))
+    assert sorted(p.score for p in up_island.programs) == [4.0, 5.0] and up_island.best().score == 5.0
 
 
 def test_openevolve_helpers():
@@ -114,8 +145,9 @@ def test_openevolve_helpers():
     from glia_nb.baselines.common import code_hash
 
     assert code_hash(strip_markers(wrapped)) == code_hash(code)  # so the start is free
-    assert openevolve_runner.fitness(20.0, 40.0, "min") == 2.0
-    assert openevolve_runner.fitness(None, 40.0, "min") == 0.0
+    assert openevolve_runner.fitness(20.0, 40.0, Objective()) == 2.0
+    assert openevolve_runner.fitness(None, 40.0, Objective()) == 0.0
+    assert openevolve_runner.fitness(20.0, 40.0, UP) == 0.5
 
 
 def test_a_model_that_never_writes_code_stops_without_simulating(fast_task, tmp_path):
@@ -145,8 +177,8 @@ def test_parse_methods_and_budgets():
 @pytest.mark.slow
 def test_every_llm_method_runs_against_the_standin(fast_task, standin, pool, tmp_path):
     params = {"funsearch": {"reset_interval": 4}, "eoh": {"pop_size": 3}}
-    doc = run_compare(fast_task, LLM_METHODS, [10], 2, standin.spec, tmp_path, executor=pool,
-                      method_params=params)
+    doc = draw_comparison(run_compare(fast_task, LLM_METHODS, [10], 2, standin.spec, tmp_path,
+                                      executor=pool, method_params=params))
     res = json.loads(Path(doc["results"]["10"]["files"]["results"]).read_text())
     oe_ok, oe_info = openevolve_runner.openevolve_status()
     for method in LLM_METHODS:
@@ -191,7 +223,9 @@ def test_openevolve_reports_unavailable_instead_of_crashing(fast_task, standin, 
     doc = run_compare(fast_task, ["openevolve"], [3], 1, standin.spec, tmp_path, executor=pool)
     row = doc["results"]["3"]["rows"][0]
     assert row["status"] == "unavailable" and "not installed" in row["reason"]
-    assert Path(doc["results"]["3"]["files"]["bars"]).exists()
+    # The comparison writes data only; the figures are drawn from its document.
+    assert not list(Path(tmp_path).glob("*.png"))
+    assert Path(draw_comparison(doc)["results"]["3"]["files"]["bars"]).exists()
 
 
 @pytest.mark.slow

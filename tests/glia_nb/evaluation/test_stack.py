@@ -5,9 +5,12 @@ import re
 import pytest
 
 from glia_nb.cli.main import main
+from glia_nb.evaluation.simulate import evaluate_config
 from glia_nb.evaluation.stack import (OFF_THE_SHELF, STACKS, compare_stacks, concurrency_sweep,
-                           evaluate_config, get_scenario, grid_specs, off_the_shelf_autoscaler,
-                           peak_decode_throughput, slo_throughput, sweep_bar, tune_autoscaler)
+                                      grid_specs, off_the_shelf_autoscaler,
+                                      peak_decode_throughput, slo_throughput, sweep_bar,
+                                      tune_autoscaler)
+from workloads import get_scenario
 
 
 def pts(*rows):

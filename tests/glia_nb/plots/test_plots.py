@@ -105,7 +105,10 @@ def test_best_so_far_line(results):
     assert list(best.get_ydata()) == [30.0, 28.0, 28.0, 20.0]
     assert list(best.get_xdata()) == [1, 2, 4, 5]
     assert any(line.get_ydata()[0] == 31.0 for line in ax.lines[1:])  # the baseline
-    up = plots.best_so_far([{"score": 1}, {"score": 3}, {"score": 2}], lower_is_better=False)
+    from glia_nb.tasks import Objective
+
+    up = plots.best_so_far([{"score": 1}, {"score": 3}, {"score": 2}],
+                           objective=Objective(name="throughput_qps", direction="max"))
     assert list(up.axes[0].lines[0].get_ydata()) == [1, 3, 3]
     assert plots.to_png(plots.best_so_far([])).startswith(PNG)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from session_fakes import FakeToolBox, PricedClient, exp, finish
 
-from glia_nb.research.agent import Agent, AgentConfig, clip_text, load_prompt
+from glia_nb.research.agent import Agent, AgentConfig
+from glia_nb.text import load_prompt, truncate_middle
 from glia_nb.llm import Message, ScriptedClient, ToolCall, UsageLedger
 
 CFG = AgentConfig(name="researcher", system_prompt="SYSTEM PROMPT", max_tokens=321, temperature=0.3)
@@ -107,10 +108,10 @@ def test_tool_less_configuration_sends_no_tools_and_refuses_calls():
 
 def test_long_tool_output_is_clipped_keeping_head_and_tail():
     text = "HEAD" + "x" * 10_000 + "TAIL"
-    out = clip_text(text, 1000)
+    out = truncate_middle(text, 1000)
     assert out.startswith("HEAD") and out.endswith("TAIL") and len(out) < 1100
-    assert "characters cut" in out
-    assert clip_text("short", 1000) == "short"
+    assert "characters omitted" in out
+    assert truncate_middle("short", 1000) == "short"
 
 
 def test_prompts_teach_the_habits_and_the_rules():

@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 
 from glia_nb.cli.main import main
-from glia_nb.cli.research import run_study
+from glia_nb.research.study import run_study
 from glia_nb.research.offline.researcher import OfflineSupervisor
 from glia_nb.research.report import summarize_session
 from glia_nb.tasks import get_task

@@ -40,7 +40,7 @@ def study(tiny_task, tmp_path_factory):
     mp.setenv("MY_SERVICE_TOKEN", TOKEN)
     root = tmp_path_factory.mktemp("author-machine")
     try:
-        s = Session.create(tiny_task, root / "study", "offline", budget=Budget(max_simulations=8),
+        s = Session.create(tiny_task, root / "study", "offline", budget=Budget(max_simulations=4),
                            supervisor_client=OfflineSupervisor())
         s.nudge(f"my key is {SECRET} and token {TOKEN}; notes in {root}/notes.txt")
         s.run()
@@ -98,7 +98,7 @@ def test_folder_is_self_contained_and_redacted(study, published):
     assert manifest["seeds"] == [0, 1] and len(manifest["held_out_seeds"]) == 2
     assert not set(manifest["held_out_seeds"]) & set(manifest["seeds"])
     assert manifest["versions"]["glia_nb"] and manifest["versions"]["researcher_model"] == "offline-rule-based"
-    assert "isolation" in manifest and manifest["budget_used"]["simulations"] == 8
+    assert "isolation" in manifest and manifest["budget_used"]["simulations"] == 4
     best = _journal_best(session_dir)
     assert manifest["best"]["score"] == best["score"] and manifest["best"]["name"] == best["name"]
     assert (published / manifest["best"]["policy"]).read_text() == \
@@ -120,9 +120,10 @@ def test_folder_is_self_contained_and_redacted(study, published):
 
 
 def test_lineage_only_and_multi_context(tiny_task, tmp_path, capsys):
-    from glia_nb.cli.research import run_study
+    from glia_nb.research.study import run_study
 
-    doc = run_study(task=tiny_task, budget_sims=2, parallel=2, out=tmp_path / "par", workers=1)
+    # Two experiments per context: the study's four simulations split between its two.
+    doc = run_study(task=tiny_task, budget_sims=4, parallel=2, out=tmp_path / "par", workers=1)
     assert main(["publish", str(tmp_path / "par"), "--out", str(tmp_path / "cs"),
                  "--lineage-only", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

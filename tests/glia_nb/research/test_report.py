@@ -26,7 +26,7 @@ def _study(path: Path, scores=(30.0, 25.0, 20.0), tokens=((100, 20), (50, 10)), 
         j.write(R.Baseline(score=scores[0], simulations=3))
         for i, (tin, tout) in enumerate(tokens, 1):
             j.write(R.LlmCall(agent="researcher", usage={"input_tokens": tin, "output_tokens": tout}, cost_usd=0.5))
-            j.write(R.Experiment(id=i, name=f"idea-{i}", score=scores[i], simulations=3))
+            j.write(R.Experiment(id=i, name=f"idea-{i}", score=scores[i], seeds=3))
         j.write(R.Finished(status="finished", reason="researcher_finished"))
     return path
 
@@ -63,7 +63,8 @@ def test_an_old_journal_reads_reports_and_resumes(tmp_path):
     header, recs = read_journal(OLD)
     assert "schema" not in header
     state = fold_records(recs, header)
-    assert (state.simulations, state.turns, state.llm_calls) == (9, 3, 4)
+    # Three experiments of three seeds each: one simulation per experiment (the budget's unit).
+    assert (state.simulations, state.turns, state.llm_calls) == (3, 3, 4)
     assert state.input_tokens == 120 + 150 + 180 + 40 and state.best["score"] == 35.0
     doc = summarize_session(OLD)
     assert doc["schema"] == 1 and "tokens 490 in" in doc["text"] and doc["ended"] == "budget:turns"
@@ -73,7 +74,7 @@ def test_an_old_journal_reads_reports_and_resumes(tmp_path):
     shutil.copy(OLD, ws / "journal.jsonl")
     s = Session.resume(ws, researcher_client=PricedClient([exp(4), finish("done")]), budget={"max_turns": 10},
                        toolbox=FakeToolBox([20.0]), supervisor_config=None)
-    assert s.budget_used["simulations"] == 9 and [e["id"] for e in s.experiments] == [1, 2, 3]
+    assert s.budget_used["simulations"] == 3 and [e["id"] for e in s.experiments] == [1, 2, 3]
     assert s.best["score"] == 35.0
     s.run()
     assert s.end_reason == "researcher_finished" and s.best["score"] == 20.0

@@ -93,7 +93,8 @@ def test_supervisor_intervenes_on_a_stall_and_the_researcher_hears_it(tmp_path):
     assert "idea-4" in prompt and "43" in prompt  # ledger rows
     assert "SECRET_CODE" not in prompt and "SHELL-OUTPUT" not in prompt and "Experiment 001:" not in prompt
     assert sup.calls[0][1] == []  # no tools
-    assert s.best["score"] == 30 and s.budget_used["simulations"] == 15
+    # One simulation per experiment (each over 3 seeds): five experiments, five simulations.
+    assert s.best["score"] == 30 and s.budget_used["simulations"] == 5
     assert records(s, "finished")[0]["summary"] == "use exp 5"
 
 
@@ -144,7 +145,8 @@ def test_journal_records_every_event_with_its_fields(tmp_path):
     assert results[0]["is_error"] and "not valid JSON" in results[0]["text"]
     assert records(s, "assistant")[0]["tool_calls"][0]["parse_error"]
     (e,) = records(s, "experiment")
-    assert (e["id"], e["name"], e["score"], e["simulations"], e["improved"]) == (1, "idea-1", 42, 3, True)
+    assert (e["id"], e["name"], e["score"], e["simulations"], e["improved"]) == (1, "idea-1", 42, 1, True)
+    assert e["seeds"] == 3
     assert e["metrics"] == {"mean_e2e_s": 42}
     end = records(s, "finished")[0]
     assert end["best_score"] == 42 and end["budget_used"]["usd"] == pytest.approx(0.03)
@@ -277,7 +279,7 @@ def test_replay_gate_holds_live_events_and_drops_second_copies():
 @pytest.mark.parametrize(
     "budget, client_kw, toolbox_kw, reason, calls",
     [
-        (Budget(max_simulations=6), {}, {}, "simulations", 2),
+        (Budget(max_simulations=2), {}, {}, "simulations", 2),
         (Budget(max_usd=1.0), {"cost": 0.4}, {}, "dollars", 3),
         (Budget(max_turns=4), {}, {}, "turns", 4),
         (Budget(max_wall_s=0.25), {}, {"delay_s": 0.1}, "wall_time", None),
@@ -300,9 +302,9 @@ def test_no_experiment_starts_once_the_simulation_budget_is_spent(tmp_path):
     three = Message.assistant("Three at once.", [
         ToolCall.from_arguments(f"c{i}", "run_experiment", {"name": f"x{i}", "hypothesis": "h"}) for i in range(3)])
     toolbox = FakeToolBox([40, 41, 42])
-    s = make(tmp_path, [three], toolbox=toolbox, budget=Budget(max_simulations=3), **NO_SUPERVISOR)
+    s = make(tmp_path, [three], toolbox=toolbox, budget=Budget(max_simulations=1), **NO_SUPERVISOR)
     s.run()
-    assert toolbox.experiments == 1 and s.budget_used["simulations"] == 3
+    assert toolbox.experiments == 1 and s.budget_used["simulations"] == 1
     refused = records(s, "tool_result")[1:]
     assert all(r["is_error"] and "simulation budget is spent" in r["text"] for r in refused)
 
@@ -354,7 +356,7 @@ def test_a_rule_based_researcher_plugs_in_through_the_registry(tmp_path, monkeyp
     s = Session.create(TASK, tmp_path / "ws", "rules", toolbox=FakeToolBox([40, 35]))
     assert s.supervisor is None  # no model to run one on
     s.run()
-    assert s.status == "finished" and s.budget_used["usd"] == 0 and s.budget_used["simulations"] == 6
+    assert s.status == "finished" and s.budget_used["usd"] == 0 and s.budget_used["simulations"] == 2
     calls = records(s, "llm_call")
     assert len(calls) == 3 and {c["provider"] for c in calls} == {"offline"} and calls[0]["model"] == "rule-based"
     assert [r["name"] for r in records(s, "tool_result")] == ["run_experiment", "run_experiment", "finish"]
@@ -380,7 +382,7 @@ def test_resume_continues_with_the_same_counters(tmp_path):
     b = Session.resume(a.path, researcher_client=client, budget=Budget(max_turns=10),
                        toolbox=FakeToolBox([30]), supervisor_config=None)
     used = b.budget_used
-    assert (used["simulations"], used["turns"], used["llm_calls"]) == (9, 3, 3)
+    assert (used["simulations"], used["turns"], used["llm_calls"]) == (3, 3, 3)
     assert used["usd"] == pytest.approx(0.3) and used["wall_s"] >= before["wall_s"] - 0.01
     assert b.messages == a.messages and b.status == "created"
     assert [e["id"] for e in b.experiments] == [1, 2, 3]
@@ -388,7 +390,7 @@ def test_resume_continues_with_the_same_counters(tmp_path):
     assert b.status == "finished" and b.end_reason == "researcher_finished"
     assert client.calls[0][0][1:-1] == a.messages  # system prompt, the old conversation, then a "resumed" note
     assert client.calls[0][0][-1].content.startswith("The study was resumed.")
-    assert b.budget_used["turns"] == 5 and b.budget_used["simulations"] == 12
+    assert b.budget_used["turns"] == 5 and b.budget_used["simulations"] == 4
     assert b.budget_used["usd"] == pytest.approx(0.5)
     assert b.best["score"] == 30 and "resumed" in types(b)
 
@@ -449,7 +451,8 @@ def test_resume_after_kill_9_loses_at_most_the_last_record(tmp_path):
     client = PricedClient([finish("after the crash")])
     s = Session.resume(ws, researcher_client=client, toolbox=FakeToolBox())
     used = s.budget_used
-    assert used["simulations"] == sum(r["simulations"] for r in experiments) == 3 * len(experiments)
+    assert used["simulations"] == sum(r["simulations"] for r in experiments) == len(experiments)
+    assert all(r["seeds"] == 3 for r in experiments)
     assert used["turns"] == len(researcher_calls) and used["usd"] == pytest.approx(0.01 * len(researcher_calls))
     assert valid_conversation(s.messages)  # a tool call cut off by the kill got an "interrupted" result
     s.run()
@@ -483,9 +486,9 @@ def test_real_task_workspace_and_toolbox(tmp_path, monkeypatch):
     assert "baseline" in types(s) and records(s, "baseline")[0]["score"] == 40.0
     assert "40.00 s" in researcher.calls[0][0][1].content  # the task text quotes the baseline
     (e,) = records(s, "experiment")
-    assert (e["id"], e["score"], e["simulations"], e["ok"]) == (1, 31.5, 2, True)
+    assert (e["id"], e["score"], e["simulations"], e["seeds"], e["ok"]) == (1, 31.5, 1, 2, True)
     assert s.best["id"] == 1 and s.best["score"] == 31.5  # from the workspace ledger
-    assert s.budget_used["simulations"] == 2  # the baseline is free
+    assert s.budget_used["simulations"] == 1  # the baseline is free
     assert {t.name for t in researcher.calls[0][1]} == {"shell", "read_file", "write_file", "run_experiment",
                                                          "finish"}
 
@@ -580,7 +583,9 @@ def test_fold_attaches_tool_results_by_call_id_and_reports_unanswered_calls():
     assert [m.role for m in r.messages] == ["user", "assistant", "tool"]
     assert r.messages[2].content == "early"
     assert [c.id for c in r.unanswered_calls] == ["t2"]
-    assert (r.simulations, r.turns, r.llm_calls, r.usd, r.last_prompt_tokens) == (3, 1, 2, 0.75, 77)
+    # A journal written before one simulation meant one experiment recorded the seeds under
+    # "simulations": it resumes counting the experiment once.
+    assert (r.simulations, r.turns, r.llm_calls, r.usd, r.last_prompt_tokens) == (1, 1, 2, 0.75, 77)
     assert r.outbox == {"nudge-8": ("person", "hello")}
 
 

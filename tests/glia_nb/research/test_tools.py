@@ -7,7 +7,8 @@ import time
 import pytest
 
 from glia_nb.tasks import get_task
-from glia_nb.research.tools import ToolBox, ToolResult, truncate_middle, validate_arguments
+from glia_nb.research.tools import ToolBox, ToolResult, validate_arguments
+from glia_nb.text import truncate_middle
 from glia_nb.research.workspace import Workspace
 
 
@@ -35,7 +36,7 @@ def test_specs(tb):
     assert all(isinstance(s, ToolSpec) for s in specs)
     run = next(s for s in specs if s.name == "run_experiment")
     assert run.parameters["required"] == ["name", "hypothesis"]
-    assert "2 simulations" in run.description
+    assert "one simulation of the budget (2 seeds)" in run.description
 
 
 @pytest.mark.parametrize("name,args,needle", [
@@ -181,7 +182,7 @@ def test_write_file_is_confined(tb, ws, tmp_path):
 
 
 def test_run_experiment_budget_and_resume(tmp_path, ws, task):
-    tb = ToolBox(ws, max_simulations=3)
+    tb = ToolBox(ws, max_simulations=1)  # one simulation = one experiment over the seeds
     base = tb.run_baseline()  # experiment 0, free of charge
     assert base.ok and ws.baseline_score == base.score
     assert f"{base.score:.2f}" in (ws.path / "TASK.md").read_text()
@@ -190,7 +191,8 @@ def test_run_experiment_budget_and_resume(tmp_path, ws, task):
     assert "Experiment 001" in res.text and "0.0% better" in res.text
     assert "global queue" in res.text and "lost to restarts" in res.text
     assert "experiments/001_llq-as-written/" in res.text and "requests.csv" in res.text
-    assert tb.simulations_used == 2 and tb.simulations_left == 1
+    assert tb.simulations_used == 1 and tb.simulations_left == 0
+    assert ws.ledger_rows()[-1]["seeds"] == 2  # how many seeds it ran is recorded beside
     assert (ws.path / "experiments" / "001_llq-as-written" / "policy.py").exists()
 
     refused = tb.call("run_experiment", {"name": "again", "hypothesis": "h"})
@@ -200,10 +202,11 @@ def test_run_experiment_budget_and_resume(tmp_path, ws, task):
 
     # Resuming keeps the spend; a failed experiment is still recorded.
     tb2 = ToolBox(Workspace.open(ws.path), max_simulations=10)
-    assert tb2.simulations_used == 2
+    assert tb2.simulations_used == 1
     tb2.call("write_file", {"path": "policy.py", "content": "class Nope:\n    pass\n"})
     res = tb2.call("run_experiment", {"name": "no class", "hypothesis": "h"})
     assert res.is_error and "FAILED (missing_class)" in res.text and "Nope" in res.text
+    # Every recorded experiment costs one simulation, whatever its outcome.
     assert ws.ledger_rows()[-1]["status"] == "error" and tb2.simulations_used == 2
 
     done = tb2.call("finish", {"summary": "LLQ is the best we found."})

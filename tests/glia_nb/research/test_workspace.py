@@ -82,7 +82,7 @@ def test_experiments_and_ledger_round_trip(ws):
     rows = ws.ledger_rows()
     assert [r["id"] for r in rows] == [1, 2]
     assert rows[0]["score"] == 24.0 and rows[0]["status"] == "ok"
-    assert rows[0]["ci_low"] == 23.0 and rows[0]["simulations"] == 3
+    assert rows[0]["ci_low"] == 23.0 and rows[0]["seeds"] == 3
     assert rows[1]["status"] == "error" and rows[1]["error_kind"] == "import"
     assert rows[1]["score"] is None and rows[1]["error"] == "it broke"
     df = ws.ledger()
@@ -92,7 +92,7 @@ def test_experiments_and_ledger_round_trip(ws):
     assert "001*" in text and "+20.0%" in text and "[import] it broke" in text
     assert "baseline llq: 30.00" in text
     assert ws.best()["id"] == 1
-    assert ws.simulations_used() == 3
+    assert ws.simulations_used() == 2  # one per experiment, the failed one too
 
 
 def test_resume(tmp_path, ws, task):
@@ -111,7 +111,7 @@ def test_baseline_is_free_and_experiment_zero(ws):
     eid, folder = ws.new_experiment("baseline-llq", exp_id=0, snapshot=False)
     assert folder.name == "000_baseline-llq" and not (folder / "policy.py").exists()
     ws.record_experiment(eid, "baseline-llq", "baseline", _result(30.0), folder)
-    assert ws.simulations_used() == 0 and ws.simulations_used(include_baseline=True) == 3
+    assert ws.simulations_used() == 0 and ws.simulations_used(include_baseline=True) == 1
     assert ws.next_experiment_id() == 1
 
 

@@ -28,11 +28,32 @@ def test_budget_is_frozen_validated_and_round_trips():
     assert Budget.coerce({"max_turns": 4}) == Budget(max_turns=4)
 
 
-def test_a_tasks_default_budget_converts():
-    from glia_nb.tasks import Budget as TaskBudget
+def test_one_budget_class_and_old_journal_headers_still_read():
+    import math
 
-    b = Budget.coerce(TaskBudget(max_simulations=90, max_dollars=20.0, max_wall_s=3600, max_turns=250))
-    assert b == Budget(max_simulations=90, max_usd=20.0, max_wall_s=3600, max_turns=250)
+    from glia_nb.tasks import Budget as TaskBudget
+    from glia_nb.tasks import get_task
+
+    assert TaskBudget is Budget and isinstance(get_task("routing-a10").budget, Budget)
+    # A header written before the merge: the task budget's field names, plus one we dropped.
+    old = {"max_simulations": 90, "max_dollars": 20.0, "max_wall_s": 3600, "max_turns": 250,
+           "max_llm_calls": 7}
+    assert Budget.from_dict(old) == Budget(max_simulations=90, max_usd=20.0, max_wall_s=3600,
+                                           max_turns=250)
+    # Unlimited is None; math.inf is accepted and stored as None; NaN is refused.
+    assert Budget(max_simulations=math.inf, max_usd=math.inf) == Budget()
+    with pytest.raises(ValueError):
+        Budget(max_usd=float("nan"))
+
+
+def test_split_shares_the_total_and_minus_leaves_the_rest():
+    parts = Budget(max_simulations=6, max_usd=2.0, max_turns=9).split(4)
+    assert [p.max_simulations for p in parts] == [2, 2, 1, 1]
+    assert sum(p.max_usd for p in parts) == pytest.approx(2.0)
+    assert all(p.max_turns == 9 for p in parts)
+    assert Budget().split(3) == [Budget()] * 3
+    assert Budget(max_simulations=5, max_usd=1.0).minus(2, 0.25) == Budget(max_simulations=3, max_usd=0.75)
+    assert Budget(max_simulations=1).minus(4).max_simulations == 0
 
 
 def test_unlimited_budget_is_never_exhausted():
@@ -116,3 +137,20 @@ def test_snapshot_and_description():
     assert t.simulations_left() == 87
     line = t.describe()
     assert "simulations 3 of 90" in line and "dollars 1.25 of 20.00" in line and "turns 0" in line
+
+
+def test_claims_never_exceed_the_budget_from_many_threads():
+    t = BudgetTracker(Budget(max_simulations=50))
+    got = []
+
+    def worker():
+        while (n := t.claim_simulation()) is not None:
+            got.append(n)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(got) == list(range(1, 51)) and t.simulations_left() == 0
+    assert t.exhausted() == "simulations" and BudgetTracker().claim_simulation() == 1

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from glia_nb.cli.research import run_study
+from glia_nb.research.study import run_study
 from glia_nb.research.report import summarize_session
 from glia_nb.evaluation.harness import evaluate
 from glia_nb.tasks import TASKS, Objective, get_task

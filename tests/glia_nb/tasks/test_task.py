@@ -9,7 +9,8 @@ import pytest
 
 from glia_nb.tasks import (GS_LOG_COLUMNS, REQS_LOG_COLUMNS, REQUESTS_COLUMNS, TASKS, Budget,
                           Objective, Task, UnknownTaskError, describe_view, get_task,
-                          load_prompt, view_members)
+                          view_members)
+from glia_nb.text import load_template
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def test_objective_score_and_comparisons():
     assert obj.improvement(50.0, 40.0) == pytest.approx(-0.25)
     up = Objective(name="throughput_qps", direction="max")
     assert up.is_better(6.0, 5.0) and up.improvement(6.0, 5.0) == pytest.approx(0.2)
-    assert math.isnan(obj.improvement(1.0, 0.0))
+    assert obj.improvement(1.0, 0.0) is None and obj.improvement(math.inf, 1.0) is None
 
 
 def test_round_trip_through_json(task):
@@ -140,14 +141,14 @@ def test_telemetry_columns_match_a_real_run(tmp_path):
 def test_policy_template_is_llq(tmp_path, task):
     """The starting policy is a readable LLQ: same decisions as the built-in router."""
     from sim_core import simulate
-    from sim_core.routers import load_router_class
+    from sim_core.policies import load_policy_class
     from workloads import get_scenario
 
     src = task.render_policy_template()
     assert "class CustomRouter" in src and "sim_core" not in src
     path = tmp_path / "policy.py"
     path.write_text(src)
-    cls = load_router_class(path, "CustomRouter")
+    cls = load_policy_class(path, "CustomRouter", "router")
     sc = get_scenario("routing-a10")
     trace = sc.workload.trace(150.0, 1)
     a = simulate(sc.cluster, trace, cls(), seed=1).requests
@@ -157,7 +158,7 @@ def test_policy_template_is_llq(tmp_path, task):
 
 
 def test_prompts_are_package_data():
-    assert "$objective_text" in load_prompt("router_task.md").template
+    assert "$objective_text" in load_template("router_task.md").template
 
 
 def test_other_layers_render_their_own_text():
