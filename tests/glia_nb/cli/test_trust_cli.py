@@ -49,8 +49,8 @@ def test_simulate_sandboxes_a_policy_file_and_matches_the_builtin(tmp_path, caps
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["--router", "hra:decode_growth=nan"], "decode_growth=nan is not a finite number"),
-    (["--router", "hra:decode_growth=inf"], "valid parameters: decode_growth"),
+    (["--router", "hra:decode_growth=nan"], "decode_growth must be a finite number"),
+    (["--router", "hra:decode_growth=inf"], "decode_growth must be a finite number"),
     (["--duration", "0"], "--duration must be > 0"),
     (["--users", "0"], "--users must be >= 1"),
     (["--trace", "t.csv", "--seeds", "2"], "--trace replays one trace"),
