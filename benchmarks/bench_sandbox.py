@@ -36,6 +36,31 @@ LLQ = textwrap.dedent("""
 """)
 
 
+def round_trip_floor(n: int) -> float:
+    """CPU seconds (both processes) of ``n`` bare 2-byte round trips over a Unix socket pair:
+    the least any one-call-per-event proxy can cost on this machine."""
+    import os
+    import resource
+    import socket
+
+    a, b = socket.socketpair()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        for _ in range(n):
+            os.read(b.fileno(), 64)
+            os.write(b.fileno(), b"D")
+        os._exit(0)
+    t = time.process_time()
+    for _ in range(n):
+        os.write(a.fileno(), b"R\x00")
+        os.read(a.fileno(), 64)
+    mine = time.process_time() - t
+    os.waitpid(pid, 0)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return mine + (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
 def main() -> None:
     """Print the side-by-side figures."""
     ap = argparse.ArgumentParser(description=__doc__)
@@ -80,6 +105,8 @@ def main() -> None:
     print(f"in-process  CPU {inproc:7.3f} s")
     print(f"sandboxed   CPU {harness + policy:7.3f} s  (harness {harness:.3f} + policy {policy:.3f}; "
           f"isolation {level})  ratio {(harness + policy) / inproc:.2f}x")
+    print(f"floor: {ref.router_calls} bare socket round trips cost "
+          f"{round_trip_floor(ref.router_calls):.3f} s CPU (both processes)")
     print(f"policy process start-up CPU {proc.start_cpu_s:.3f} s (imports, before the first call)")
     print(f"fixed cost of one experiment (1 s trace, wall): {fixed:.2f} s ({one.isolation}, "
           f"{'ok' if one.ok else one.error_kind})")

@@ -91,6 +91,15 @@ class Channel:
                 raise ChannelClosed("the other side closed the channel")
             buf += chunk
 
+    @property
+    def pending(self) -> bool:
+        """Whether bytes of a later frame are already buffered."""
+        return bool(self._buf)
+
+    def push(self, data: bytes) -> None:
+        """Put bytes read elsewhere (a caller's fast path) in front of the buffer."""
+        self._buf += data
+
     def recv_fd(self) -> int:
         """One file descriptor sent with :func:`send_fd` (the buffer must be empty)."""
         if self._buf:
