@@ -101,7 +101,7 @@ table[["seeds", "mean_e2e_s", "p90_e2e_s", "mean_ttft_s", "restart_fraction", "m
 """, "results-table"),
     code("""
 per_seed = summary_table(runs, per_seed=True)
-plots.router_comparison(per_seed, metric="mean_e2e_s")
+plots.router_comparison(per_seed, metric="mean_e2e_s", baseline="LLQ")
 """, "results-plot"),
     code("""
 rr, lor, llq, hra = (table.loc[k] for k in ("RR", "LOR", "LLQ", "HRA"))
@@ -237,14 +237,19 @@ print("workspace:", session.path)
     md("""
 ## The panels
 
-The research panel shows the session as it happens: the Researcher's messages (click a tool call to
-see its arguments and result), the Supervisor's reviews, your nudges, and each experiment's score.
-Type in the box under the transcript and press **Send** to nudge the Researcher; the message reaches it
-before its next turn and is recorded in the session's journal.
+The research panel shows the session as it happens, in the order things happened: the Researcher's
+message, its tool call, the call's result (✓, or ✗ when it failed), then the experiment it produced.
+Click a tool call or a result to open it; it stays open while new entries arrive, and the transcript
+does not jump while you read further up (a "new entries" marker takes you down). Type in the box under
+the transcript and press **Enter** (or **Send**) to nudge the Researcher; a receipt in the transcript
+says before which turn it was delivered, and the journal records it.
 
-The Supervisor inbox holds the Supervisor's interventions when approval is **manual**: edit the text if
-you like, then **Approve** (the edited text is what the Researcher receives) or **Reject**. In **auto**
-mode they go straight to the Researcher. The switch works while the session runs.
+When approval is **manual** (the orange switch), a Supervisor intervention waits as a banner at the top
+of the panel: edit the text if you like, then **Approve** (the edited text is what the Researcher
+receives) or **Reject**. **Step mode** holds each experiment before it runs and shows its hypothesis and
+code change: edit the hypothesis and **Run it**, or **Skip** it with a word to the Researcher. Under the
+ledger, **lineage**, **trade-off** and **time split** explain what each experiment built on and traded.
+The Supervisor inbox below lists the same interventions and the history of your decisions.
 """),
     code("""
 panel = ResearchPanel(session)
@@ -281,6 +286,15 @@ print(summary["text"])
 ledger = experiments_frame(session.path)
 ledger[[c for c in ("id", "name", "score", "improved", "hypothesis") if c in ledger.columns]]
 """, "ledger"),
+    md("""
+To walk through the study at your own pace, replay its journal: drag the slider (or step with ◀ ▶)
+and the transcript, ledger and plot show the study as it stood after that record.
+"""),
+    code("""
+from glia_nb.widgets import ReplayPanel
+
+ReplayPanel(session.path)
+""", "replay"),
     code("""
 from glia_nb.research.journal import read_journal
 

@@ -86,7 +86,7 @@ sc = stack.get_scenario("routing-a10")
 tr = sc.trace(0)
 res = {label: simulate(sc.cluster, tr, "llq", seed=0, batch_policy=p, record_timeline=False)
        for label, p in POLICIES.items() if label != "aged SPF"}
-plots_stack.e2e_by_prompt(res)
+plots_stack.e2e_by_prompt(res, baseline="FIFO")
 plt.show()
 """, "prompt-plot"),
     md("""
@@ -155,7 +155,7 @@ SEEDS = 3
 from concurrent.futures import ProcessPoolExecutor
 
 with ProcessPoolExecutor(2) as pool:  # one simulation per core
-    doc = stack.compare_stacks("autoscale-a10", seeds=SEEDS, executor=pool)
+    doc = stack.compare_stacks("autoscale-a10", seeds=SEEDS, executor=pool, progress=True)
 rows = {k: {"stack": r["label"], "autoscaler": r["autoscaler"], "gpu_hours": r["gpu_hours"],
             "vs_standard": r["gpu_hours_vs_standard"], "mean_replicas": r["mean_replicas"],
             "peak_replicas": r["peak_replicas"],
@@ -204,7 +204,8 @@ for key in ("standard", "glia-autoscaler", "glia-stack"):
                         autoscaler=s.autoscaler, autoscale=sc.autoscale)
 t = np.linspace(0, sc.duration_s, 400)
 arr = sc.workload.arrival
-plots_stack.replicas_over_time(res, rate=(t, sinusoidal_rate(t, arr.qps_min, arr.qps_max, arr.period_s)))
+plots_stack.replicas_over_time(res, rate=(t, sinusoidal_rate(t, arr.qps_min, arr.qps_max, arr.period_s)),
+                               baseline="standard")
 plt.show()
 """, "replicas-plot"),
     md("""
@@ -276,14 +277,17 @@ print(stack.get_scenario("routing-h100-prefill").description)
 print({k: round(v, 1) for k, v in code_length_stats(50_000).items()})
 """, "setup"),
     code("""
-curves = {r: stack.concurrency_sweep("routing-h100-prefill", r, USERS, seeds=SEEDS) for r in ROUTERS}
+from glia_nb.progress import progress
+
+curves = {r: stack.concurrency_sweep("routing-h100-prefill", r, USERS, seeds=SEEDS)
+          for r in progress(ROUTERS, desc="routers", unit="router")}
 table = pd.DataFrame([{"router": r, "users": p["users"], "throughput_qps": p["throughput_qps"],
                        "p90_ttft_s": p["p90_ttft_s"], "mean_e2e_s": p["mean_e2e_s"]}
                       for r, c in curves.items() for p in c["points"]]).set_index(["router", "users"])
 table.unstack(0)
 """, "results-table"),
     code("""
-plots_stack.ttft_tradeoff(curves, limit=stack.TTFT_LIMIT_S)
+plots_stack.ttft_tradeoff(curves, limit=stack.TTFT_LIMIT_S, baseline="llq")
 plt.show()
 """, "tradeoff-plot"),
     code("""

@@ -27,6 +27,8 @@ import os
 import random
 import time
 import traceback
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 from glia_nb.baselines import as_is, eoh, funsearch, openevolve_runner
@@ -35,6 +37,7 @@ from glia_nb.baselines.glia_methods import FIXED_ROUTERS, GLIA_MODES, run_fixed,
 from glia_nb.baselines.methods import LLM_METHODS, METHODS, parse_budgets, parse_methods
 from glia_nb.baselines.openevolve_runner import MethodUnavailable
 from glia_nb.baselines.prompts import starting_program
+from glia_nb.evaluation.executors import dask_address, open_executor
 from glia_nb.baselines.results import (curve_band, fixed_row, summary_row, usable,
                                        write_table)
 from glia_nb.llm import make_client
@@ -129,7 +132,7 @@ def _write_budget(out: Path, budget: int, task, rows, runs_by_method, fixed, bas
 def run_compare(task="routing-a10", methods=METHODS, budgets=(15,), runs: int = 3,
                 model: str | None = None, out=None, *, glia_researcher: str | None = None,
                 budget_usd: float | None = None, workers: int = 2, seed: int = 0,
-                executor=None, limits=None, method_params: dict | None = None,
+                executor=None, limits=None, method_params: dict | None = None, dask: str | None = None,
                 progress=None) -> dict:
     """Run the comparison and write its tables; returns a JSON-native summary (draw its
     figures with :func:`glia_nb.plots.baselines.draw_comparison`).
@@ -138,10 +141,9 @@ def run_compare(task="routing-a10", methods=METHODS, budgets=(15,), runs: int = 
     (default ``$GLIA_MODEL``). ``glia_researcher``: the Glia researcher (default: ``model``
     when it can be used, else ``"offline"``). ``budget_usd``: dollar cap per run (default:
     the task budget's; MCG-Par4 splits it between its contexts, MCG-Seq's contexts share
-    it). ``executor``: a process pool to share (default: ``workers`` processes).
+    it). ``executor``: a process pool to share (default: a Dask cluster when ``dask`` or
+    ``$GLIA_DASK`` names a scheduler, else ``workers`` local processes).
     ``method_params``: keyword arguments per method, e.g. ``{"funsearch": {"k": 3}}``."""
-    from concurrent.futures import ProcessPoolExecutor
-
     task = get_task(task) if isinstance(task, str) else task
     if getattr(task, "layer", "router") != "router":
         raise ValueError(f"glia compare designs routers; task {task.name!r} is a "
@@ -158,8 +160,14 @@ def run_compare(task="routing-a10", methods=METHODS, budgets=(15,), runs: int = 
     out = Path(out or runs_dir() / f"compare-{task.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
     say = progress or (lambda text: None)
-    own_pool = executor is None
-    executor = executor or ProcessPoolExecutor(workers)
+    owned = ExitStack()  # what this run opened, closed at the end
+    if executor is None:
+        address = dask_address(dask)
+        if address:
+            executor = owned.enter_context(open_executor(dask=address))
+        else:
+            executor = ProcessPoolExecutor(workers)
+            owned.callback(executor.shutdown, wait=True, cancel_futures=True)
     t0 = time.monotonic()
     try:
         evaluator = SharedEvaluator(task, out, executor=executor, limits=limits)
@@ -210,8 +218,7 @@ def run_compare(task="routing-a10", methods=METHODS, budgets=(15,), runs: int = 
             per_budget[str(budget)] = _write_budget(out, budget, task, rows, runs_by_method,
                                                     fixed, baseline)
     finally:
-        if own_pool:
-            executor.shutdown(wait=True, cancel_futures=True)
+        owned.close()
     return {"task": task.name, "methods": methods, "budgets": budgets, "runs": runs,
             "model": model, "glia_researcher": str(researcher), "out": str(out),
             "budget_usd_per_run": budget_usd,

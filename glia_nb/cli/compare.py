@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from glia_nb.cli.options import add_executor_args
 from glia_nb.baselines.methods import METHODS, parse_budgets, parse_methods
 
 __all__ = ["register_compare", "cmd_compare", "add_task_size_args", "sized_task"]
@@ -28,7 +29,7 @@ def register_compare(sub) -> None:
                    "or openai-compatible:URL:MODEL (default $GLIA_MODEL)")
     c.add_argument("--glia-researcher", help="Glia's researcher (default: --model, else offline)")
     c.add_argument("--budget-usd", type=float, help="dollar cap per run")
-    c.add_argument("--workers", type=int, default=2, help="processes for simulations")
+    add_executor_args(c, workers=2)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", help="output folder (default $GLIA_RUNS or glia_runs/ at the repository root, "
                    "then compare-<task>-<time>)")
@@ -71,7 +72,7 @@ def cmd_compare(args) -> int:
     # Progress lines on stderr whatever stdout is: a comparison takes minutes.
     doc = draw_comparison(run_compare(task, parse_methods(args.methods), parse_budgets(args.budget_sims),
                       args.runs, args.model, args.out, glia_researcher=args.glia_researcher,
-                      budget_usd=args.budget_usd, workers=args.workers, seed=args.seed,
+                      budget_usd=args.budget_usd, workers=args.workers, seed=args.seed, dask=args.dask,
                       progress=lambda t: note("  " + t)))
     if args.json:
         print(json.dumps(doc, default=str))

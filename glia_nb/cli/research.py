@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import threading
 
+from glia_nb.cli.options import add_executor_args
 from glia_nb.cli.compare import add_task_size_args, register_compare, sized_task
 
 
@@ -25,7 +26,7 @@ def register(sub) -> None:
     g.add_argument("--sequential", type=int, metavar="N", help="MCG-Seq: up to N sessions in turn")
     s.add_argument("--target", type=float, help="with --sequential: stop at this score")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--workers", type=int, default=2, help="processes for simulations")
+    add_executor_args(s, workers=2)
     s.add_argument("--out", help="where session folders go (default $GLIA_RUNS or glia_runs/ at the "
                    "repository root, then <task>-<time>)")
     add_task_size_args(s)
@@ -101,7 +102,7 @@ def cmd_study(args) -> int:
         doc = run_study(args.task, args.researcher, task=task, budget_sims=args.budget_sims,
                         budget_usd=args.budget_usd, parallel=args.parallel,
                         sequential=args.sequential, target=args.target, seed=args.seed,
-                        workers=args.workers, out=args.out, progress=progress)
+                        workers=args.workers, out=args.out, progress=progress, dask=args.dask)
     finally:
         experiments.close()
     if args.json:

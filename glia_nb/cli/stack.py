@@ -13,6 +13,9 @@ from __future__ import annotations
 import json
 import sys
 
+from glia_nb.cli.options import add_executor_args
+from glia_nb.evaluation.executors import open_executor
+
 
 def _users(text: str | None, flag: str) -> list[int]:
     """User counts from ``--users``/``--sweep-users`` text (``flag`` names the option the
@@ -28,13 +31,6 @@ def _users(text: str | None, flag: str) -> list[int]:
     if not users or min(users) < 1:
         raise ValueError(f"{flag} needs user counts >= 1")
     return users
-
-
-def _executor(workers: int):
-    if workers and workers > 1:
-        from concurrent.futures import ProcessPoolExecutor
-        return ProcessPoolExecutor(workers)
-    return None
 
 
 def _print_curve(doc: dict) -> None:
@@ -56,14 +52,10 @@ def cmd_sweep_one(args) -> int:
     """``glia simulate --sweep-users``: one router's curve."""
     from glia_nb.evaluation.stack import concurrency_sweep
 
-    ex = _executor(getattr(args, "workers", 1))
-    try:
+    with open_executor(getattr(args, "workers", 1), getattr(args, "dask", None)) as ex:
         doc = concurrency_sweep(args.scenario, args.router, _users(args.sweep_users, "--sweep-users"),
                                 seeds=args.seeds, duration_s=args.duration,
                                 batch_policy=args.batch_policy, executor=ex, progress=True)
-    finally:
-        if ex:
-            ex.shutdown()
     if args.json:
         print(json.dumps(doc))
     else:
@@ -78,14 +70,10 @@ def cmd_sweep(args) -> int:
     users = _users(args.users, "--users")
     if args.out and not str(args.out).lower().endswith((".png", ".svg", ".pdf")):
         raise ValueError(f"--out must name a .png, .svg or .pdf file, got {args.out!r}")
-    ex = _executor(args.workers)
-    try:
+    with open_executor(args.workers, args.dask) as ex:
         curves = {r: concurrency_sweep(args.scenario, r, users, seeds=args.seeds, duration_s=args.duration,
                                        limit=args.limit, executor=ex, progress=True)
                   for r in args.routers}
-    finally:
-        if ex:
-            ex.shutdown()
     if args.out:
         _save_tradeoff(curves, args.limit, args.out)
     doc = {"scenario": args.scenario, "ttft_limit_s": args.limit, "curves": curves,
@@ -132,14 +120,10 @@ def cmd_stack(args) -> int:
     unknown = [s for s in stacks if s not in known]
     if unknown:
         raise ValueError(f"unknown stack {unknown[0]!r}; known: {', '.join(known)}")
-    ex = _executor(args.workers)
-    try:
+    with open_executor(args.workers, args.dask) as ex:
         doc = compare_stacks(args.scenario, seeds=args.seeds, duration_s=args.duration,
                              tune=args.tune, stacks=stacks, executor=ex,
                              progress=True)  # on stderr, also when it is not a terminal
-    finally:
-        if ex:
-            ex.shutdown()
     if args.json:
         print(json.dumps(doc))
         return 0
@@ -207,7 +191,7 @@ def register(sub) -> None:
     w.add_argument("--seeds", type=int, default=3)
     w.add_argument("--duration", type=float, help="override the scenario's duration (s)")
     w.add_argument("--limit", type=float, default=1.5, help="P90 TTFT bound (s)")
-    w.add_argument("--workers", type=int, default=1, help="processes for simulations")
+    add_executor_args(w)
     w.add_argument("--out", metavar="FILE.png", help="also draw the curves into this figure "
                    "(.png, .svg or .pdf)")
     w.add_argument("--json", action="store_true")
@@ -221,6 +205,6 @@ def register(sub) -> None:
     s.add_argument("--stacks", help="comma-separated subset of: off-the-shelf, standard, "
                    "glia-autoscaler, glia-router, glia-router-batch, glia-stack")
     s.add_argument("--tune", action="store_true", help="tune each stack's autoscaler first")
-    s.add_argument("--workers", type=int, default=1, help="processes for simulations")
+    add_executor_args(s)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_stack)

@@ -18,7 +18,7 @@ def _figure(width: float = 7.0, height: float = 4.2):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=110)
+    fig = Figure(figsize=(width, height), dpi=150, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
@@ -35,16 +35,15 @@ def plot_curves(bands: dict[str, dict], fixed: dict[str, float], path, *, title:
     for i, (name, score) in enumerate(fixed.items()):
         if score is not None and score == score:
             ax.axhline(score, ls="--", lw=1, color="0.45", alpha=0.8)
-            ax.annotate(name, (1.0, score), xycoords=("axes fraction", "data"), fontsize=8,
+            ax.annotate(name, (1.0, score), xycoords=("axes fraction", "data"), fontsize=9,
                         color="0.3", ha="left", va="center", xytext=(2, 0),
                         textcoords="offset points")
     ax.set_xlabel("simulations (benchmark runs over the eval seeds)")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    if bands:
-        ax.legend(fontsize=8, loc="upper right")
-    fig.tight_layout()
+    if bands:  # right of the axes, past the fixed routers' names: never over a curve
+        ax.legend(fontsize=9, frameon=False, loc="upper left", bbox_to_anchor=(1.12, 1.0))
     fig.savefig(path)
     return Path(path)
 
@@ -66,18 +65,17 @@ def plot_bars(rows: list[dict], path, *, title: str, ylabel: str) -> Path:
         span = (max(highs) - min(lows)) or max(abs(max(highs)), 1.0) * 0.1
         ax.set_ylim(max(0.0, min(lows) - 0.25 * span), max(highs) + 0.15 * span)
     for x, v in zip(xs, vals):
-        ax.annotate(f"{v:.2f}", (x, v), ha="center", va="bottom", fontsize=7,
+        ax.annotate(f"{v:.2f}", (x, v), ha="center", va="bottom", fontsize=8,
                     xytext=(0, 2), textcoords="offset points")
     ax.set_xticks(list(xs))
-    ax.set_xticklabels([r["method"] for r in rows], rotation=30, ha="right", fontsize=8)
+    ax.set_xticklabels([r["method"] for r in rows], rotation=30, ha="right", fontsize=9)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     from matplotlib.patches import Patch
 
-    ax.legend(handles=[Patch(color=c, label=k) for k, c in KIND_COLOURS.items()], fontsize=8,
-              loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
+    ax.legend(handles=[Patch(color=c, label=k) for k, c in KIND_COLOURS.items()], fontsize=9,
+              frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.savefig(path)
     return Path(path)
 
@@ -92,11 +90,10 @@ def plot_distribution(scores: list[float], baseline: float | None, path, *, titl
                 alpha=0.85)
     if baseline is not None:
         ax.axvline(baseline, ls="--", color="0.3", label="starting program (LLQ)")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=9, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_xlabel(xlabel)
     ax.set_ylabel("samples")
     ax.set_title(title, fontsize=10)
-    fig.tight_layout()
     fig.savefig(path)
     return Path(path)
 

@@ -19,12 +19,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from glia_nb.tasks.objective import Objective
-
 __all__ = [
     "TIME_PARTS", "PART_LABELS", "PART_COLORS", "VIEWS",
     "breakdown_by_e2e", "breakdown_by_prompt", "restart_counts", "memory_timelines",
-    "side_by_side", "best_so_far", "workload_overview", "router_comparison", "to_png",
+    "side_by_side", "workload_overview", "router_comparison", "to_png", "axis_label", "outside_legend", "who",
+    "AXIS_LABELS",
 ]
 
 # The five parts a request's end-to-end time splits into (they sum to e2e).
@@ -56,6 +55,20 @@ def _ax(ax, figsize=(7.5, 3.6)):
     return fig, axes[0, 0]
 
 
+def who(result: Any) -> str:
+    """"llq, seed 0" for a ``SimResult`` (what its figure shows); "" for a bare table."""
+    router, seed = getattr(result, "router", None), getattr(result, "seed", None)
+    parts = [str(router)] if router else []
+    if seed is not None:
+        parts.append(f"seed {seed}")
+    return ", ".join(parts)
+
+
+def _titled(result: Any, text: str) -> str:
+    w = who(result)
+    return f"{w}: {text}" if w else text
+
+
 def _requests(obj: Any):
     return getattr(obj, "requests", obj)
 
@@ -67,8 +80,9 @@ def _timeline(obj: Any):
     return tl
 
 
-def to_png(fig, dpi: int = 90) -> bytes:
-    """The figure as PNG bytes (for ``ipywidgets.Image``)."""
+def to_png(fig, dpi: int = 150) -> bytes:
+    """The figure as PNG bytes (for ``ipywidgets.Image``); 150 dpi stays crisp on
+    high-density screens."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
@@ -84,7 +98,33 @@ def _stack(ax, x, parts: Mapping[str, np.ndarray], width) -> None:
 
 
 def _legend(ax, **kw) -> None:
-    ax.legend(fontsize=7, frameon=False, **kw)
+    ax.legend(fontsize=9, frameon=False, **kw)
+
+
+def outside_legend(ax, **kw) -> None:
+    """A legend to the right of the axes, where it can never cover the data."""
+    ax.legend(fontsize=9, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, **kw)
+
+
+# Plain words (and units) for the metric columns used as axis labels.
+AXIS_LABELS = {
+    "score": "score", "mean_e2e_s": "mean end-to-end latency (s)", "p90_e2e_s": "p90 end-to-end latency (s)",
+    "p99_e2e_s": "p99 end-to-end latency (s)", "p95_e2e_s": "p95 end-to-end latency (s)",
+    "mean_ttft_s": "mean time to first token (s)", "p90_ttft_s": "p90 time to first token (s)",
+    "restart_fraction": "requests restarted (fraction of all)", "mean_tpot_s": "mean time per output token (s)",
+    "throughput_qps": "throughput (requests/s)", "gpu_hours": "GPU-hours", "p95_slowdown": "p95 slowdown (×)",
+    "mean_lost_to_restarts_s": "mean time lost to restarts (s)", "mean_replica_queue_s": "mean replica queueing (s)",
+    "mean_global_queue_s": "mean global queueing (s)", "max_qps": "max throughput (requests/s)",
+}
+
+
+def axis_label(column: str) -> str:
+    """Plain words with units for a metric column (``mean_e2e_s`` → "mean end-to-end
+    latency (s)"); unknown names lose their underscores and keep a seconds suffix."""
+    if column in AXIS_LABELS:
+        return AXIS_LABELS[column]
+    words = column.replace("_", " ")
+    return words[:-2] + " (s)" if words.endswith(" s") else words
 
 
 # ----------------------------------------------------------------------------- per-request views
@@ -106,8 +146,8 @@ def breakdown_by_e2e(result, ax=None, *, bins: int = 50, title: str | None = Non
     ax.set_xlim(0, 100)
     ax.set_xlabel("requests sorted by e2e latency (percentile)")
     ax.set_ylabel("mean time per request (s)")
-    ax.set_title(title or f"Where time goes, {len(req):,} requests sorted by e2e", fontsize=10)
-    _legend(ax, loc="upper left")
+    ax.set_title(title or _titled(result, f"where time goes, {len(req):,} requests sorted by e2e"), fontsize=11)
+    outside_legend(ax)
     return fig
 
 
@@ -132,13 +172,14 @@ def breakdown_by_prompt(result, ax=None, *, edges: Sequence[int] = PROMPT_EDGES,
     totals = sum(parts.values())
     for xi, n, t in zip(x, counts, totals):
         if n:
-            ax.annotate(f"{n:,}", (xi, t), ha="center", va="bottom", fontsize=7, color="0.3")
+            ax.annotate(f"{n:,}", (xi, t), ha="center", va="bottom", fontsize=8, color="0.3")
     labels = [f"{edges[i]}–{edges[i + 1] - 1}" if i < len(x) - 1 else f"≥{edges[i]}" for i in x]
-    ax.set_xticks(x, labels, rotation=30, fontsize=8)
+    ax.set_xticks(x, labels, rotation=30, fontsize=9)
     ax.set_xlabel("prompt length (tokens)")
     ax.set_ylabel("mean time per request (s)")
-    ax.set_title(title or "Where time goes, by prompt length (bar label: requests)", fontsize=10)
-    _legend(ax, loc="upper left")
+    ax.set_title(title or _titled(result, "where time goes by prompt length (number: requests in the bin)"),
+                 fontsize=11)
+    outside_legend(ax)
     return fig
 
 
@@ -147,7 +188,7 @@ def restart_counts(result, axes=None, *, title: str | None = None):
     e2e latency distribution (ECDF) of restarted against never-restarted requests."""
     req = _requests(result)
     if axes is None:
-        fig, grid = _figure(1, 2, figsize=(8.5, 3.4))
+        fig, grid = _figure(1, 2, figsize=(10.5, 3.6))
         axes = grid[0]
     fig = axes[0].figure
     r = req["restarts"].to_numpy().astype(int)
@@ -158,9 +199,9 @@ def restart_counts(result, axes=None, *, title: str | None = None):
     ax.set_yscale("log")
     ax.set_xticks(np.arange(top + 1), [str(i) for i in range(top)] + [f"{top}+"])
     ax.set_xlabel("restarts per request")
-    ax.set_ylabel("requests")
+    ax.set_ylabel("requests (log scale)")
     frac = float((r > 0).mean()) if len(r) else 0.0
-    ax.set_title(title or f"{frac:.1%} of requests restarted", fontsize=10)
+    ax.set_title(title or _titled(result, f"{frac:.1%} of all requests restarted"), fontsize=11)
     ax = axes[1]
     e2e = req["e2e_s"].to_numpy()
     for mask, label, color in ((r == 0, "never restarted", "#1f77b4"), (r > 0, "restarted", "#d62728")):
@@ -168,12 +209,12 @@ def restart_counts(result, axes=None, *, title: str | None = None):
         if len(v):
             q = np.linspace(0.0, 1.0, min(len(v), 400))  # the ECDF at up to 400 quantiles
             ax.plot(np.quantile(v, q), q, color=color, drawstyle="steps-post",
-                    label=f"{label} (n={len(v):,}, mean {v.mean():.1f} s)")
+                    label=f"{label}\n(n={len(v):,}, mean {v.mean():.1f} s)")
     ax.set_xscale("log")
-    ax.set_xlabel("e2e latency (s)")
+    ax.set_xlabel("end-to-end latency (s, log scale)")
     ax.set_ylabel("fraction of requests ≤ x")
-    ax.set_title("e2e latency: restarted vs not", fontsize=10)
-    _legend(ax, loc="lower right")
+    ax.set_title("end-to-end latency: restarted vs not", fontsize=11)
+    outside_legend(ax)
     return fig
 
 
@@ -204,10 +245,11 @@ def memory_timelines(result, axes=None, *, points: int = 400, title: str | None 
         ax.plot(mids[ok], mean[ok], drawstyle="steps-mid", color="#1f77b4", linewidth=0.8)
         ax.axhline(100, color="#d62728", linewidth=0.6, linestyle=":")
         ax.set_ylim(0, 105)
-        ax.set_ylabel(f"replica {rep}\nmem %", fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.set_ylabel(f"replica {rep}\nKV use (%)", fontsize=9)
+        ax.tick_params(labelsize=8)
     axes[-1].set_xlabel("simulated time (s)")
-    axes[0].set_title(title or "KV-cache memory use per replica (shaded: peak, line: mean)", fontsize=10)
+    axes[0].set_title(title or _titled(result, "KV-cache memory use per replica (shaded: peak, line: mean)"),
+                      fontsize=11)
     return fig
 
 
@@ -230,6 +272,16 @@ def side_by_side(view: str, results: Sequence[Any], labels: Sequence[str] | None
         raise ValueError("one label per result")
     k = len(results)
     draw = VIEWS[view][1]
+    seeds = sorted({getattr(r, "seed", None) for r in results} - {None})
+    on = (f" on seed {seeds[0]}" if len(seeds) == 1 else f" on seeds {', '.join(map(str, seeds))}") if seeds else ""
+    head = f"{VIEWS[view][0].capitalize()}{on}" + (f"; left: {labels[0]} (the baseline)" if k > 1 else "")
+    fig = _side_by_side(view, draw, results, labels, k)
+    if head:
+        fig.suptitle(head, fontsize=12)
+    return fig
+
+
+def _side_by_side(view, draw, results, labels, k):
     if view == "memory":
         n = max(len(_timeline(r)["replica"].unique()) for r in results)
         fig, grid = _figure(n, k, figsize=(5.2 * k, 1.0 + 0.8 * n), sharex=True, sharey=True)
@@ -237,61 +289,22 @@ def side_by_side(view: str, results: Sequence[Any], labels: Sequence[str] | None
             draw(res, axes=grid[:, j], title=f"{lab}: KV-cache memory use per replica")
         return fig
     if view == "restarts":
-        fig, grid = _figure(2, k, figsize=(5.2 * k, 6.0), sharey="row")
+        fig, grid = _figure(2, k, figsize=(5.2 * k, 6.8), sharey="row")
         for j, (res, lab) in enumerate(zip(results, labels)):
             draw(res, axes=grid[:, j])
             frac = float((_requests(res)["restarts"] > 0).mean()) if len(_requests(res)) else 0.0
-            grid[0, j].set_title(f"{lab}: {frac:.1%} of requests restarted", fontsize=10)
+            grid[0, j].set_title(f"{lab}: {frac:.1%} of all requests restarted", fontsize=11)
         return fig
     fig, grid = _figure(1, k, figsize=(5.2 * k, 3.8), sharey=True)
     for j, (res, lab) in enumerate(zip(results, labels)):
         req = _requests(res)
         draw(res, ax=grid[0, j], title=f"{lab}: mean e2e {req['e2e_s'].mean():.1f} s")
-        if j:
+        if j < k - 1:  # one legend, right of the last panel
             grid[0, j].get_legend().remove()
     return fig
 
 
 # ----------------------------------------------------------------------------- studies
-def best_so_far(experiments: Sequence[Mapping[str, Any]], baseline: float | None = None, *,
-                objective: Objective | None = None, lower_is_better: bool | None = None,
-                ax=None, metric: str = "score"):
-    """Each experiment's score (dots; failed ones as crosses at the bottom) and the best
-    so far (a step line, ranked by ``objective``, or by ``lower_is_better`` when only the
-    direction is known, as in a published case study; default lower is better) against the
-    experiment number, with the baseline as a dashed line."""
-    if objective is None:
-        objective = Objective(direction="max" if lower_is_better is False else "min")
-    fig, ax = _ax(ax, figsize=(6.0, 3.0))
-    xs, ys, bad = [], [], []
-    for i, e in enumerate(experiments, start=1):
-        s = e.get(metric)
-        try:
-            s = float(s)
-        except (TypeError, ValueError):
-            s = float("nan")
-        (xs.append(i), ys.append(s)) if np.isfinite(s) else bad.append(i)
-    if xs:
-        y = np.array(ys)
-        best = objective.best_so_far(y)
-        ax.scatter(xs, y, s=18, color="0.55", zorder=3, label="experiment")
-        ax.step(xs, best, where="post", color="#2ca02c", linewidth=2, label="best so far")
-    if baseline is not None and np.isfinite(baseline):
-        ax.axhline(baseline, color="#d62728", linestyle="--", linewidth=1, label=f"baseline {baseline:.3g}")
-    if bad:
-        lo = ax.get_ylim()[0]
-        ax.scatter(bad, [lo] * len(bad), marker="x", color="#d62728", label="failed")
-    if not xs and baseline is None:
-        ax.text(0.5, 0.5, "no experiments yet", ha="center", va="center", transform=ax.transAxes, color="0.5")
-    ax.set_xlabel("experiment")
-    ax.set_ylabel(metric)
-    better = "lower" if objective.lower_is_better else "higher"
-    ax.set_title(f"Best so far ({better} is better)", fontsize=10)
-    if xs or baseline is not None:
-        _legend(ax, loc="best")
-    return fig
-
-
 def workload_overview(trace, *, bin_s: float = 5.0):
     """Three panels of a trace: arrivals per second over time, and the prompt and decode
     length distributions (log-spaced histograms)."""
@@ -304,34 +317,43 @@ def workload_overview(trace, *, bin_s: float = 5.0):
         edges = np.arange(0.0, arr.max() + bin_s, bin_s)
         counts, _ = np.histogram(arr, bins=edges)
         ax.plot(edges[:-1], counts / bin_s, drawstyle="steps-post", color="#1f77b4", linewidth=0.8)
-        ax.axhline(len(arr) / max(arr.max(), 1e-9), color="0.4", linestyle="--", linewidth=0.8,
-                   label=f"mean {len(arr) / max(arr.max(), 1e-9):.1f} QPS")
-        _legend(ax)
+        ax.axhline(len(arr) / max(arr.max(), 1e-9), color="0.4", linestyle="--", linewidth=0.8)
+    mean_qps = len(arr) / max(arr.max(), 1e-9) if len(arr) else 0.0
     ax.set_xlabel("time (s)")
-    ax.set_ylabel(f"arrivals / s ({bin_s:g} s bins)")
-    ax.set_title("Arrival rate", fontsize=10)
+    ax.set_ylabel(f"arrivals per second ({bin_s:g} s bins)")
+    ax.set_title(f"Arrival rate (dashed: mean {mean_qps:.1f} requests/s)", fontsize=11)
     for ax, values, name, color in ((grid[0, 1], trace.prompt_tokens, "prompt", "#2ca02c"),
                                     (grid[0, 2], trace.decode_tokens, "decode", "#ff7f0e")):
         v = np.asarray(values, float)
         sns.histplot(v, bins=40, log_scale=True, ax=ax, color=color, edgecolor="none")
-        ax.set_xlabel(f"{name} tokens (log scale)")
+        ax.set_xlabel(f"{name} length (tokens, log scale)")
+        ax.set_ylabel("requests")
         ax.set_title(f"{name.capitalize()} lengths: median {np.median(v):.0f}, p99 {np.percentile(v, 99):.0f}",
                      fontsize=10)
     return fig
 
 
-def router_comparison(table, *, metric: str = "mean_e2e_s", by: str = "router", ax=None):
+def router_comparison(table, *, metric: str = "mean_e2e_s", by: str = "router", ax=None,
+                      baseline: str | None = None):
     """Bars of ``metric`` per router (the mean over seeds) with each seed as a dot, from a
-    long table with one row per (router, seed)."""
-    fig, ax = _ax(ax, figsize=(6.0, 3.2))
+    long table with one row per (router, seed); ``baseline`` (a router's name) draws its
+    mean as a dashed line to compare the others with."""
+    fig, ax = _ax(ax, figsize=(6.4, 3.4))
     names = list(dict.fromkeys(table[by]))
     for i, name in enumerate(names):
         v = table.loc[table[by] == name, metric].to_numpy(float)
         ax.bar(i, v.mean(), color="#1f77b4", alpha=0.75)
         ax.scatter(np.full(len(v), i), v, color="k", s=10, zorder=3)
-        ax.annotate(f"{v.mean():.3g}", (i, max(v.max(), v.mean())), xytext=(0, 3), textcoords="offset points",
+        ax.annotate(f"{v.mean():.3g}", (i, max(v.max(), v.mean())), xytext=(0, 6), textcoords="offset points",
                     ha="center", va="bottom", fontsize=8)
     ax.set_xticks(range(len(names)), names)
-    ax.set_ylabel(metric)
-    ax.set_title(f"{metric} per {by} (bar: mean over seeds, dots: seeds)", fontsize=10)
+    ax.set_ylabel(axis_label(metric))
+    seeds = sorted(set(table["seed"])) if "seed" in table else []
+    on = f"mean over seeds {', '.join(str(s) for s in seeds)}" if seeds else "mean over seeds"
+    title = f"{axis_label(metric).split(' (')[0].capitalize()} per {by} (bar: {on}; dots: one seed each)"
+    if baseline is not None and baseline in names:
+        ref = float(table.loc[table[by] == baseline, metric].mean())
+        ax.axhline(ref, color="#d62728", linestyle="--", linewidth=1)
+        title += f"; dashed: baseline {baseline}"
+    ax.set_title(title, fontsize=10)
     return fig

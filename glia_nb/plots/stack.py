@@ -5,20 +5,29 @@ Thin views over the documents that :mod:`glia_nb.evaluation.stack` returns (and 
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
+
+from glia_nb.plots.requests import outside_legend
+from glia_nb.plots.research import seeds_text
 
 
 def _ax(ax, size=(6.0, 3.8)):
     if ax is None:
         import matplotlib.pyplot as plt
 
-        _, ax = plt.subplots(figsize=size)
+        _, ax = plt.subplots(figsize=size, layout="constrained")
     return ax
 
 
-def ttft_tradeoff(curves: Mapping[str, dict], limit: float = 1.5, ax=None, labels=None):
+def _on(seeds: Sequence[int] | int | None) -> str:
+    if isinstance(seeds, int):
+        return f" ({seeds} seeds)" if seeds != 1 else " (1 seed)"
+    return f" ({seeds_text(seeds)})" if seeds else ""
+
+
+def ttft_tradeoff(curves: Mapping[str, dict], limit: float = 1.5, ax=None, labels=None, baseline: str | None = None):
     """P90 TTFT against throughput, one line per router, the bound as a dashed line
     (the paper's Fig. 6).  ``curves`` maps a name to a :func:`~glia_nb.evaluation.stack.
     concurrency_sweep` document; points are annotated with their user counts."""
@@ -30,16 +39,16 @@ def ttft_tradeoff(curves: Mapping[str, dict], limit: float = 1.5, ax=None, label
         line, = ax.plot(x, y, marker="o", label=(labels or {}).get(name, name))
         for p in pts:
             ax.annotate(str(p["users"]), (p["throughput_qps"], p["p90_ttft_s"]),
-                        textcoords="offset points", xytext=(3, 4), fontsize=7,
+                        textcoords="offset points", xytext=(3, 4), fontsize=8,
                         color=line.get_color())
-    ax.axhline(limit, ls="--", color="grey", lw=1)
-    ax.text(ax.get_xlim()[0], limit, f" P90 TTFT bound {limit:g} s", va="bottom", fontsize=8,
-            color="grey")
-    ax.set_xlabel("throughput (QPS)")
-    ax.set_ylabel("P90 TTFT (s)")
+    ax.axhline(limit, ls="--", color="grey", lw=1, label=f"P90 TTFT bound {limit:g} s")
+    ax.set_xlabel("throughput (requests/s)")
+    ax.set_ylabel("p90 time to first token (s, log scale)")
     ax.set_yscale("log")
-    ax.set_title("Tail TTFT vs throughput (closed-loop users annotated)", fontsize=10)
-    ax.legend(fontsize=8)
+    seeds = next((d.get("seeds") for d in curves.values() if d.get("seeds")), None)
+    base = f"; baseline: {(labels or {}).get(baseline, baseline)}" if baseline else ""
+    ax.set_title(f"Tail TTFT vs throughput{_on(seeds)}; numbers: closed-loop users{base}", fontsize=10)
+    outside_legend(ax)
     return ax
 
 
@@ -59,7 +68,7 @@ def stack_gpu_hours(doc: dict, ax=None):
     document — running iterations, draining, cold starts, idle — labelled with the change
     against the tuned standard stack (the paper's Fig. 4); a stack that breaks the
     slowdown bound is hatched."""
-    ax = _ax(ax, (7.4, 3.8))
+    ax = _ax(ax, (8.4, 4.0))
     rows = doc["stacks"]
     names = list(rows)
     x = np.arange(len(names))
@@ -73,18 +82,19 @@ def stack_gpu_hours(doc: dict, ax=None):
         if not rows[k]["meets_constraint"]:
             ax.bar(x[i], bottom[i], width=0.6, fill=False, hatch="//", edgecolor="#d62728")
         vs = rows[k]["gpu_hours_vs_standard"]
-        ax.text(x[i], bottom[i], f"{vs:+.0%}" if vs else "", ha="center", va="bottom",
-                fontsize=8)
+        ax.text(x[i], bottom[i], f"{vs:+.0%}" if vs else ("baseline" if k == "standard" else ""),
+                ha="center", va="bottom", fontsize=9)
     ax.set_xticks(x)
-    ax.set_xticklabels(names, rotation=15, fontsize=8)
-    ax.set_ylabel("GPU-hours")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    ax.set_title(f"GPU-hours at p95 slowdown <= {doc['slowdown_limit']:g}x in every seed",
-                 fontsize=10)
+    ax.set_xticklabels(names, rotation=15, fontsize=9)
+    ax.set_ylabel("GPU-hours (mean over the seeds)")
+    ax.set_ylim(0, float(bottom.max()) * 1.15 if len(bottom) else 1.0)
+    outside_legend(ax)
+    ax.set_title(f"GPU-hours{_on(doc.get('seeds'))} at p95 slowdown <= {doc['slowdown_limit']:g}x in every seed;"
+                 "\nbar labels: change in GPU-hours against the baseline, the tuned standard stack", fontsize=10)
     return ax
 
 
-def replicas_over_time(results: Mapping[str, object], ax=None, rate=None):
+def replicas_over_time(results: Mapping[str, object], ax=None, rate=None, baseline: str | None = None):
     """Serving replicas (active + starting) over time for each :class:`SimResult`, from
     its timeline; ``rate`` = (times, qps) draws the offered load on a second axis."""
     ax = _ax(ax, (7.0, 3.4))
@@ -94,18 +104,21 @@ def replicas_over_time(results: Mapping[str, object], ax=None, rate=None):
             continue
         serving = tl.assign(on=tl["state"].isin((1, 2))).groupby("time")["on"].sum()
         ax.step(serving.index, serving.to_numpy(), where="post", label=name, lw=1.2)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("serving replicas")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel("serving replicas (active + starting)")
     if rate is not None:
         ax2 = ax.twinx()
-        ax2.plot(rate[0], rate[1], color="grey", lw=0.8, ls=":")
-        ax2.set_ylabel("offered QPS", color="grey")
-    ax.set_title("Pool size under a sinusoidal load", fontsize=10)
+        ax2.plot(rate[0], rate[1], color="grey", lw=0.8, ls=":", label="offered load")
+        ax2.set_ylabel("offered load (requests/s)", color="grey")
+    seeds = sorted({getattr(r, "seed", None) for r in results.values()} - {None})
+    base = f"; baseline: {baseline}" if baseline else ""
+    ax.set_title(f"Pool size under a sinusoidal load{_on(seeds)}{base}", fontsize=10)
+    ax.legend(fontsize=9, frameon=False, loc="upper left", bbox_to_anchor=(1.12 if rate is not None else 1.01, 1.0))
     return ax
 
 
-def e2e_by_prompt(results: Mapping[str, object], ax=None, bins=(0, 64, 256, 1024, 4096, 1e9)):
+def e2e_by_prompt(results: Mapping[str, object], ax=None, bins=(0, 64, 256, 1024, 4096, 1e9),
+                  baseline: str | None = None):
     """Mean e2e per prompt-length bucket for each :class:`SimResult` (who gains from SPF)."""
     ax = _ax(ax)
     edges = np.asarray(bins, dtype=float)
@@ -119,10 +132,12 @@ def e2e_by_prompt(results: Mapping[str, object], ax=None, bins=(0, 64, 256, 1024
         ax.bar(np.arange(len(labels)) + i * width, means, width=width, label=name)
     ax.set_xticks(np.arange(len(labels)) + width * (len(results) - 1) / 2)
     ax.set_xticklabels(labels)
-    ax.set_xlabel("prompt tokens")
-    ax.set_ylabel("mean e2e (s)")
-    ax.legend(fontsize=8)
-    ax.set_title("Mean end-to-end time by prompt length", fontsize=10)
+    ax.set_xlabel("prompt length (tokens)")
+    ax.set_ylabel("mean end-to-end latency (s)")
+    outside_legend(ax)
+    seeds = sorted({getattr(r, "seed", None) for r in results.values()} - {None})
+    base = f"; baseline: {baseline}" if baseline else ""
+    ax.set_title(f"Mean end-to-end latency by prompt length{_on(seeds)}{base}", fontsize=10)
     return ax
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from contextlib import nullcontext
 from pathlib import Path
 
+from glia_nb.evaluation.executors import dask_address, open_executor
 from glia_nb.research.journal import finite_or_none
 from glia_nb.progress import fmt
 from glia_nb.research.multi import ParallelGlia, SequentialGlia
@@ -40,20 +42,24 @@ def study_budget(task, budget_sims: int | None = None, budget_usd: float | None 
 
 def run_study(task_name: str = "routing-a10", researcher: str = "offline", *, budget_sims=None,
               budget_usd=None, parallel=None, sequential=None, target=None, seed: int = 0,
-              workers: int = 2, out=None, progress=None, task=None) -> dict:
+              workers: int = 2, out=None, progress=None, task=None, dask: str | None = None) -> dict:
     """Run a study (SCG, MCG-ParN or MCG-Seq) and return the ``glia study --json`` document.
 
     The budget is the study's total: MCG-ParN splits it between its sessions and MCG-Seq's
-    sessions spend what the earlier ones left (as ``glia compare`` does)."""
+    sessions spend what the earlier ones left (as ``glia compare`` does). ``dask`` (or
+    ``$GLIA_DASK``): a scheduler address whose cluster runs the simulations instead of
+    ``workers`` local processes."""
     task = task or get_task(task_name)
     budget = study_budget(task, budget_sims, budget_usd)
     root = Path(out or runs_dir() / f"{task.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    kw = dict(budget=budget, max_workers=workers, seed=seed)
-    if parallel:
-        runner = ParallelGlia(parallel, task, root, researcher, **kw)
-    else:
-        runner = SequentialGlia(sequential or 1, task, root, researcher, target=target, **kw)
-    result = runner.run(progress=progress)
+    address = dask_address(dask)
+    with open_executor(dask=address) if address else nullcontext() as executor:
+        kw = dict(budget=budget, max_workers=workers, seed=seed, executor=executor)
+        if parallel:
+            runner = ParallelGlia(parallel, task, root, researcher, **kw)
+        else:
+            runner = SequentialGlia(sequential or 1, task, root, researcher, target=target, **kw)
+        result = runner.run(progress=progress)
     sessions = result.sessions
     best_s = result.best_session or sessions[0]
     obj = task.objective

@@ -45,7 +45,7 @@ class RequestBreakdown(W.VBox):
     """Per-request restart and queueing breakdown of one or two simulation results."""
 
     def __init__(self, result: Any, other: Any = None, labels: Sequence[str] | None = None, *,
-                 view: str = "e2e", dpi: int = 80, **kw: Any) -> None:
+                 view: str = "e2e", dpi: int = 150, **kw: Any) -> None:
         super().__init__(**kw)
         self.results = [result] + ([other] if other is not None else [])
         if labels is None:
@@ -72,7 +72,10 @@ class RequestBreakdown(W.VBox):
                                    f"{header}{rows}</table>")
         self.summary_html.add_class("glia-breakdown-summary")
         self.view_dropdown.observe(self._on_view, names="value")
-        self.children = [W.HTML("<h4 style='margin:4px 0'>Where the time went</h4>"), self.summary_html,
+        seeds = sorted({getattr(r, "seed", None) for r in self.results} - {None})
+        on = (f" — seed {', '.join(map(str, seeds))}: one run of each policy on the same trace, not a mean over "
+              "seeds" if seeds else "")
+        self.children = [W.HTML(f"<h4 style='margin:4px 0'>Where the time went{html.escape(on)}</h4>"), self.summary_html,
                          self.view_dropdown, self.note_html, self.image]
         self.add_class("glia-breakdown")
         self.show(view)

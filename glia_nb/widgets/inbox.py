@@ -20,8 +20,17 @@ import ipywidgets as W
 from glia_nb.research import records as R
 from glia_nb.research.fold import StudyState, fold
 from glia_nb.widgets._base import SessionBox
+from glia_nb.widgets.sendbox import SendBox
 
-__all__ = ["SupervisorInbox"]
+__all__ = ["SupervisorInbox", "ApprovalSwitch", "STATUS_WORDS"]
+
+STATUS_WORDS = {
+    "created": "not started yet", "running": "running",
+    "paused": "paused: press Resume to go on",
+    "waiting_approval": "waiting for your approval of the Supervisor's intervention",
+    "waiting_step": "holding the next experiment for your approval (step mode)",
+    "stopped": "stopped", "finished": "finished", "failed": "failed: see the error below",
+}
 
 SLOTS = 3  # the session waits while an intervention is pending, so one is the usual case
 
@@ -31,50 +40,89 @@ _QUEUE_TYPES = frozenset(cls.TYPE for cls in (R.InterventionQueued, R.Interventi
 
 
 class _Card:
-    """One slot: what the Supervisor says, an editable text, Approve and Reject."""
+    """One intervention: what the Supervisor says and why, its text in a :class:`SendBox`
+    (edit it there), Approve and Reject. The text travels with the click, so an edit
+    arrives whole however busy the kernel is."""
 
     def __init__(self, on_approve, on_reject) -> None:
         self.iv: dict[str, Any] | None = None
         self.meta = W.HTML("")
         self.meta.add_class("glia-intervention-meta")
-        self.text = W.Textarea(layout=W.Layout(width="100%", height="72px"))
+        self.text = SendBox(actions=[("approve", "Approve", "success", True), ("reject", "Reject", "danger", False)],
+                            rows=3, enter_sends=False)
         self.text.add_class("glia-intervention-text")
-        self.approve = W.Button(description="Approve", button_style="success", icon="check",
-                                tooltip="deliver the text in the box to the Researcher (edited or not)")
-        self.approve.add_class("glia-approve")
-        self.reject = W.Button(description="Reject", button_style="danger", icon="times",
-                               tooltip="drop this intervention")
-        self.reject.add_class("glia-reject")
-        self.approve.on_click(lambda _b: on_approve(self))
-        self.reject.on_click(lambda _b: on_reject(self))
-        self.text.observe(self._typed, names="value")
-        self.box = W.VBox([self.meta, self.text, W.HBox([self.approve, self.reject])],
-                          layout=W.Layout(border="1px solid #c9b3da", padding="4px", margin="3px 0",
+        self.text.on_action(self._on_action)
+        self._on_approve, self._on_reject = on_approve, on_reject
+        self.box = W.VBox([self.meta, self.text],
+                          layout=W.Layout(border="2px solid #e0a800", padding="6px", margin="3px 0",
                                           display="none"))
         self.box.add_class("glia-intervention")
 
-    @property
-    def edited(self) -> bool:
-        return self.iv is not None and self.text.value.strip() != str(self.iv.get("text", "")).strip()
-
-    def _typed(self, _change=None) -> None:
-        self.approve.description = "Approve edited" if self.edited else "Approve"
+    def _on_action(self, action: str, text: str) -> str:
+        if self.iv is None:
+            raise ValueError("this intervention is no longer pending")
+        iv_id = self.iv["id"]
+        if action == "reject":
+            self._on_reject(iv_id)
+            return f"{iv_id} rejected"
+        edited = text.strip() != str(self.iv.get("text", "")).strip()
+        self._on_approve(iv_id, text if edited else None)
+        return f"{iv_id} {'edited and approved' if edited else 'approved'}"
 
     def show(self, iv: Mapping[str, Any] | None) -> None:
         if iv is None:
             self.iv = None
             self.box.layout.display = "none"
+            self.text.alert = False
             return
         same = self.iv is not None and self.iv.get("id") == iv.get("id")
         self.iv = dict(iv)
         if not same:  # never overwrite what a person is typing into the same intervention
-            reason = f"<br><span style='color:#777'>why: {html.escape(str(iv.get('reason')))}</span>" \
+            reason = f"<br><span style='color:#555'>why: {html.escape(str(iv.get('reason')))}</span>" \
                 if iv.get("reason") else ""
-            self.meta.value = (f"<b>{html.escape(str(iv.get('id')))}</b> · <i>{html.escape(str(iv.get('kind')))}</i>"
-                               f" · trigger: {html.escape(str(iv.get('trigger')))}{reason}")
+            self.meta.value = (f"<b>&#9888; The Supervisor wants to intervene</b> "
+                               f"(<b>{html.escape(str(iv.get('id')))}</b>, a <i>{html.escape(str(iv.get('kind')))}</i>"
+                               f" after {html.escape(_TRIGGERS.get(str(iv.get('trigger')), str(iv.get('trigger'))))})."
+                               f" The Researcher waits until you approve, edit or reject it.{reason}")
             self.text.value = str(iv.get("text", ""))
-        self._typed()
         self.box.layout.display = ""
+        self.text.alert = True
+
+
+_TRIGGERS = {"every_n_turns": "its periodic review", "stall": "experiments stopped improving",
+             "finish": "the Researcher asked to finish", "idle": "a turn without tool calls"}
+
+
+class ApprovalSwitch(W.Button):
+    """A button that flips the session's approval policy (auto ↔ manual) on each click.
+    A click is a message the browser always delivers, so every flip reaches the session,
+    however fast they come; the label follows the session's own policy."""
+
+    def __init__(self, session: Any, on_error=None, **kw: Any) -> None:
+        super().__init__(layout=W.Layout(width="auto"), **kw)
+        self.session = session
+        self._on_error = on_error
+        self.add_class("glia-policy")
+        self.on_click(self._flip)
+        self.show(session.approval)
+
+    def show(self, approval: str) -> None:
+        """Label the button for the current policy."""
+        self.approval = approval
+        other = "auto" if approval == "manual" else "manual"
+        self.description = f"approval: {approval} (switch to {other})"
+        self.button_style = "warning" if approval == "manual" else ""
+        self.tooltip = ("interventions wait for a person" if approval == "manual"
+                        else "interventions go to the Researcher at once")
+
+    def _flip(self, _b=None) -> None:
+        try:
+            self.session.set_approval_policy("auto" if self.session.approval == "manual" else "manual")
+        except Exception as exc:
+            if self._on_error is None:
+                raise
+            self._on_error(exc)
+        self.show(self.session.approval)
 
 
 class SupervisorInbox(SessionBox):
@@ -88,26 +136,19 @@ class SupervisorInbox(SessionBox):
         self._buffer: list[dict[str, Any]] = []
         self._state = StudyState()  # only its approval queue is used here
         self._history: list[str] = []
-        self._syncing = False
-
-        self.policy = W.ToggleButtons(options=[("auto", "auto"), ("manual", "manual")], value="auto",
-                                      tooltips=["interventions go to the Researcher at once",
-                                                "interventions wait here for a person"],
-                                      style={"button_width": "80px"})
-        self.policy.add_class("glia-policy")
-        self.policy.observe(self._on_policy, names="value")
+        self.error_label = W.HTML("")
+        self.error_label.add_class("glia-error")
+        self.policy = ApprovalSwitch(session, on_error=self._show_error)
         self.empty_html = W.HTML("<i>No interventions waiting.</i>")
         self.empty_html.add_class("glia-inbox-empty")
         self.count_label = W.Label("0 pending")
         self.count_label.add_class("glia-inbox-count")
         self.history_html = W.HTML("")
         self.history_html.add_class("glia-inbox-history")
-        self.error_label = W.HTML("")
-        self.error_label.add_class("glia-error")
         self.cards = [_Card(self._approve, self._reject) for _ in range(max(1, slots))]
         self.children = [
             W.HTML("<h4 style='margin:4px 0'>Supervisor inbox</h4>"),
-            W.HBox([W.HTML("approval:&nbsp;"), self.policy, W.HTML("&nbsp;"), self.count_label],
+            W.HBox([self.policy, W.HTML("&nbsp;"), self.count_label],
                    layout=W.Layout(align_items="center")),
             self.empty_html, *[c.box for c in self.cards], self.error_label, self.history_html,
         ]
@@ -163,12 +204,8 @@ class SupervisorInbox(SessionBox):
         del self._history[:-5]
 
     def _set_policy(self, approval: str) -> None:
-        if approval in ("auto", "manual") and self.policy.value != approval:
-            self._syncing = True
-            try:
-                self.policy.value = approval
-            finally:
-                self._syncing = False
+        if approval in ("auto", "manual"):
+            self.policy.show(approval)
 
     def _render(self) -> None:
         pending = list(self._pending.values())
@@ -193,31 +230,19 @@ class SupervisorInbox(SessionBox):
                                    if self._history else "")
 
     # ------------------------------------------------------------------ controls (kernel thread)
-    def _call(self, fn, *args: Any) -> bool:
-        try:
-            fn(*args)
-        except Exception as exc:
-            self.error_label.value = (f"<span style='color:#b00020'>{html.escape(type(exc).__name__)}: "
-                                      f"{html.escape(str(exc))}</span>")
-            return False
-        self.error_label.value = ""
-        return True
+    def _show_error(self, exc: Exception) -> None:
+        self.error_label.value = (f"<span style='color:#b00020'>{html.escape(type(exc).__name__)}: "
+                                  f"{html.escape(str(exc))}</span>")
 
-    def _approve(self, card: _Card) -> None:
-        if card.iv is None:
-            return
-        if card.edited:
-            self._call(self.session.edit, card.iv["id"], card.text.value)
+    def _approve(self, iv_id: str, edited_text: str | None) -> None:
+        """Approve as written, or deliver ``edited_text`` instead (raises to refuse)."""
+        if edited_text is None:
+            self.session.approve(iv_id)
         else:
-            self._call(self.session.approve, card.iv["id"])
+            self.session.edit(iv_id, edited_text)
 
-    def _reject(self, card: _Card) -> None:
-        if card.iv is not None:
-            self._call(self.session.reject, card.iv["id"])
-
-    def _on_policy(self, change: Mapping[str, Any]) -> None:
-        if not self._syncing:
-            self._call(self.session.set_approval_policy, change["new"])
+    def _reject(self, iv_id: str) -> None:
+        self.session.reject(iv_id)
 
     # ------------------------------------------------------------------ misc
     @property

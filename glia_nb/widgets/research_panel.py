@@ -2,9 +2,13 @@
 
 A thin view: every button makes one call on the :class:`~glia_nb.research.session.session.Session`; what
 the view shows is folded from the session's events (journal records), which arrive on the
-session's worker thread. From that thread the panel only sets simple traits (HTML values,
-image bytes, labels, button states), never ``with output:``. The panel never calls the
-session while it holds its own lock, so it cannot deadlock with the session's lock.
+session's worker thread. From that thread the panel only sets simple traits, never
+``with output:``, and it never calls the session while it holds its own lock.
+
+Everything a person does while the session runs is a click (a message the browser always
+delivers, however busy the kernel): typed text travels with the click (:class:`SendBox`),
+the approval switch and the ledger's sort are buttons. A Supervisor intervention that
+waits for the person, or an experiment held in step mode, appears as a banner at the top.
 
     panel = ResearchPanel(session)
     panel                      # display it; then session.start() or the Start button
@@ -12,49 +16,58 @@ session while it holds its own lock, so it cannot deadlock with the session's lo
 from __future__ import annotations
 
 import html
-import math
 import threading
 from typing import Any, Mapping
 
 import ipywidgets as W
 
 from glia_nb.research import records as R
-from glia_nb.research.fold import fold, new_state
 from glia_nb.research.records import ENDED
+from glia_nb.research.session.step import StepHold, StepReleased
 from glia_nb.tasks.objective import Objective
 from glia_nb.widgets._base import SessionBox
-from glia_nb.widgets.transcript import Transcript
+from glia_nb.widgets.inbox import STATUS_WORDS, ApprovalSwitch, _Card
+from glia_nb.widgets.ledger import Ledger
+from glia_nb.widgets.sendbox import SendBox, TranscriptView
+from glia_nb.widgets.transcript import CSS, Transcript
 
-__all__ = ["ResearchPanel"]
+__all__ = ["ResearchPanel", "button", "show_ledger_view"]
 
-_LEDGER_COLUMNS = ("#", "name", "score", "gain vs baseline", "restarted", "p90 TTFT s", "seeds", "note")
-_TRANSCRIPT_TYPES = frozenset({
-    *(cls.TYPE for cls in (R.UserMessage, R.Assistant, R.ToolResultRecord, R.Baseline, R.Experiment,
-                           R.SupervisorReview, R.InterventionQueued, R.InterventionApproved,
-                           R.InterventionEdited, R.InterventionRejected, R.Nudge, R.ApprovalPolicy,
-                           R.BudgetExhausted, R.Error, R.Finished)),
-    *R.CONTROL_TYPES,
-})
+_VIEWS = ("lineage", "trade-off", "time split")
+PACES = (0.0, 5.0, 15.0)  # seconds per Researcher turn the pace button cycles through
 
 
-def _num(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
-
-def _button(description: str, cls: str, style: str = "", icon: str = "", tooltip: str = "") -> W.Button:
+def button(description: str, cls: str, style: str = "", icon: str = "", tooltip: str = "") -> W.Button:
+    """A ``Button`` sized to its text with a test hook class."""
     b = W.Button(description=description, button_style=style, icon=icon, tooltip=tooltip,
                  layout=W.Layout(width="auto"))
     b.add_class(cls)
     return b
 
 
+def show_ledger_view(ledger: Ledger, view: str | None, seeds: list[int], view_html: W.HTML, view_image: W.Image,
+                     buttons: Mapping[str, W.Button]) -> None:
+    """Draw one of the ledger's views (lineage as HTML; trade-off and time split as PNG)
+    into the two widgets, and mark its button."""
+    from glia_nb.plots import research as plots, to_png
+
+    view_html.value, view_image.layout.display = "", "none"
+    exps, best = ledger.experiments, ledger.best()
+    if view == "lineage":
+        view_html.value = ledger.lineage_html()
+    elif view in ("trade-off", "time split"):
+        fig = (plots.tradeoff_scatter(exps, ledger.baseline, seeds=seeds, best_id=(best or {}).get("id"))
+               if view == "trade-off" else plots.experiment_time_split(exps, ledger.baseline, seeds=seeds))
+        view_image.value = to_png(fig, dpi=120)
+        view_image.layout.display = ""
+    for v, b in buttons.items():
+        b.button_style = "info" if v == view else ""
+
+
 class ResearchPanel(SessionBox):
-    """Transcript, experiment ledger, best-so-far plot, budget, controls and a nudge box
-    for one session. ``panel.close()`` unsubscribes it from the session."""
+    """Transcript, intervention banner, experiment ledger with its views, best-so-far
+    plot, budget, controls and a nudge box for one session. ``panel.close()``
+    unsubscribes it from the session."""
 
     def __init__(self, session: Any, *, max_entries: int = 80, plot: bool = True, **kw: Any) -> None:
         super().__init__(**kw)
@@ -64,34 +77,70 @@ class ResearchPanel(SessionBox):
         self._transcript = Transcript(max_entries=max_entries)
         self._status = "created"
         self._plot = plot
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._held: dict[str, Any] | None = None
+        self._view: str | None = None
         task = getattr(session, "task", None)
         objective = getattr(task, "objective", None)
+        self._seeds = list(getattr(task, "seeds", ()) or ())
         # Which score is better is the task's Objective's to say (lower when none is known).
-        self._objective = objective if isinstance(objective, Objective) else Objective()
-        # The view's model is the journal's fold, the same one the session keeps.
-        self._state = new_state(lower_is_better=self._objective.lower_is_better)
-        self._metric = getattr(objective, "name", "score")
+        self.ledger = Ledger(objective=objective if isinstance(objective, Objective) else Objective(),
+                             root=getattr(session, "path", None), policy_file=getattr(task, "policy_file", None))
 
         title = getattr(task, "title", "") or getattr(task, "name", "") or "research session"
         self.title_html = W.HTML(f"<h3 style='margin:4px 0'>Research session — {html.escape(str(title))}</h3>")
         self.session_dir_label = W.Label(str(getattr(session, "path", "")))
         self.session_dir_label.add_class("glia-session-dir")
-        self.status_label = W.Label("created")
+        self.status_label = W.Label(STATUS_WORDS["created"])
         self.status_label.add_class("glia-status")
-        self.start_button = _button("Start", "glia-start", "success", "play", "run the study in the background")
-        self.pause_button = _button("Pause", "glia-pause", "", "pause", "hold the Researcher before its next turn")
-        self.resume_button = _button("Resume", "glia-resume", "", "forward", "let a paused study go on")
-        self.stop_button = _button("Stop", "glia-stop", "danger", "stop", "end the study after the current step")
+        self.start_button = button("Start", "glia-start", "success", "play", "run the study in the background")
+        self.pause_button = button("Pause", "glia-pause", "", "pause", "hold the Researcher before its next turn")
+        self.resume_button = button("Resume", "glia-resume", "", "forward", "let a paused study go on")
+        self.stop_button = button("Stop", "glia-stop", "danger", "stop", "end the study after the current step")
+        self.step_button = button("Step mode: off", "glia-step", "", "hand-paper-o",
+                                  "hold each experiment before it runs, for you to approve, edit or skip")
+        self.pace_button = button("pace: full speed", "glia-pace", "", "clock-o",
+                                  "give each Researcher turn at least a few seconds, to follow it as it runs")
         for b, fn in ((self.start_button, self._on_start), (self.pause_button, self._on_pause),
-                      (self.resume_button, self._on_resume), (self.stop_button, self._on_stop)):
+                      (self.resume_button, self._on_resume), (self.stop_button, self._on_stop),
+                      (self.step_button, self._on_step_mode), (self.pace_button, self._on_pace)):
             b.on_click(fn)
         self.error_label = W.HTML("")
         self.error_label.add_class("glia-error")
+        self.approval_switch = ApprovalSwitch(session, on_error=self._show_error)
 
-        self.transcript_html = W.HTML(self._transcript.html(), layout=W.Layout(width="100%"))
-        self.transcript_html.add_class("glia-transcript")
+        # banners: a waiting intervention, or an experiment held in step mode
+        self.banner = _Card(self._approve, self._reject)
+        self.banner.box.add_class("glia-banner")
+        self.step_meta = W.HTML("")
+        self.step_meta.add_class("glia-step-meta")
+        self.step_box = SendBox(actions=[("run", "Run it", "success", True), ("skip", "Skip, and tell the Researcher",
+                                                                            "warning", True)], rows=2, enter_sends=False)
+        self.step_box.add_class("glia-step-box")
+        self.step_box.on_action(self._on_step_action)
+        self.step_banner = W.VBox([self.step_meta, self.step_box], layout=W.Layout(
+            border="2px solid #1f5fa8", padding="6px", margin="3px 0", display="none"))
+        self.step_banner.add_class("glia-step-banner")
+
+        self.transcript_view = TranscriptView(css=CSS, layout=W.Layout(width="100%"))
+        self.transcript_view.add_class("glia-transcript")
+        self.nudge_box = SendBox(placeholder="Nudge the Researcher, e.g. 'look at who waits longest' "
+                                 "(Enter sends, Shift+Enter for a new line)", rows=2)
+        self.nudge_box.add_class("glia-nudge")
+        self.nudge_box.on_action(self._on_nudge)
+
         self.ledger_html = W.HTML("<i>No experiments yet.</i>", layout=W.Layout(width="100%"))
         self.ledger_html.add_class("glia-ledger")
+        self.sort_button = button("sort by score", "glia-sort", tooltip="sort the ledger by score / by order")
+        self.sort_button.on_click(self._on_sort)
+        self.view_buttons = {v: button(v, f"glia-view-{v.replace(' ', '-')}", tooltip=f"show the {v} view")
+                             for v in _VIEWS}
+        for v, b in self.view_buttons.items():
+            b.on_click(lambda _b, v=v: self.show_view(None if self._view == v else v))
+        self.view_html = W.HTML("")
+        self.view_html.add_class("glia-view")
+        self.view_image = W.Image(format="png", layout=W.Layout(max_width="760px", display="none"))
+        self.view_image.add_class("glia-view-image")
         self.best_image = W.Image(format="png", layout=W.Layout(width="100%", max_width="620px"))
         self.best_image.add_class("glia-best-plot")
         self.best_text = W.HTML("")
@@ -102,28 +151,21 @@ class ResearchPanel(SessionBox):
                                           layout=W.Layout(width="340px"))
         self.budget_bar.add_class("glia-budget-bar")
 
-        self.nudge_text = W.Textarea(placeholder="Nudge the Researcher, e.g. 'look at who waits longest'…",
-                                     layout=W.Layout(flex="1 1 auto", width="auto", height="60px"))
-        self.nudge_text.add_class("glia-nudge-text")
-        self.send_button = _button("Send", "glia-nudge-send", "primary", "paper-plane",
-                                   "deliver this message to the Researcher before its next turn")
-        self.send_button.layout.min_width = "90px"
-        self.send_button.disabled = True
-        self.send_button.on_click(self._on_send)
-        self.nudge_text.observe(self._on_nudge_typed, names="value")
-
         controls = W.HBox([self.start_button, self.pause_button, self.resume_button, self.stop_button,
-                           W.HTML("&nbsp;status:&nbsp;"), self.status_label],
+                           self.step_button, self.pace_button, self.approval_switch, W.HTML("&nbsp;status:&nbsp;"), self.status_label],
                           layout=W.Layout(align_items="center", flex_flow="row wrap"))
-        left = W.VBox([W.HTML("<b>Transcript</b>"), self.transcript_html,
-                       W.HBox([self.nudge_text, self.send_button], layout=W.Layout(align_items="flex-end", width="100%"))],
+        left = W.VBox([W.HTML("<b>Transcript</b> <span style='color:#777'>(click a tool call or result to open it)"
+                              "</span>"), self.transcript_view, self.nudge_box],
                       layout=W.Layout(width="56%", padding="0 8px 0 0"))
         right = W.VBox([W.HTML("<b>Best so far</b>"), self.best_text, self.best_image,
                         W.HTML("<b>Budget used</b>"), self.budget_bar, self.budget_html],
                        layout=W.Layout(width="44%"))
-        ledger = W.VBox([W.HTML("<b>Experiments</b>"), self.ledger_html])
+        ledger = W.VBox([W.HBox([W.HTML("<b>Experiments</b>&nbsp;"), self.sort_button,
+                                 W.HTML("&nbsp;views:&nbsp;"), *self.view_buttons.values()],
+                                layout=W.Layout(align_items="center", flex_flow="row wrap")),
+                         self.ledger_html, self.view_html, self.view_image])
         self.children = [self.title_html, W.HBox([W.HTML("workspace:&nbsp;"), self.session_dir_label]),
-                         controls, self.error_label, W.HBox([left, right]), ledger]
+                         controls, self.error_label, self.banner.box, self.step_banner, W.HBox([left, right]), ledger]
         self.add_class("glia-research-panel")
         self.layout.border = "1px solid #ddd"
         self.layout.padding = "6px"
@@ -132,6 +174,7 @@ class ResearchPanel(SessionBox):
         # nothing is drawn until the replay is folded in.
         with self._glia_lock:
             self._status = session.status
+            self._pending = {iv.id: iv.to_dict() for iv in session.pending_interventions()}
         self._unsubscribe = session.subscribe(self._on_event, replay=True)
         with self._glia_lock:
             self._ready = True
@@ -147,40 +190,67 @@ class ResearchPanel(SessionBox):
     def _fold(self, ev: Mapping[str, Any]) -> dict[str, bool]:
         """Update the model of the view from one event; says which parts changed."""
         t = ev.get("type")
-        changed = {"transcript": False, "ledger": False, "plot": False}
-        if t == "status":
+        if t == "status":  # a status change (not a journal record)
             self._status = str(ev.get("status"))
-        elif t == "finished":
+        elif t == R.Finished.TYPE:
             self._status = str(ev.get("status") or self._status)
-        if ev.get("seq") is not None:  # a journal record (status events have no seq)
-            fold(self._state, ev)
-        if t in (R.Experiment.TYPE, R.Baseline.TYPE):
-            changed["ledger"] = changed["plot"] = True
-        if t in _TRANSCRIPT_TYPES:
-            changed["transcript"] = self._transcript.add(ev)
-        return changed
+            self._held = None
+        elif t == R.InterventionQueued.TYPE:
+            self._pending[ev.get("id")] = {k: ev.get(k) for k in ("id", "kind", "text", "reason", "trigger")}
+        elif t in (R.InterventionApproved.TYPE, R.InterventionEdited.TYPE, R.InterventionRejected.TYPE):
+            self._pending.pop(ev.get("id"), None)
+        elif t == StepHold.TYPE:
+            self._held = dict(ev)
+        elif t == StepReleased.TYPE:
+            self._held = None
+        elif t in (R.ApprovalPolicy.TYPE, R.Resumed.TYPE) and ev.get("approval"):
+            self.approval_switch.show(str(ev["approval"]))
+        led = self.ledger.add(ev)
+        return {"transcript": self._transcript.add(ev), "ledger": led, "plot": led}
 
     # ------------------------------------------------------------------ rendering (holds the lock)
     def _render(self, transcript: bool = False, ledger: bool = False, plot: bool = False) -> None:
         if transcript:
-            self.transcript_html.value = self._transcript.html()
+            self.transcript_view.entries = [{"id": e["id"], "html": e["html"]} for e in self._transcript.entries]
         if ledger:
-            self.ledger_html.value = self._ledger_html()
+            self.ledger_html.value = self.ledger.html()
             self.best_text.value = self._best_html()
+            if self._view is not None:
+                self.show_view(self._view)
         if plot and self._plot:
             self._render_plot()
         self._render_status()
         self._render_budget()
+        self._render_banners()
+
+    def _render_banners(self) -> None:
+        first = next(iter(self._pending.values()), None)
+        if first is None or self.banner.iv is None or self.banner.iv.get("id") != first.get("id"):
+            self.banner.show(first)
+        held = self._held
+        self.step_banner.layout.display = "" if held else "none"
+        if held:
+            self.step_meta.value = (
+                f"<b>&#9995; Step mode: the Researcher wants to run experiment <i>{html.escape(str(held.get('name')))}"
+                f"</i>.</b> Its hypothesis is in the box (edit it, then <b>Run it</b>), or write why not and "
+                f"<b>Skip</b>. The code change since the last experiment:"
+                f"<pre style='font-size:11px;max-height:220px;overflow:auto;background:#f6f6f6'>"
+                f"{html.escape(str(held.get('diff') or '(no change)'))}</pre>")
+            if self.step_box.value != str(held.get("hypothesis") or ""):
+                self.step_box.value = str(held.get("hypothesis") or "")
 
     def _render_status(self) -> None:
         s = self._status
-        self.status_label.value = s
-        running = s in ("running", "paused", "waiting_approval")
+        self.status_label.value = STATUS_WORDS.get(s, s)
+        running = s in ("running", "paused", "waiting_approval", "waiting_step")
         self.start_button.disabled = running
-        self.start_button.description = "Start" if s == "created" else "Start again"
-        self.pause_button.disabled = s not in ("running", "waiting_approval")
+        self.start_button.description = "Start again" if s in ENDED else "Start"
+        self.pause_button.disabled = s not in ("running", "waiting_approval", "waiting_step")
         self.resume_button.disabled = s != "paused"
         self.stop_button.disabled = s in ENDED
+        on = bool(getattr(self.session, "pause_before_experiment", False))
+        self.step_button.description = f"Step mode: {'on' if on else 'off'}"
+        self.step_button.button_style = "info" if on else ""
 
     def _render_budget(self) -> None:
         try:
@@ -201,78 +271,38 @@ class ResearchPanel(SessionBox):
         cap = lim.get("max_simulations")
         self.budget_bar.value = min(1.0, float(b.get("simulations", 0)) / cap) if cap else 0.0
 
-    def _scores(self) -> tuple[list[dict[str, Any]], float | None]:
-        base = _num((self._baseline or {}).get("score"))
-        return self._experiments, base
-
-    @property
-    def _experiments(self) -> list[dict[str, Any]]:
-        return self._state.experiments
-
-    @property
-    def _baseline(self) -> dict[str, Any] | None:
-        return self._state.baseline
-
-    def _best(self) -> dict[str, Any] | None:
-        return self._state.best_experiment()
-
     def _best_html(self) -> str:
-        best, base = self._best(), _num((self._baseline or {}).get("score"))
+        best, base = self.ledger.best(), self.ledger.base_score
         if best is None:
             return "<i>No successful experiment yet.</i>" + (f" Baseline {base:.4g}." if base is not None else "")
-        gain = ""
-        rel = self._objective.improvement(best["score"], base)
-        if rel is not None:
-            gain = f" ({rel:+.1%} vs baseline {base:.4g})"
-        return (f"<b>{html.escape(str(best.get('name')))}</b>: {html.escape(self._metric)} "
-                f"<b>{best['score']:.4g}</b>{gain}")
-
-    def _ledger_html(self) -> str:
-        import pandas as pd
-
-        def f(v: float | None, spec: str) -> str:
-            return "" if v is None else format(v, spec)
-
-        rows = []
-        base = _num((self._baseline or {}).get("score"))
-        best = self._best()
-        if self._baseline is not None:
-            m = self._baseline.get("metrics") or {}
-            rows.append(["0", "baseline", f(base, ".4g"), "", f(_num(m.get("restart_fraction")), ".1%"),
-                         f(_num(m.get("p90_ttft_s")), ".3g"), str(self._baseline.get("seeds", self._baseline.get("simulations", ""))), ""])
-        for e in self._experiments:
-            s, m = _num(e.get("score")), e.get("metrics") or {}
-            vs = self._objective.improvement(s, base)
-            note = ("failed: " + str(e.get("error") or "")[:60] if s is None
-                    else "★ best" if best and e.get("id") == best.get("id") else "")
-            rows.append([str(e.get("id", "")), str(e.get("name", "")), f(s, ".4g") or "—", f(vs, "+.1%"),
-                         f(_num(m.get("restart_fraction")), ".1%"), f(_num(m.get("p90_ttft_s")), ".3g"),
-                         str(e.get("seeds", e.get("simulations", ""))), note])
-        if not rows:
-            return "<i>No experiments yet.</i>"
-        table = pd.DataFrame(rows, columns=list(_LEDGER_COLUMNS)).to_html(
-            index=False, escape=True, border=0, classes="glia-ledger-table")
-        css = ("<style>.glia-ledger-table td,.glia-ledger-table th{padding:1px 8px;text-align:right}"
-               ".glia-ledger-table td:nth-child(2),.glia-ledger-table th:nth-child(2),"
-               ".glia-ledger-table td:last-child{text-align:left}</style>")
-        return f"{css}<div style='max-height:260px;overflow-y:auto;font-size:12px'>{table}</div>"
+        gain = self.ledger.gain(best["score"])
+        tail = f" ({gain:+.1%} vs the baseline's {base:.4g})" if gain is not None else ""
+        return (f"<b>{html.escape(str(best.get('name')))}</b>: {html.escape(self.ledger.metric)} "
+                f"<b>{best['score']:.4g}</b>{tail}")
 
     def _render_plot(self) -> None:
-        from glia_nb.plots import requests as plots
+        from glia_nb.plots import research as plots, to_png
 
-        experiments, base = self._scores()
-        fig = plots.best_so_far(experiments, base, objective=self._objective)
-        fig.axes[0].set_ylabel(self._metric)
-        self.best_image.value = plots.to_png(fig, dpi=80)
+        fig = plots.best_so_far(self.ledger.experiments, self.ledger.base_score, objective=self.ledger.objective,
+                                metric=self.ledger.metric, seeds=self._seeds)
+        self.best_image.value = to_png(fig, dpi=110)
+
+    def show_view(self, view: str | None) -> None:
+        """Show one of ``lineage``, ``trade-off``, ``time split`` under the ledger (None hides)."""
+        self._view = view
+        show_ledger_view(self.ledger, view, self._seeds, self.view_html, self.view_image, self.view_buttons)
 
     # ------------------------------------------------------------------ controls (kernel thread)
+    def _show_error(self, exc: Exception) -> None:
+        self.error_label.value = (f"<span style='color:#b00020'>{html.escape(type(exc).__name__)}: "
+                                  f"{html.escape(str(exc))}</span>")
+
     def _call(self, fn, *args: Any) -> bool:
         """Make one session call; show its error instead of raising into the front end."""
         try:
             fn(*args)
         except Exception as exc:
-            self.error_label.value = f"<span style='color:#b00020'>{html.escape(type(exc).__name__)}: " \
-                                     f"{html.escape(str(exc))}</span>"
+            self._show_error(exc)
             return False
         self.error_label.value = ""
         return True
@@ -289,15 +319,53 @@ class ResearchPanel(SessionBox):
     def _on_stop(self, _b=None) -> None:
         self._call(self.session.stop)
 
-    def _on_send(self, _b=None) -> None:
-        if self._call(self.session.nudge, self.nudge_text.value):
-            self.nudge_text.value = ""
+    def _on_step_mode(self, _b=None) -> None:
+        self._call(lambda: setattr(self.session, "pause_before_experiment",
+                                   not getattr(self.session, "pause_before_experiment", False)))
+        with self._glia_lock:
+            self._render_status()
 
-    def _on_nudge_typed(self, change: Mapping[str, Any]) -> None:
-        self.send_button.disabled = not str(change["new"]).strip()
+    def _on_pace(self, _b=None) -> None:
+        """Cycle the session's pace: full speed, 5 s and 15 s per Researcher turn."""
+        now = float(getattr(self.session, "pace_s", 0.0) or 0.0)
+        nxt = next((p for p in PACES if p > now), PACES[0])
+        self._call(lambda: setattr(self.session, "pace_s", nxt))
+        self.pace_button.description = "pace: full speed" if not nxt else f"pace: {nxt:g} s per turn"
+
+    def _on_sort(self, _b=None) -> None:
+        with self._glia_lock:
+            self.ledger.sort_by = "order" if self.ledger.sort_by == "score" else "score"
+            self.sort_button.description = "sort by order" if self.ledger.sort_by == "score" else "sort by score"
+            self.ledger_html.value = self.ledger.html()
+
+    def _on_nudge(self, _action: str, text: str) -> str:
+        self.session.nudge(text)  # raises on an empty text: the box keeps it and says why
+        self.error_label.value = ""
+        return "queued: it reaches the Researcher before its next turn (a receipt follows in the transcript)"
+
+    def _approve(self, iv_id: str, edited_text: str | None) -> None:
+        if edited_text is None:
+            self.session.approve(iv_id)
+        else:
+            self.session.edit(iv_id, edited_text)
+
+    def _reject(self, iv_id: str) -> None:
+        self.session.reject(iv_id)
+
+    def _on_step_action(self, action: str, text: str) -> str:
+        if action == "run":
+            self.session.release_step("run", hypothesis=text)
+            return "running the experiment"
+        self.session.release_step("skip", note=text)
+        return "skipped; the Researcher is told why"
 
     # ------------------------------------------------------------------ misc
     def transcript_text(self) -> str:
         """The transcript as plain text."""
         with self._glia_lock:
             return self._transcript.text()
+
+    def transcript_html(self) -> str:
+        """The transcript as one static HTML block."""
+        with self._glia_lock:
+            return self._transcript.html()

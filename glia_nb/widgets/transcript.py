@@ -1,23 +1,41 @@
-"""The research transcript as HTML, folded from session events (journal records).
+"""The research transcript, folded from session events (journal records).
 
 Pure Python, no widgets: :class:`Transcript` takes records one at a time (``add``) and
-renders the latest entries (``html``). The Researcher's tool calls and their results are
-collapsible ``<details>`` blocks; the Supervisor's decisions, the person's nudges and
-approvals, experiments and the end of the study are entries of their own.
+keeps a list of entries that only grows: an entry, once made, never changes, so a view can
+append new ones and leave what a reader has opened alone. Entries come in causal order:
+the Researcher's message, each tool call, that call's result (✓, or ✗ when it failed,
+a shell command's non-zero exit included), then the experiment it produced (the
+session journals an experiment the moment it ends, which can be before the message that
+asked for it). A person's words are labelled Person, the Supervisor's Supervisor, and a
+nudge gets a receipt when it reaches the Researcher.
 """
 from __future__ import annotations
 
 import html
 import json
+import re
 from typing import Any, Mapping
 
-__all__ = ["Transcript", "WHO_COLORS"]
+from glia_nb.research import records as R
+from glia_nb.research.session.step import StepHold
+
+__all__ = ["Transcript", "WHO_COLORS", "failed_result", "SHOWN_TYPES"]
+
+#: The record types the transcript shows (named from glia_nb.research.records, so a renamed
+#: type cannot silently fall out of it); everything else it passes over.
+SHOWN_TYPES = frozenset({
+    *(cls.TYPE for cls in (R.UserMessage, R.Assistant, R.ToolResultRecord, R.Baseline, R.Experiment,
+                           R.SupervisorReview, R.InterventionQueued, R.InterventionApproved, R.InterventionEdited,
+                           R.InterventionRejected, R.Nudge, R.ApprovalPolicy, R.BudgetExhausted, R.Error,
+                           R.Finished)),
+    *R.CONTROL_TYPES, StepHold.TYPE,
+})
 
 WHO_COLORS = {"Researcher": "#1f5fa8", "Supervisor": "#7b3fa0", "Person": "#1d7a33", "Study": "#666666",
-              "Error": "#b00020"}
+              "Error": "#b00020", "Tool": "#888888"}
 MAX_TEXT = 1500  # characters of a tool argument or result shown in the transcript
 
-_CSS = (
+CSS = (
     "<style>"
     ".glia-tx{font-size:12.5px;line-height:1.35}"
     ".glia-tx .e{padding:3px 6px;margin:2px 0;border-left:3px solid #ccc}"
@@ -56,6 +74,17 @@ def _args_text(args: Any) -> str:
     return str(args)
 
 
+_EXIT = re.compile(r"\[exit code (-?\d+)\]")
+
+
+def failed_result(rec: Mapping[str, Any]) -> str | None:
+    """Why a tool result failed ("error", "exit code 2"), or None when it succeeded."""
+    codes = _EXIT.findall(str(rec.get("text") or ""))
+    if codes and int(codes[-1]) != 0:
+        return f"exit code {codes[-1]}"
+    return "error" if rec.get("is_error") else None
+
+
 def _call_summary(call: Mapping[str, Any]) -> str:
     args = call.get("arguments") or {}
     hint = ""
@@ -66,66 +95,92 @@ def _call_summary(call: Mapping[str, Any]) -> str:
     return f"{call.get('name', '?')}({hint})" if hint else f"{call.get('name', '?')}()"
 
 
+# Records after which an experiment journaled early still waits for its call's result.
+_KEEP_HOLDING = frozenset({
+    *(cls.TYPE for cls in (R.Experiment, R.Assistant, R.LlmCall, R.UserMessage, R.Nudge, R.ApprovalPolicy,
+                           R.InterventionApproved, R.InterventionEdited, R.InterventionRejected)),
+    *R.CONTROL_TYPES, "status",
+})
+
+
 class Transcript:
-    """Entries of the live transcript, newest last; ``html()`` shows the last
-    ``max_entries`` of them."""
+    """Entries of the transcript, oldest first; each ``{"id", "who", "html", "text"}``.
+    ``add`` appends, never rewrites, so ``entries[:n]`` is stable."""
 
     def __init__(self, max_entries: int = 80) -> None:
-        self.max_entries = max_entries
+        self.max_entries = max_entries  # what html() shows; entries keeps everything
         self.entries: list[dict[str, Any]] = []
-        self._calls: dict[str, dict[str, Any]] = {}   # tool call id -> its entry
-        self._results: dict[str, dict[str, Any]] = {}  # results that came before their call
+        self._calls: dict[str, dict[str, Any]] = {}  # tool call id -> the call
+        self._held: list[Mapping[str, Any]] = []     # experiments waiting for their call's result
+        self._turn = 0                               # the Researcher's turns so far
 
     # ------------------------------------------------------------------ folding
     def add(self, rec: Mapping[str, Any]) -> bool:
-        """Fold one record in; True if the visible transcript changed."""
+        """Fold one record in; True if entries were appended."""
+        n = len(self.entries)
         t = rec.get("type")
-        handler = getattr(self, f"_on_{t}", None)
-        if handler is None:
-            return False
-        return handler(rec) is not False
+        if t in SHOWN_TYPES:
+            getattr(self, f"_on_{t}")(rec)
+        if t not in _KEEP_HOLDING:
+            self._release()
+        return len(self.entries) > n
 
-    def _entry(self, who: str, body: str, *, quiet: bool = False, **extra: Any) -> dict[str, Any]:
-        e = {"who": who, "body": body, "quiet": quiet, **extra}
-        self.entries.append(e)
-        return e
+    def _release(self) -> None:
+        held, self._held = self._held, []
+        for rec in held:
+            self._show_experiment(rec)
+
+    def _on_experiment(self, rec):
+        self._held.append(rec)  # shown once its call's result is (see the module's docstring)
+
+    def _entry(self, who: str, body: str, *, quiet: bool = False, details=(), cls: str = "") -> None:
+        color = WHO_COLORS.get(who, "#666")
+        parts = [f"<div class='e{' quiet' if quiet else ''}{' ' + cls if cls else ''}' "
+                 f"style='border-left-color:{color}'><span class='who' style='color:{color}'>{who}</span>{body}"]
+        for title, text in details:
+            parts.append(f"<details><summary>{_esc(title)}</summary><pre>{_esc(text)}</pre></details>")
+        parts.append("</div>")
+        plain = html.unescape(re.sub(r"<[^>]+>", "", re.sub(r"<pre>.*?</pre>", "", body, flags=re.S))).strip()
+        self.entries.append({"id": len(self.entries), "who": who, "html": "".join(parts), "text": f"{who}: {plain}"})
 
     def _on_user_message(self, rec):
         src = rec.get("source")
         if src == "task":
-            return self._entry("Study", "Task handed to the Researcher", quiet=True,
-                               details=[("task text", _clip(rec.get("text", ""), 6000))])
-        if src in ("loop", "resume"):
-            return False
-        return False  # nudges and interventions are shown when they are made
+            self._entry("Study", "Task handed to the Researcher", quiet=True,
+                        details=[("task text", _clip(rec.get("text", ""), 6000))])
+        elif src == "person":
+            self._entry("Study", f"your nudge ({_esc(rec.get('source_id'))}) was delivered to the Researcher "
+                        f"before turn {self._turn + 1}", quiet=True, cls="receipt")
+        elif src == "supervisor":
+            self._entry("Study", f"the Supervisor's intervention {_esc(rec.get('source_id'))} was delivered "
+                        f"to the Researcher before turn {self._turn + 1}", quiet=True)
 
     def _on_assistant(self, rec):
+        self._turn += 1
         calls = [dict(c) for c in rec.get("tool_calls") or ()]
-        e = self._entry("Researcher", _esc(rec.get("text", "")).strip() or "<i>(tool call)</i>", calls=calls)
+        text = _esc(rec.get("text", "")).strip()
+        if text or not calls:
+            self._entry("Researcher", text or "<i>(no text)</i>")
         for c in calls:
-            cid = str(c.get("id"))
-            self._calls[cid] = e
-            if cid in self._results:
-                c["result"] = self._results.pop(cid)
-        return e
+            self._calls[str(c.get("id"))] = c
+            body = (f"<details class='call'><summary>tool call: {_esc(_call_summary(c))}</summary>"
+                    f"<pre>{_esc(_clip(_args_text(c.get('arguments') or {})))}</pre></details>")
+            self._entry("Researcher", body, cls="tool")
 
     def _on_tool_result(self, rec):
-        cid = str(rec.get("call_id"))
-        res = {"text": rec.get("text", ""), "is_error": bool(rec.get("is_error"))}
-        entry = self._calls.get(cid)
-        if entry is None:
-            self._results[cid] = res
-            return False
-        for c in entry["calls"]:
-            if str(c.get("id")) == cid:
-                c["result"] = res
-        return True
+        call = self._calls.get(str(rec.get("call_id"))) or {"name": rec.get("name", "?")}
+        why = failed_result(rec)
+        mark = (f"<span style='color:#b00020'>&#10007; failed ({_esc(why)})</span>" if why
+                else "<span style='color:#1d7a33'>&#10003;</span>")
+        body = (f"<details class='result'><summary>result of {_esc(_call_summary(call))} {mark}</summary>"
+                f"<pre>{_esc(_clip(str(rec.get('text', ''))))}</pre></details>")
+        self._entry("Tool", body, quiet=True, cls="tool-result failed" if why else "tool-result")
 
     def _on_baseline(self, rec):
-        return self._entry("Study", f"Baseline evaluated: score <b>{_fmt(rec.get('score'))}</b>"
-                           f" over {rec.get('seeds', '?')} seed(s)", quiet=True)
+        self._entry("Study", f"Baseline evaluated: score <b>{_fmt(rec.get('score'))}</b>"
+                    f" over {rec.get('seeds', rec.get('simulations', '?'))} seed(s)", quiet=True)
 
-    def _on_experiment(self, rec):
+    def _show_experiment(self, rec):
         if rec.get("ok") is False or rec.get("score") is None:
             body = (f"Experiment #{_esc(rec.get('id', '?'))} <b>{_esc(rec.get('name'))}</b> failed: "
                     f"{_esc(str(rec.get('error') or '')[:300])}")
@@ -133,51 +188,54 @@ class Transcript:
             star = " &#9733; new best" if rec.get("improved") else ""
             body = (f"Experiment #{_esc(rec.get('id', '?'))} <b>{_esc(rec.get('name'))}</b>: score "
                     f"<b>{_fmt(rec.get('score'))}</b>{star}")
-        return self._entry("Study", body, quiet=True)
+        self._entry("Study", body, quiet=True, cls="experiment")
 
     def _on_supervisor_review(self, rec):
         kind, trig = rec.get("kind", "?"), rec.get("trigger", "?")
         if kind == "proceed":
             return self._entry("Supervisor", f"reviewed ({_esc(trig)}): proceed", quiet=True)
         reason = f"<div class='quiet'>reason: {_esc(rec.get('reason'))}</div>" if rec.get("reason") else ""
-        return self._entry("Supervisor", f"<i>{_esc(kind)}</i> ({_esc(trig)}): {_esc(rec.get('text'))}{reason}")
+        self._entry("Supervisor", f"<i>{_esc(kind)}</i> ({_esc(trig)}): {_esc(rec.get('text'))}{reason}")
 
     def _on_intervention_queued(self, rec):
-        return self._entry("Supervisor", f"intervention {_esc(rec.get('id'))} waits for your approval "
-                           "in the inbox", quiet=True)
+        self._entry("Supervisor", f"intervention {_esc(rec.get('id'))} waits for your approval "
+                    "(approve, edit or reject it in the banner above)", quiet=True)
 
     def _on_intervention_approved(self, rec):
-        how = "auto-approved and delivered" if rec.get("auto") else "approved by the person and delivered"
-        return self._entry("Person" if not rec.get("auto") else "Study",
-                           f"intervention {_esc(rec.get('id'))} {how}", quiet=True)
+        if rec.get("auto"):
+            return self._entry("Study", f"intervention {_esc(rec.get('id'))} auto-approved", quiet=True)
+        self._entry("Person", f"approved intervention {_esc(rec.get('id'))} as written", quiet=True)
 
     def _on_intervention_edited(self, rec):
-        return self._entry("Person", f"edited intervention {_esc(rec.get('id'))} and delivered it: "
-                           f"{_esc(rec.get('text'))}")
+        self._entry("Person", f"edited intervention {_esc(rec.get('id'))} and approved it: {_esc(rec.get('text'))}")
 
     def _on_intervention_rejected(self, rec):
-        return self._entry("Person", f"rejected intervention {_esc(rec.get('id'))}", quiet=True)
+        self._entry("Person", f"rejected intervention {_esc(rec.get('id'))}", quiet=True)
 
     def _on_nudge(self, rec):
-        return self._entry("Person", f"nudge: {_esc(rec.get('text'))}")
+        self._entry("Person", f"nudge: {_esc(rec.get('text'))}", cls="nudge")
 
     def _on_pause(self, rec):
-        return self._entry("Person", "paused the session", quiet=True)
+        self._entry("Person", "paused the session", quiet=True)
 
     def _on_resume(self, rec):
-        return self._entry("Person", "resumed the session", quiet=True)
+        self._entry("Person", "resumed the session", quiet=True)
 
     def _on_stop(self, rec):
-        return self._entry("Person", "asked the session to stop", quiet=True)
+        self._entry("Person", "asked the session to stop", quiet=True)
 
     def _on_approval_policy(self, rec):
-        return self._entry("Person", f"set the approval policy to <b>{_esc(rec.get('approval'))}</b>", quiet=True)
+        self._entry("Person", f"set the approval policy to <b>{_esc(rec.get('approval'))}</b>", quiet=True)
+
+    def _on_step_hold(self, rec):
+        self._entry("Study", f"step mode: holding experiment <b>{_esc(rec.get('name'))}</b> for your approval",
+                    quiet=True)
 
     def _on_budget_exhausted(self, rec):
-        return self._entry("Study", f"budget exhausted: {_esc(rec.get('reason'))}", quiet=True)
+        self._entry("Study", f"budget exhausted: {_esc(rec.get('reason'))}", quiet=True)
 
     def _on_error(self, rec):
-        return self._entry("Error", _esc(rec.get("error")))
+        self._entry("Error", _esc(rec.get("error")))
 
     def _on_finished(self, rec):
         best = rec.get("best") or {}
@@ -185,47 +243,18 @@ class Transcript:
                 if best else "")
         summary = rec.get("summary")
         details = [("summary", _clip(str(summary), 4000))] if summary else []
-        return self._entry("Study", f"Session {_esc(rec.get('status'))} ({_esc(rec.get('reason'))}).{tail}",
-                           details=details)
+        self._entry("Study", f"Session {_esc(rec.get('status'))} ({_esc(rec.get('reason'))}).{tail}",
+                    details=details)
 
     # ------------------------------------------------------------------ rendering
-    @staticmethod
-    def _render(e: Mapping[str, Any]) -> str:
-        color = WHO_COLORS.get(e["who"], "#666")
-        cls = "e quiet" if e.get("quiet") else "e"
-        parts = [f"<div class='{cls}' style='border-left-color:{color}'>"
-                 f"<span class='who' style='color:{color}'>{e['who']}</span>{e['body']}"]
-        for c in e.get("calls") or ():
-            res = c.get("result")
-            mark = "" if res is None else (" &#10007;" if res["is_error"] else " &#10003;")
-            parts.append(f"<details><summary>tool: {_esc(_call_summary(c))}{mark}</summary>"
-                         f"<pre>{_esc(_clip(_args_text(c.get('arguments') or {})))}</pre>")
-            if res is not None:
-                parts.append(f"<div class='quiet'>result:</div><pre>{_esc(_clip(str(res['text'])))}</pre>")
-            parts.append("</details>")
-        for title, text in e.get("details") or ():
-            parts.append(f"<details><summary>{_esc(title)}</summary><pre>{_esc(text)}</pre></details>")
-        parts.append("</div>")
-        return "".join(parts)
-
     def html(self, height_px: int = 380) -> str:
-        """The last entries, oldest first, in a box that stays scrolled to the newest."""
+        """The last ``max_entries`` entries as one static HTML block (saved notebooks, reports)."""
         shown = self.entries[-self.max_entries:]
         hidden = len(self.entries) - len(shown)
-        head = (f"<div class='quiet'>{hidden} earlier entries are in the journal.</div>" if hidden else "")
-        body = "".join(self._render(e) for e in shown) or "<div class='quiet'>Nothing yet: start the session.</div>"
-        # column-reverse keeps the scroll position at the bottom as entries arrive
-        return (f"{_CSS}<div class='glia-tx' style='max-height:{height_px}px;overflow-y:auto;display:flex;"
-                f"flex-direction:column-reverse'><div>{head}{body}</div></div>")
+        head = f"<div class='quiet'>{hidden} earlier entries are in the journal.</div>" if hidden else ""
+        body = "".join(e["html"] for e in shown) or "<div class='quiet'>Nothing yet: start the session.</div>"
+        return f"{CSS}<div class='glia-tx' style='max-height:{height_px}px;overflow-y:auto'>{head}{body}</div>"
 
     def text(self) -> str:
         """Plain-text transcript (for tests and terminals)."""
-        import re
-
-        out = []
-        for e in self.entries:
-            body = re.sub(r"<[^>]+>", "", e["body"])
-            out.append(f"{e['who']}: {html.unescape(body)}")
-            for c in e.get("calls") or ():
-                out.append(f"    tool {_call_summary(c)}")
-        return "\n".join(out)
+        return "\n".join(e["text"] for e in self.entries)

@@ -144,7 +144,7 @@ def test_routing_case_study(tmp_path, monkeypatch):
 
     for tag in ("panel", "inbox", "breakdown"):
         assert WIDGET_MIME in mimes(cell(nb, tag)), tag
-    assert {"glia-research-panel", "glia-transcript", "glia-nudge-text", "glia-nudge-send", "glia-status",
+    assert {"glia-research-panel", "glia-transcript", "glia-nudge", "glia-status", "glia-banner",
             "glia-inbox", "glia-policy", "glia-breakdown-image"} <= widget_classes(nb)
     assert "status: finished" in text_of(cell(nb, "wait"))
 

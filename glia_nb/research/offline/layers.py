@@ -26,6 +26,21 @@ from typing import Any, Callable, Mapping
 
 from glia_nb.tasks.layers import LAYERS
 
+
+def quote_speaker(text: str, limit: int = 200) -> str:
+    """Who said a message the session delivered and what, for the Researcher's reply:
+    ``[Person steering the study] look at X`` -> 'The person steering the study says:
+    "look at X".'; a Supervisor's message (or an unlabelled one) -> 'The Supervisor asks: ...'."""
+    text = text.strip()
+    who = "The Supervisor asks"
+    if text.startswith("[") and "]" in text:
+        label, text = text[1:text.index("]")], text[text.index("]") + 1:].strip()
+        if label.lower().startswith("person"):
+            who = "The person steering the study says"
+    first = text.splitlines()[0] if text else ""
+    return f'{who}: "{first[:limit]}".'
+
+
 # ----------------------------------------------------------------------------- catalogue
 BATCH_SOURCE = '''"""{title}
 
@@ -294,7 +309,7 @@ class LayerPlan:
 
     def decide(self, r, supervisor: list[str]) -> tuple[str, str, dict]:
         st = self._state(r)
-        pre = (f"The Supervisor asks: \"{supervisor[-1].strip()[:200]}\". I answer with "
+        pre = (f"{quote_speaker(supervisor[-1], 200)} I answer with "
                "measurements: each experiment below tests one mechanism, and I keep the best "
                "measured design.\n\n") if supervisor else ""
         if st["stage"] == "baseline":

@@ -264,7 +264,7 @@ class OfflineResearcher:
 
     # ----------------------------------------------------------------- text
     def _answer_supervisor(self, texts: list[str]) -> str:
-        q = texts[-1].strip().splitlines()[0][:200] if texts[-1].strip() else ""
+        from glia_nb.research.offline.layers import quote_speaker
         p = self.notes.get("profile") or {}
         rf = p.get("restart_fraction")
         mem = p.get("mean_memory_use")
@@ -273,7 +273,7 @@ class OfflineResearcher:
             facts.append(f"{rf:.0%} of requests were pre-empted in the baseline")
         if mem is not None:
             facts.append(f"mean KV-cache use was {mem:.0%}")
-        return (f"The Supervisor asks: \"{q}\". Answer from the measurements: "
+        return (f"{quote_speaker(texts[-1])} Answer from the measurements: "
                 + ("; ".join(facts) + ". " if facts else "")
                 + "Memory is allocated as decodes grow, after the router has decided, so "
                 "balancing at admission cannot prevent pre-emptions when pools run near full. "

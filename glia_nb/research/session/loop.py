@@ -22,6 +22,7 @@ from glia_nb.research.fold import CONTINUE_TEXT, Intervention, StudyState, fold
 from glia_nb.research.journal import Journal
 from glia_nb.research.records import ENDED
 from glia_nb.research.session import wiring
+from glia_nb.research.session.step import StepMode
 from glia_nb.research.supervisor import Decision, ReviewContext, ReviewState
 from glia_nb.tasks.budget import BudgetTracker
 
@@ -40,7 +41,7 @@ def check_approval(approval: str) -> str:
     return approval
 
 
-class SessionLoop:
+class SessionLoop(StepMode):
     """State and worker loop of a session (see :class:`glia_nb.research.session.session.Session`)."""
 
     def __init__(self, *, task: Any, workspace: Any, journal: Journal, parts: wiring.Parts, tracker: BudgetTracker,
@@ -57,6 +58,7 @@ class SessionLoop:
         self._state = state if state is not None else StudyState(lower_is_better=wiring.lower_is_better(task))
         self._state.approval = check_approval(self._state.approval or approval)
         self.toolbox.on_experiment = self._on_experiment
+        self._init_step_mode(self.toolbox)  # step mode and pace (see session/step.py)
 
     @property
     def _approval(self) -> str:
@@ -85,6 +87,7 @@ class SessionLoop:
                 if self._state.finish_unreviewed:  # resumed between a finish and its review
                     self._after_turn(finished=True, idle=False)
                     continue
+                self._keep_pace()
                 self._flush_outbox()
                 step = self._researcher_turn()
                 self._after_turn(finished=step.finished, idle=not step.assistant.tool_calls)
@@ -228,7 +231,7 @@ class SessionLoop:
     # ------------------------------------------------------------------ bookkeeping
     def _on_experiment(self, arguments: Mapping[str, Any], result: Any) -> None:
         """Journal and count one experiment the moment run_experiment returns."""
-        rec = R.Experiment.from_tool_result(arguments, result)
+        rec = R.Experiment.from_tool_result(self._edited_arguments(arguments), result)
         if rec is None:  # refused: nothing was simulated
             return
         with self._cond:

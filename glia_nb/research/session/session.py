@@ -32,7 +32,7 @@ from glia_nb.research.supervisor import SupervisorConfig
 __all__ = ["Intervention", "RESEARCHERS", "Session", "STATUSES"]
 
 JOURNAL_NAME = "journal.jsonl"
-STATUSES = ("created", "running", "paused", "waiting_approval", "stopped", "finished", "failed")
+STATUSES = ("created", "running", "paused", "waiting_approval", "waiting_step", "stopped", "finished", "failed")
 
 # Rule-based researchers by name. A value is a factory, or "module:attribute" naming one
 # (imported on first use, so an entry costs nothing at import). The factory is called as

@@ -97,22 +97,6 @@ def test_side_by_side_checks_its_arguments(results):
     assert fig.axes[0].get_shared_y_axes().joined(fig.axes[0], fig.axes[1])
 
 
-def test_best_so_far_line(results):
-    exps = [{"score": 30.0}, {"score": 28.0}, {"score": None}, {"score": 29.0}, {"score": 20.0}]
-    fig = plots.best_so_far(exps, baseline=31.0)
-    ax = fig.axes[0]
-    best = ax.lines[0]
-    assert list(best.get_ydata()) == [30.0, 28.0, 28.0, 20.0]
-    assert list(best.get_xdata()) == [1, 2, 4, 5]
-    assert any(line.get_ydata()[0] == 31.0 for line in ax.lines[1:])  # the baseline
-    from glia_nb.tasks import Objective
-
-    up = plots.best_so_far([{"score": 1}, {"score": 3}, {"score": 2}],
-                           objective=Objective(name="throughput_qps", direction="max"))
-    assert list(up.axes[0].lines[0].get_ydata()) == [1, 3, 3]
-    assert plots.to_png(plots.best_so_far([])).startswith(PNG)
-
-
 def test_workload_overview_and_router_comparison(results):
     from workloads import get_scenario
 

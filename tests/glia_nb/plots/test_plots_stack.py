@@ -34,5 +34,5 @@ def test_stacked_bars_split_each_stacks_bill():
     assert tops == pytest.approx([5.0, 4.0, 3.0])          # the whole bill, nothing more
     # Only the stack that breaks the bound gets the hatched outline.
     assert len(ax.containers) == 5 and ax.containers[4][0].get_hatch() == "//"
-    assert [t.get_text() for t in ax.texts] == ["", "-20%", "-40%"]
+    assert [t.get_text() for t in ax.texts] == ["baseline", "-20%", "-40%"]
     plt.close(ax.figure)
