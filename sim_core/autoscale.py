@@ -97,7 +97,7 @@ class ThroughputAutoscaler:
 
     # Defaults tuned on autoscale-a10 (LLQ, arrival order): the cheapest grid setting with
     # p95 slowdown <= 5x in each of seeds 0-9 (`glia stack --tune --seeds 10`; docs/stack.md).
-    def __init__(self, high: float = 700.0, low: float = 560.0, cooldown_s: float = 20.0):
+    def __init__(self, high: float = 650.0, low: float = 520.0, cooldown_s: float = 20.0):
         if not 0 <= low < high:
             raise ValueError("need 0 <= low < high")
         self.high, self.low, self.cooldown_s = float(high), float(low), float(cooldown_s)

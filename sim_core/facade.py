@@ -33,6 +33,18 @@ _ERRORS = {
 }
 
 
+_INTS = (int, np.integer)
+
+
+def _pairs(decisions):
+    """Iterate a router's decisions (``None`` / empty: none)."""
+    if decisions is None:
+        return ()
+    if isinstance(decisions, np.ndarray) and decisions.size == 0:
+        return ()
+    return decisions
+
+
 def cluster_info(cluster: ClusterConfig) -> ClusterInfo:
     """The static facts a router's ``reset`` receives."""
     rc = cluster.replica
@@ -69,7 +81,7 @@ def _check_trace(cluster: ClusterConfig, trace) -> tuple:
 def simulate(cluster: ClusterConfig, trace, router="llq", *, latency: LatencyTable | None = None,
              seed: int = 0, record_timeline: bool = True, queue_key=None, autoscaler=None,
              autoscale=None, batch_policy=None, fast_forward: bool = True,
-             compiled_router: bool = True) -> SimResult:
+             compiled_router: bool = True, share_state=None) -> SimResult:
     """Simulate ``trace`` on ``cluster`` with ``router`` and return a :class:`SimResult`.
 
     ``trace`` is a :class:`workloads.Trace` (or anything with ``arrived_at``,
@@ -93,6 +105,8 @@ def simulate(cluster: ClusterConfig, trace, router="llq", *, latency: LatencyTab
     inside the engine (:mod:`sim_core.twins`; with a batch policy only if it is a built-in
     one with a compiled key, not with a ``queue_key`` function).
     ``fast_forward=False, compiled_router=False`` is the step-by-step engine.
+    ``share_state``, if given, is called with the freshly allocated state before anything
+    runs (the sandbox moves the visible arrays into shared memory there).
     """
     if batch_policy is not None:
         from sim_core.batch_policies import make_batch_policy, queue_key_of
@@ -125,6 +139,8 @@ def simulate(cluster: ClusterConfig, trace, router="llq", *, latency: LatencyTab
     # changes nothing when the global queue is empty; those calls are then skipped.
     st.si[S.S_SKIP_EMPTY] = int(fast_forward and bool(
         type(router).__dict__.get("idle_when_queue_empty", False)))
+    if share_state is not None:
+        share_state(st)
     scaler = None
     if autoscaler is not None:
         from sim_core.autoscale import AutoscaleConfig, Scaler, make_autoscaler
@@ -159,7 +175,10 @@ def simulate(cluster: ClusterConfig, trace, router="llq", *, latency: LatencyTab
         try:
             decisions = route(view)
             n = 0
-            for q, r in decisions or ():
+            for q, r in _pairs(decisions):
+                if not (isinstance(q, _INTS) and isinstance(r, _INTS)) or \
+                        isinstance(q, bool) or isinstance(r, bool):
+                    raise TypeError(f"({q!r}, {r!r}) is not a pair of integers")
                 dec_req[n] = q
                 dec_rep[n] = r
                 n += 1

@@ -51,6 +51,10 @@ def sized_task(args):
     """The registered task ``args.task`` with ``--duration`` / ``--eval-seeds`` applied."""
     from glia_nb.tasks import get_task  # start-up time: the registry loads numpy
 
+    if args.duration is not None and not args.duration > 0:
+        raise ValueError("--duration must be > 0 seconds")
+    if args.eval_seeds is not None and args.eval_seeds < 1:
+        raise ValueError("--eval-seeds must be >= 1")
     changes = {k: v for k, v in (("duration_s", args.duration),
                                  ("num_eval_seeds", args.eval_seeds)) if v}
     return get_task(args.task).replace(**changes)

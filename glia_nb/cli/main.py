@@ -6,6 +6,7 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -31,9 +32,10 @@ def _print_table(rows: list[dict], cols: list[tuple[str, str, str]]) -> None:
 # ------------------------------------------------------------------------ simulate
 def run_simulations(scenario_name: str, router: str, seeds: int | list[int], *, out=None,
                     trace_csv=None, duration_s=None, progress: bool = False,
-                    batch_policy=None, autoscaler=None, users=None) -> dict:
+                    batch_policy=None, autoscaler=None, users=None, trusted: bool = False) -> dict:
     """Run a router (with an optional batch policy and autoscaler) on a scenario over seeds
-    and return the CLI's JSON document."""
+    and return the CLI's JSON document.  Policy files run in confined policy processes
+    unless ``trusted`` (see ``glia doctor``)."""
     # Imported here for start-up time: `glia --help` must not load numba and pandas.
     from sim_core.facade import warm_up
     from sim_core.results import summarize_seeds
@@ -45,11 +47,19 @@ def run_simulations(scenario_name: str, router: str, seeds: int | list[int], *, 
     if isinstance(seeds, int) and seeds < 1:
         raise CLIError("--seeds must be >= 1")
     warm_up()  # cpu_s/wall_s then time the simulations, not the loading of compiled code
-    results = simulate_seeds(
-        scenario, seeds, router, batch_policy, autoscaler, record_timeline=True,
-        desc=f"{router} on {scenario_name}" if progress else None, leave=False,
-        trace=Trace.from_csv(trace_csv) if trace_csv else None,
-        on_result=(lambda seed, res: res.write_artifacts(Path(out) / f"seed{seed}")) if out else None)
+    specs = {"router": router, "batch_policy": batch_policy, "autoscaler": autoscaler}
+    with contextlib.ExitStack() as stack:
+        policies, start_seed = specs, None
+        if not trusted:
+            from glia_nb.cli.trust import sandboxed_policies
+
+            policies, start_seed = stack.enter_context(sandboxed_policies(specs, scenario.cluster))
+        results = simulate_seeds(
+            scenario, seeds, policies["router"], policies["batch_policy"], policies["autoscaler"],
+            record_timeline=True, desc=f"{router} on {scenario_name}" if progress else None,
+            leave=False, trace=Trace.from_csv(trace_csv) if trace_csv else None,
+            on_result=(lambda seed, res: res.write_artifacts(Path(out) / f"seed{seed}"))
+            if out else None, start_seed=start_seed)
     agg = summarize_seeds(results)
     keys = ("num_requests", "mean_e2e_s", "p50_e2e_s", "p90_e2e_s", "p99_e2e_s", "mean_ttft_s",
             "p90_ttft_s", "restart_fraction", "preemptions", "tokens_recomputed", "iterations",
@@ -81,13 +91,22 @@ def _cmd_simulate(args) -> int:
     if args.sweep_users:
         from glia_nb.cli.stack import cmd_sweep_one
         return cmd_sweep_one(args)
+    if args.duration is not None and not args.duration > 0:
+        raise CLIError("--duration must be > 0 seconds")
+    if args.users is not None and args.users < 1:
+        raise CLIError("--users must be >= 1")
+    if args.trace and args.seeds > 1:
+        raise CLIError("--trace replays one trace: use --seeds 1 (seeds only change the "
+                       "scenario's generated traces)")
     doc = run_simulations(args.scenario, args.router, args.seeds, out=args.out,
                           trace_csv=args.trace, duration_s=args.duration,
                           progress=True,  # on stderr, also when it is not a terminal
                           batch_policy=args.batch_policy, autoscaler=args.autoscaler,
-                          users=args.users)
+                          users=args.users, trusted=args.trusted)
     if args.json:
-        print(json.dumps(doc))
+        from glia_nb.research.journal import to_jsonable  # NaN/inf become null
+
+        print(json.dumps(to_jsonable(doc), allow_nan=False))
         return 0
     print(f"scenario {doc['scenario']}  router {doc['router']}")
     _print_table(doc["seeds"], [("seed", "seed", "d"), ("num_requests", "requests", "d"),
@@ -145,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--autoscaler", help="throughput, proportional, fixed (parameters as "
                    "proportional:target=30) or file.py:Class; the scenario's pool is the maximum")
     s.add_argument("--users", type=int, help="closed-loop scenarios: number of users")
+    s.add_argument("--trusted", action="store_true", help="run policy files in this process "
+                   "(fast, no confinement); by default they run sandboxed (see glia doctor)")
     s.add_argument("--sweep-users", help="closed-loop scenarios: comma-separated user counts; "
                    "prints the P90-TTFT-vs-throughput curve instead")
     s.set_defaults(func=_cmd_simulate)
@@ -157,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     register_latency(sub)
     from glia_nb.cli.publish import register as register_publish
     register_publish(sub)
+    from glia_nb.cli.trust import register as register_trust
+    register_trust(sub)
     return p
 
 

@@ -41,6 +41,8 @@ def register(sub) -> None:
                         "server; else 8192 for a local server)")
     add_task_size_args(s)
     s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--resume", metavar="DIR", help="go on with the session in DIR (its journal "
+                   "keeps the Researcher, the Supervisor and every budget counter)")
     s.set_defaults(func=cmd_study)
 
     r = sub.add_parser("report", help="summarise a session from its journal")
@@ -73,12 +75,46 @@ def _progress_line(i: int, ev: dict) -> str | None:
     return None
 
 
+def _resume_study(args) -> dict:
+    """``glia study --resume DIR``: one session, resumed from its journal and run on."""
+    from glia_nb.research.session.session import Session
+
+    s = Session.resume(args.resume)
+    try:
+        s.run()
+    finally:
+        s.journal.close()
+    best = s.best or {}
+    base = s.baseline_score
+    task = s.task
+    return {"task": getattr(task, "name", str(task)), "researcher": "journal",
+            "mode": "SCG (resumed)", "baseline_score": base, "best_score": best.get("score"),
+            "improvement": task.objective.ratio(best.get("score"), base)
+            if hasattr(task, "objective") else None,
+            "best_experiment": best.get("name"),
+            "num_experiments": len([e for e in s.experiments if e.get("id", 1) != 0]),
+            "session_dir": str(s.path), "status": s.status, "reason": s.end_reason,
+            "cost_usd": None if s.state.unpriced_calls else float(s.budget_used.get("usd", 0.0) or 0.0),
+            "cost_known": not s.state.unpriced_calls, "llm_calls": s.state.llm_calls,
+            "input_tokens": s.state.input_tokens, "output_tokens": s.state.output_tokens}
+
+
 def cmd_study(args) -> int:
     """``glia study``: run a study and print its result (one JSON object with ``--json``)."""
     # Imported here for start-up time: `glia --help` must not load the research team.
     from glia_nb.progress import fmt, note, progress as bar
     from glia_nb.research.study import run_study, study_text
 
+    if args.resume:
+        doc = _resume_study(args)
+        print(json.dumps(doc) if args.json else
+              f"resumed {doc['session_dir']}: baseline {fmt(doc['baseline_score'])}, best "
+              f"{fmt(doc['best_score'])} ({doc['best_experiment']}) after "
+              f"{doc['num_experiments']} experiments")
+        code = {"finished": 0, "stopped": 130}.get(doc["status"], 1)
+        if code:
+            print(f"glia: study {doc['status']}: {doc['reason']}", file=sys.stderr)
+        return code
     if args.duration is not None and args.duration <= 0:
         raise ValueError("--duration must be > 0 seconds")
     task = sized_task(args)

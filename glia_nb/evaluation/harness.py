@@ -1,29 +1,27 @@
-"""Evaluate candidate policies out of process, with time and memory limits and no network.
+"""Evaluate candidate policies: a trusted simulator, the candidate confined in its own process.
 
-The default path starts one child process (``python -m glia_nb.evaluation.worker``) for the
-whole evaluation.  The child limits its own address space (RLIMIT_AS) and CPU time before
-importing anything heavy, blocks sockets and process creation, loads the candidate, simulates
-the task's scenario for each evaluation seed, writes telemetry for one seed and reports JSON
-through a file.  The parent kills the child's whole process group at the wall-time limit.
-Whatever the candidate does, :func:`evaluate` returns an :class:`EvalResult`.  (The child
-sets its own rlimits as its first statement instead of the parent using ``preexec_fn``,
-which can deadlock when the parent has threads, as a session running in the background does.)
+The default path starts one trusted child (``python -m glia_nb.evaluation.worker``) for the
+whole evaluation; it holds the trace, the simulator state and the results, and starts one
+fresh, OS-confined policy process for the candidate (:mod:`glia_nb.evaluation.proxy`,
+:mod:`glia_nb.evaluation.confine`: bubblewrap namespaces where usable, else a plain process;
+hard rlimits either way).  The candidate sees only the policy's view, through a read-only
+shared mapping, and answers calls; it writes no result.  The parent kills the child's group at
+the wall-time limit.  Whatever the candidate does, :func:`evaluate` returns an
+:class:`EvalResult`, which records the ``isolation`` level achieved.
 
 With ``executor=`` (a ``concurrent.futures`` process pool, or a Dask client's
 ``get_executor()``), one job per seed is submitted instead (:func:`glia_nb.evaluation.worker.
-run_seed_job`); see that function for which limits apply inside pool workers.
+run_seed_job`); pool workers only simulate, each job starts and kills its own policy process.
 
-Measured on routing-a10 (1,000 s traces, 3 or 10 seeds, one BLAS/numba thread): the child's
-peak address space (VmPeak) is about 0.45 GiB with a warm numba cache and 0.5 GiB when the
-engine compiles (0.6-0.65 GiB in an ordinary multi-threaded process); the default 2 GiB
-limit leaves a 3-4x margin for the candidate's own data.  The network guard is a guard against accidents, not a security boundary.
+Measured on routing-a10 (1,000 s traces, 3 or 10 seeds, one BLAS/numba thread): the trusted
+child's peak address space (VmPeak) is about 0.45 GiB with a warm numba cache and 0.5 GiB when
+the engine compiles; the default 2 GiB limit applies to the policy process as a hard limit.
 """
 from __future__ import annotations
 
 import csv
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -34,12 +32,11 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from glia_nb.evaluation.secrets import redact, scrubbed_env
 from glia_nb.evaluation.simulate import WORST_SEED_METRICS, aggregate  # noqa: F401 (re-exported)
 from glia_nb.tasks import Task
 
-ERROR_KINDS = ("import", "missing_class", "exception", "invalid_decision", "timeout", "memory",
-               "network", "crash")
-_SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL)", re.I)
+from glia_nb.evaluation.proxy import ERROR_KINDS  # noqa: E402  (one list of error kinds)
 # One thread per BLAS/numba pool keeps the child's address space small and predictable.
 _THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                "NUMBA_NUM_THREADS": "1"}
@@ -50,14 +47,18 @@ class Limits:
     """Sandbox limits.  ``wall_s`` bounds a whole evaluation (start-up included: about 2 s,
     or 10-15 s when numba recompiles the engine); ``memory_mb`` is the child's address-space
     limit (None: unlimited); ``file_mb`` caps any file the child writes (runaway prints);
-    ``network=True`` lifts the network guard."""
+    ``network`` is kept for compatibility and ignored: candidates never get a network.
+    ``isolation`` forces a level (``"process"``: no namespaces) instead of the best one."""
 
     wall_s: float = 300.0
     memory_mb: int | None = 2048
     file_mb: int | None = 512
     network: bool = False
+    isolation: str | None = None
 
     def __post_init__(self) -> None:
+        if self.isolation not in (None, "bwrap", "process"):
+            raise ValueError("isolation must be None (the best available), 'bwrap' or 'process'")
         if not self.wall_s > 0:
             raise ValueError("wall_s must be > 0")
         if self.memory_mb is not None and self.memory_mb < 256:
@@ -81,6 +82,7 @@ class EvalResult:
     simulations: int = 0
     out_dir: str | None = None
     peak_address_space_mb: float | None = None
+    isolation: str = ""
 
     def to_dict(self) -> dict:
         """A JSON-native dict."""
@@ -103,14 +105,6 @@ class EvalResult:
 
 
 # ---------------------------------------------------------------------- helpers
-def scrubbed_env(extra: dict | None = None) -> dict:
-    """The current environment without credentials (names containing KEY, TOKEN, SECRET,
-    PASSWORD, CREDENTIAL), for processes that run candidate or agent commands."""
-    env = {k: v for k, v in os.environ.items() if not _SECRET_ENV.search(k)}
-    env.update(extra or {})
-    return env
-
-
 def _package_roots() -> list[str]:
     import sim_core
     import workloads
@@ -184,13 +178,16 @@ def evaluate(policy, task: Task, out_dir=None, *, executor: Executor | None = No
             score = task.score(summary)
         except KeyError as exc:
             err = {"kind": "exception", "message": str(exc), "traceback": None}
+    if err is not None:  # a key in an exception message must not reach any record
+        err = redact(err)
     result = EvalResult(
         ok=err is None, score=score, summary=summary, per_seed=per_seed,
         error_kind=err["kind"] if err else None, error=err["message"] if err else None,
         traceback=err.get("traceback") if err else None, wall_s=wall, policy=name,
         seeds=tuple(seeds), simulations=int(raw.get("simulations", 0)),
         out_dir=str(out) if out else None,
-        peak_address_space_mb=raw.get("peak_address_space_mb"))
+        peak_address_space_mb=raw.get("peak_address_space_mb"),
+        isolation=str(raw.get("isolation") or ""))
     if out is not None:
         write_result_files(result, out)
     return result
@@ -199,7 +196,7 @@ def evaluate(policy, task: Task, out_dir=None, *, executor: Executor | None = No
 def write_result_files(result: EvalResult, out_dir, extra: dict | None = None) -> None:
     """Write ``metrics.json`` (``extra`` merged in first) and ``seeds.csv`` into ``out_dir``."""
     out = Path(out_dir)
-    doc = {**(extra or {}), **result.to_dict()}
+    doc = redact({**(extra or {}), **result.to_dict()})
     (out / "metrics.json").write_text(json.dumps(doc, indent=2, default=str))
     if result.per_seed:
         keys = list(dict.fromkeys(k for s in result.per_seed for k in s))
@@ -293,17 +290,24 @@ def _run_pool(req: dict, executor: Executor, limits: Limits, out: Path | None) -
                         "memory hog would take the session with it); use a process pool")
     req = dict(req)
     if req.get("policy_path"):
+        path = req.pop("policy_path")
+        req["policy_name"] = path  # error messages name the file
         try:
-            req["policy_source"] = Path(req.pop("policy_path")).read_text()
-        except OSError as exc:
-            return {"error": {"kind": "import", "message": f"cannot read the policy file: {exc}"}}
+            req["policy_source"] = Path(path).read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            return {"error": {"kind": "import", "message": f"policy file {path} cannot be read "
+                                                          f"as UTF-8 text: {exc}"}}
     deadline = time.monotonic() + limits.wall_s
     # Wall-clock deadline for the workers' own alarms (a job may start late in a busy pool).
     job_limits = dict(req["limits"], deadline_unix=time.time() + limits.wall_s)
-    jobs = [(seed, executor.submit(run_seed_job, dict(req, seeds=[seed], out_dir=None,
-                                                      limits=job_limits)))
-            for seed in req["seeds"]]
-    per_seed, error, sims = [], None, 0
+    try:
+        jobs = [(seed, executor.submit(run_seed_job, dict(req, seeds=[seed], out_dir=None,
+                                                          limits=job_limits)))
+                for seed in req["seeds"]]
+    except Exception as exc:  # a pool broken earlier (a plain ProcessPoolExecutor stays so)
+        return {"simulations": 0, "error": {"kind": "crash", "message": f"the executor refused "
+                                            f"the job: {type(exc).__name__}: {exc}"}}
+    per_seed, error, sims, isolation = [], None, 0, None
     for i, (seed, fut) in enumerate(jobs):
         try:
             # A little grace so the worker's own alarm can report first.
@@ -313,10 +317,13 @@ def _run_pool(req: dict, executor: Executor, limits: Limits, out: Path | None) -
                 "kind": "timeout", "seed": seed,
                 "message": f"seed {seed} exceeded the wall-time limit of {limits.wall_s:g} s"}}
         except Exception as exc:  # a dead worker process, a lost Dask worker, ...
+            if type(exc).__name__ == "BrokenProcessPool" and hasattr(executor, "rebuild"):
+                executor.rebuild()  # later experiments get a fresh pool
             res = {"simulations": 1, "error": {
                 "kind": "crash", "seed": seed,
                 "message": f"the worker running seed {seed} failed: {type(exc).__name__}: {exc}"}}
         sims += int(res.get("simulations", 0))
+        isolation = res.get("isolation") or isolation
         per_seed.extend(res.get("per_seed") or [])
         if res.get("artifacts") and out is not None:
             for name, text in res["artifacts"].items():
@@ -328,7 +335,7 @@ def _run_pool(req: dict, executor: Executor, limits: Limits, out: Path | None) -
             sims += sum(1 for _, f in jobs[i + 1:] if not f.cancel())
             break
     per_seed.sort(key=lambda s: req["seeds"].index(s.get("seed")) if s.get("seed") in req["seeds"] else 0)
-    return {"per_seed": per_seed, "error": error, "simulations": sims}
+    return {"per_seed": per_seed, "error": error, "simulations": sims, "isolation": isolation}
 
 
 __all__ = ["evaluate", "EvalResult", "Limits", "aggregate", "ERROR_KINDS", "scrubbed_env",

@@ -44,30 +44,34 @@ def seed_list(scenario, seeds: int | Sequence[int]) -> list[int]:
 
 
 def simulate_config(scenario, seed: int, router: Any = "llq", batch_policy: Any = None,
-                    autoscaler: Any = None, *, record_timeline: bool = False, trace=None):
+                    autoscaler: Any = None, *, record_timeline: bool = False, trace=None,
+                    share_state=None):
     """One seed of ``scenario`` under a stack; the scenario's autoscale settings apply when
-    there is an autoscaler. ``trace`` replaces the scenario's trace for that seed."""
+    there is an autoscaler. ``trace`` replaces the scenario's trace for that seed.
+    ``share_state``: the sandbox's hook (see :mod:`glia_nb.evaluation.proxy`)."""
     from sim_core import simulate
 
     return simulate(scenario.cluster, scenario.trace(seed) if trace is None else trace, router,
                     seed=seed, batch_policy=batch_policy, autoscaler=autoscaler,
                     autoscale=getattr(scenario, "autoscale", None) if autoscaler is not None
-                    else None, record_timeline=record_timeline)
+                    else None, record_timeline=record_timeline, share_state=share_state)
 
 
 def simulate_seeds(scenario, seeds: int | Sequence[int], router: Any = "llq",
                    batch_policy: Any = None, autoscaler: Any = None, *,
                    record_timeline: bool = False, desc: str | None = None, leave: bool = True,
-                   trace=None, on_result=None) -> list:
+                   trace=None, on_result=None, start_seed=None) -> list:
     """:func:`simulate_config` for each seed, in seed order, in this process; a progress
     bar when ``desc`` is given (``leave=False`` clears it at the end);
-    ``on_result(seed, result)`` is called after each."""
+    ``on_result(seed, result)`` is called after each.  ``start_seed(seed)`` returns the
+    sandbox's ``share_state`` hook for that seed (policy files in policy processes)."""
     seeds = seed_list(scenario, seeds)
     check_stack(router, batch_policy, autoscaler)  # a bad spec fails before any bar is drawn
     out = []
     for seed in (progress_bar(seeds, desc=desc, unit="seed", leave=leave) if desc else seeds):
         res = simulate_config(scenario, seed, router, batch_policy, autoscaler,
-                              record_timeline=record_timeline, trace=trace)
+                              record_timeline=record_timeline, trace=trace,
+                              share_state=start_seed(seed) if start_seed else None)
         if on_result is not None:
             on_result(seed, res)
         out.append(res)

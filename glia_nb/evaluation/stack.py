@@ -55,14 +55,14 @@ class StackConfig:
 # re-run it after changing the scenario or the simulator.
 STACKS: dict[str, StackConfig] = {
     "standard": StackConfig("LLQ + arrival order + throughput autoscaler", "llq", "fifo",
-                            "throughput:high=700,low=560,cooldown_s=20"),
+                            "throughput:high=650,low=520,cooldown_s=20"),
     "glia-autoscaler": StackConfig("LLQ + arrival order + proportional autoscaler", "llq",
                                    "fifo", "proportional:target=35,down_delay_s=0"),
     "glia-router": StackConfig("HRA+SPF + arrival order + throughput autoscaler", "hra",
-                               "fifo", "throughput:high=900,low=630,cooldown_s=20"),
+                               "fifo", "throughput:high=700,low=560,cooldown_s=20"),
     "glia-router-batch": StackConfig("HRA+SPF + shortest-prefill-first + throughput "
                                      "autoscaler", "hra", "shortest_prefill_first",
-                                     "throughput:high=900,low=630,cooldown_s=20"),
+                                     "throughput:high=700,low=560,cooldown_s=20"),
     "glia-stack": StackConfig("HRA+SPF + shortest-prefill-first + proportional autoscaler",
                               "hra", "shortest_prefill_first",
                               "proportional:target=60,down_delay_s=0"),

@@ -1,20 +1,17 @@
-"""The child side of :mod:`glia_nb.evaluation.harness`: run a candidate policy over seeds, report JSON.
+"""The trusted simulation process of :mod:`glia_nb.evaluation.harness`: simulate, report JSON.
 
 The candidate belongs to the task's layer (a router, a batch policy or an autoscaler); the
 rest of the stack is the task's fixed part (:meth:`glia_nb.tasks.task.Task.stack_for`).
+This process holds the trace, the simulator state and the per-seed summaries; a candidate
+file never runs here but in a confined policy process (:mod:`glia_nb.evaluation.proxy`),
+which sees only the policy's view and answers calls.  Built-in policies (trusted) run here.
 
 Run as ``python -m glia_nb.evaluation.worker REQUEST.json``.  The request names the policy
 (a file + class, or a built-in spec), the task, the seeds, the limits and where to write the
-result.  Order matters: the resource limits are applied first, then the heavy libraries are
-imported, then the network guard goes up, and only then is candidate code imported.
+result (a private temporary directory the candidate cannot see).
 
 :func:`run_seed_job` is the picklable entry point for executors (process pools, Dask): it
-evaluates one seed inside an already-running worker process, applying what limits it can
-there and undoing them afterwards.
-
-The network guard is a *guard against accidents*, not a security boundary: code that goes
-through ``ctypes`` or reads ``/proc`` can get around it.  This module only imports the
-standard library at import time, so the limits are in force before numpy or numba load.
+evaluates one seed inside an already-running worker process, which stays trusted.
 """
 from __future__ import annotations
 
@@ -22,10 +19,8 @@ import contextlib
 import gc
 import json
 import os
-import signal
 import sys
 import tempfile
-import threading
 import time
 import traceback
 from pathlib import Path
@@ -101,58 +96,6 @@ def peak_address_space_mb() -> float | None:
     return None
 
 
-# ---------------------------------------------------------------------- network guard
-def _blocked(*_a, **_k):
-    raise NetworkDisabledError(NETWORK_MESSAGE)
-
-
-@contextlib.contextmanager
-def network_guard():
-    """Replace the socket constructors with ones raising :class:`NetworkDisabledError`.
-
-    ``socket.socket`` becomes a subclass whose constructor raises, so ``isinstance`` checks
-    and modules that subclass it at import time (``ssl``) keep working.  Restored on exit."""
-    import _socket
-    import socket
-
-    class _BlockedSocket(socket.socket):
-        def __init__(self, *a, **k):
-            raise NetworkDisabledError(NETWORK_MESSAGE)
-
-    patches = [(socket, "socket", _BlockedSocket), (_socket, "socket", _BlockedSocket)]
-    for name in ("create_connection", "create_server", "socketpair", "fromfd",
-                 "getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr"):
-        for mod in (socket, _socket):
-            if hasattr(mod, name):
-                patches.append((mod, name, _blocked))
-    saved = [(mod, name, getattr(mod, name)) for mod, name, _ in patches]
-    try:
-        for mod, name, new in patches:
-            setattr(mod, name, new)
-        yield
-    finally:
-        for mod, name, old in saved:
-            setattr(mod, name, old)
-
-
-_BLOCKED_EVENTS = {"socket.__new__": NETWORK_MESSAGE, "socket.connect": NETWORK_MESSAGE,
-                   "socket.bind": NETWORK_MESSAGE, "socket.getaddrinfo": NETWORK_MESSAGE,
-                   "socket.gethostbyname": NETWORK_MESSAGE, "socket.gethostbyaddr": NETWORK_MESSAGE,
-                   "subprocess.Popen": PROCESS_MESSAGE, "os.system": PROCESS_MESSAGE,
-                   "os.exec": PROCESS_MESSAGE, "os.posix_spawn": PROCESS_MESSAGE,
-                   "os.spawn": PROCESS_MESSAGE, "os.fork": PROCESS_MESSAGE}
-
-
-def install_audit_guard() -> None:
-    """Permanently block socket use and process creation in this process (PEP 578 audit
-    hook; it cannot be removed, so only the dedicated sandbox process installs it)."""
-    def hook(event, _args):
-        msg = _BLOCKED_EVENTS.get(event)
-        if msg is not None:
-            raise NetworkDisabledError(msg)
-    sys.addaudithook(hook)
-
-
 # ---------------------------------------------------------------------- classification
 def _chain(exc: BaseException):
     seen = []
@@ -176,7 +119,12 @@ def classify(exc: BaseException) -> str:
     from sim_core.facade import RoutingError
     from sim_core.policies import MissingPolicyClassError, PolicyLoadError
 
+    from glia_nb.evaluation.proxy import PolicyError
+
     chain = _chain(exc)
+    remote = next((e for e in chain if isinstance(e, PolicyError)), None)
+    if remote is not None:  # the sandboxed candidate's failure, classified on its side
+        return remote.kind
     if any(isinstance(e, NetworkDisabledError) for e in chain):
         return "network"
     if any(isinstance(e, MemoryError) for e in chain):
@@ -219,7 +167,19 @@ def describe_error(exc: BaseException) -> dict:
 
     For errors the facade or the loader wrapped, the traceback shown is the wrapped
     (candidate's) one, which is where the bug is."""
+    from glia_nb.evaluation.proxy import PolicyError
+
     kind = classify(exc)
+    remote = next((e for e in _chain(exc) if isinstance(e, PolicyError)), None)
+    if remote is not None:
+        what = {"batch_policy": "the batch policy", "autoscaler": "the autoscaler"}.get(
+            getattr(remote, "layer", ""), "the router")
+        msg = remote.message if kind in ("invalid_decision", "import", "missing_class",
+                                         "timeout", "crash") else f"{what} raised {remote.message}"
+        wrapped = next((e for e in _chain(exc) if type(e).__name__ == "BatchPolicyError"), None)
+        if wrapped is not None and kind == "exception":  # names the key call, as in-process
+            msg = str(wrapped).replace("raised PolicyError: ", "raised ")
+        return {"kind": kind, "message": msg[:2000], "traceback": remote.traceback or None}
     cause = exc.__cause__
     shown = cause if (cause is not None and kind != "invalid_decision") else exc
     if kind in ("exception", "network", "memory", "timeout") and cause is not None:
@@ -261,26 +221,74 @@ def _load_factory(req: dict, layer: str = "router"):
     return build
 
 
+def _start_policy(req: dict, task, deadline: float):
+    """A confined policy process with the candidate loaded (see :mod:`.proxy`)."""
+    from glia_nb.evaluation.confine import HardLimits, choose_isolation
+    from glia_nb.evaluation.proxy import PolicyProcess
+    from sim_core.routers import RouterLoadError
+
+    filename = req.get("policy_path") or req.get("policy_name") or "policy.py"
+    source = req.get("policy_source")
+    if source is None:
+        try:
+            raw = Path(req["policy_path"]).read_bytes()
+        except OSError as exc:
+            raise RouterLoadError(f"policy file {filename} cannot be read: {exc}") from exc
+        try:
+            source = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RouterLoadError(f"policy file {filename} is not UTF-8 text: {exc}") from exc
+    limits = req.get("limits") or {}
+    wall = float(limits.get("wall_s") or 300.0)
+    hard = HardLimits(memory_mb=limits.get("memory_mb"), cpu_s=int(wall) + 30,
+                      file_mb=limits.get("file_mb"))
+    level = limits.get("isolation") or choose_isolation()
+    log = Path(req["out_dir"]) / "policy_log.txt" if req.get("out_dir") else Path(os.devnull)
+    proc = PolicyProcess(level=level, limits=hard, deadline=deadline, log_path=str(log))
+    try:
+        proc.load(source, filename, req.get("class_name") or "Router", task.layer)
+    except BaseException:
+        proc.close()
+        raise
+    return proc
+
+
 def run_seeds(req: dict, progress=None) -> dict:
-    """Evaluate ``req`` over its seeds in this process; never raises for candidate errors.
+    """Evaluate ``req`` over its seeds; never raises for candidate errors.
+
+    This process is trusted: it holds the trace and the simulator.  A built-in policy
+    (``spec``) runs here; a policy file runs in a fresh confined policy process for the whole
+    evaluation, which is killed (with anything it started) at the end.
 
     Returns ``{"per_seed": [summary, ...], "error": None | {kind, message, traceback,
-    seed}, "simulations": n_started, "artifacts": {name: text} | None}``."""
+    seed}, "simulations": n_started, "artifacts": {name: text} | None, "isolation": level}``."""
     from glia_nb.tasks import Task
 
     reserve = bytearray(16 * 2**20)  # freed on MemoryError so the report can be written
-    out = {"per_seed": [], "error": None, "simulations": 0, "artifacts": None}
-    seed = None
+    out = {"per_seed": [], "error": None, "simulations": 0, "artifacts": None,
+           "isolation": "in-process"}
+    seed = remote = None
+    limits = req.get("limits") or {}
+    budget = float(limits.get("wall_s") or 300.0)
+    if limits.get("deadline_unix"):
+        budget = max(1.0, limits["deadline_unix"] - time.time())
+    deadline = time.monotonic() + budget
     try:
         from glia_nb.evaluation.simulate import simulate_config
+        from sim_core.facade import cluster_info
 
         task = Task.from_dict(req["task"])
         scenario = task.load_scenario()
-        factory = _load_factory(req, task.layer)
+        if req.get("spec"):
+            factory = _load_factory(req, task.layer)
+        else:
+            remote = _start_policy(req, task, deadline)
+            out["isolation"] = remote.level
         for seed in req["seeds"]:
             out["simulations"] += 1
-            res = simulate_config(scenario, seed, **task.stack_for(factory()),
-                                  record_timeline=True)
+            policy = remote.for_seed(seed, cluster_info(scenario.cluster)) if remote else factory()
+            res = simulate_config(scenario, seed, **task.stack_for(policy), record_timeline=True,
+                                  share_state=remote.share_state if remote else None)
             summary = dict(res.summary)
             out["per_seed"].append(summary)
             if seed == req.get("artifacts_seed"):
@@ -288,9 +296,9 @@ def run_seeds(req: dict, progress=None) -> dict:
             del res
             if progress:
                 progress(summary)
-    except BaseException as exc:  # noqa: BLE001 - candidate code may raise anything
+    except BaseException as exc:  # noqa: BLE001 - report, do not die
         del reserve
-        if isinstance(exc, KeyboardInterrupt):
+        if isinstance(exc, KeyboardInterrupt):  # a real Ctrl-C here (a candidate's is data)
             raise
         err = describe_error(exc)
         err["seed"] = seed
@@ -298,6 +306,11 @@ def run_seeds(req: dict, progress=None) -> dict:
         traceback.clear_frames(exc.__traceback__)
         del exc
         gc.collect()
+    finally:
+        if remote is not None:
+            remote.close()
+            out["policy_cpu_s"] = remote.cpu_s
+            out["policy_start_cpu_s"] = getattr(remote, "start_cpu_s", None)
     return out
 
 
@@ -311,58 +324,19 @@ def _write_artifacts(res, req: dict):
     return None
 
 
-@contextlib.contextmanager
-def _alarm(seconds: float | None):
-    """Raise :class:`WallTimeout` after ``seconds`` (main thread only; else a no-op)."""
-    usable = seconds and hasattr(signal, "setitimer") \
-        and threading.current_thread() is threading.main_thread()
-    if not usable:
-        yield
-        return
-
-    def on_alarm(_sig, _frame):
-        raise WallTimeout(f"wall-time limit of {seconds:.1f} s reached")
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-
-
 def run_seed_job(req: dict) -> dict:
     """Evaluate one seed inside an executor's worker process (picklable entry point).
 
-    ``req`` is what :func:`glia_nb.evaluation.harness.evaluate` builds: it carries the policy's source
-    text (the worker may be on another machine), the task, one seed and the limits.  The
-    memory limit (relative to what the worker already uses), the network guard and a
-    SIGALRM wall-time alarm apply only when the job runs in its process's main thread
-    (process pools); in threaded workers (Dask) they would hit unrelated tasks, so only
-    the parent's timeout applies there."""
-    limits = req.get("limits") or {}
-    main = threading.current_thread() is threading.main_thread()
-    with tempfile.TemporaryDirectory(prefix="glia-job-") as tmp:
-        req = dict(req, return_artifacts=True)
-        if req.get("policy_source") is not None:
-            path = Path(tmp) / (req.get("policy_name") or "policy.py")
-            path.write_text(req["policy_source"])
-            req["policy_path"] = str(path)
-        restore = (apply_limits(limits.get("memory_mb"), relative=True)
-                   if main and limits.get("memory_mb") else (lambda: None))
-        guard = network_guard() if main and not limits.get("network") else contextlib.nullcontext()
-        t0 = time.perf_counter()
-        try:
-            budget = limits.get("wall_s")
-            if limits.get("deadline_unix"):
-                budget = max(1.0, limits["deadline_unix"] - time.time())
-            with _alarm(budget), guard:
-                out = run_seeds(req)
-        finally:
-            restore()
-        out["wall_s"] = time.perf_counter() - t0
-        out["guarded"] = main
-        return out
+    ``req`` is what :func:`glia_nb.evaluation.harness.evaluate` builds: it carries the
+    policy's source text (the worker may be on another machine), the task, one seed and the
+    limits.  The worker process only simulates (trusted code); the candidate runs in a fresh
+    confined policy process that this job starts and kills, so nothing a candidate does can
+    patch, wedge or kill the pool worker, and nothing carries over to the next job."""
+    req = dict(req, return_artifacts=True)
+    t0 = time.perf_counter()
+    out = run_seeds(req)
+    out["wall_s"] = time.perf_counter() - t0
+    return out
 
 
 # ---------------------------------------------------------------------- subprocess entry
@@ -387,10 +361,6 @@ def main(argv=None) -> int:
     apply_limits(limits.get("memory_mb"), cpu_s=(wall + 30) if wall else None,
                  file_mb=limits.get("file_mb"))
     _preload()
-    if not limits.get("network"):
-        install_audit_guard()
-        guard = network_guard()
-        guard.__enter__()  # never exited: this process exists only for the evaluation
     progress_path = req.get("progress_path")
 
     def progress(summary):
@@ -402,7 +372,6 @@ def main(argv=None) -> int:
     out = run_seeds(req, progress)
     out["wall_s"] = time.perf_counter() - t0
     out["peak_address_space_mb"] = peak_address_space_mb()
-    out["guarded"] = True
     tmp = req["result_path"] + ".tmp"
     with open(tmp, "w") as fh:
         json.dump(out, fh)

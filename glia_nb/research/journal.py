@@ -23,7 +23,7 @@ from typing import Any, Mapping
 from glia_nb.research.jsonable import finite_or_none, to_jsonable
 from glia_nb.research.records import SCHEMA_VERSION, Record, record_type
 
-__all__ = ["Journal", "JournalCorruptError", "read_journal", "to_jsonable", "environment_info",
+__all__ = ["Journal", "JournalCorruptError", "JournalLockedError", "read_journal", "to_jsonable", "environment_info",
            "finite_or_none"]
 
 _RESERVED = frozenset({"seq", "ts", "type"})
@@ -66,7 +66,9 @@ def environment_info() -> dict[str, Any]:
 
 def _dumps(record: Mapping[str, Any]) -> bytes:
     # allow_nan=False: to_jsonable already mapped non-finite floats; this guards the rule.
-    return json.dumps(to_jsonable(record), ensure_ascii=False, allow_nan=False).encode("utf-8") + b"\n"
+    from glia_nb.evaluation.secrets import redact  # keys never reach the journal
+
+    return json.dumps(to_jsonable(redact(dict(record))), ensure_ascii=False, allow_nan=False).encode("utf-8") + b"\n"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -83,6 +85,10 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class JournalLockedError(RuntimeError):
+    """Another process is writing this session's journal."""
+
+
 class Journal:
     """An open journal to append to. Build with :meth:`create` or :meth:`open`.
 
@@ -96,6 +102,22 @@ class Journal:
         self._fh = fh
         self._next_seq = next_seq
         self._lock = threading.Lock()
+
+    @staticmethod
+    def _exclusive(fh: Any, path: Path) -> Any:
+        """Hold an exclusive lock on the journal for as long as ``fh`` is open: one writing
+        process per session directory (a second gets :class:`JournalLockedError`)."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no advisory locks
+            return fh
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            raise JournalLockedError(f"session {path.parent} is in use by another process "
+                                     f"(its journal is locked); stop that one first") from None
+        return fh
 
     @classmethod
     def create(cls, path: str | os.PathLike, header: Mapping[str, Any] | None = None, *, overwrite: bool = False) -> "Journal":
@@ -126,7 +148,7 @@ class Journal:
         _fsync_dir(p.parent)
         fh.close()
         # Reopen in append mode so every later write lands at the end (O_APPEND).
-        return cls(p, open(p, "ab"), json.loads(data), 1)
+        return cls(p, cls._exclusive(open(p, "ab"), p), json.loads(data), 1)
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> "Journal":
@@ -137,7 +159,14 @@ class Journal:
         :class:`JournalCorruptError`.
         """
         p = Path(path)
-        header, records, valid_len = _scan(p)
+        if not p.exists():
+            raise FileNotFoundError(f"no journal at {p}")
+        out = cls._exclusive(open(p, "ab"), p)  # before repairing: another writer may be live
+        try:
+            header, records, valid_len = _scan(p)
+        except BaseException:
+            out.close()
+            raise
         size = p.stat().st_size
         with open(p, "r+b") as fh:
             if valid_len < size:
@@ -149,7 +178,7 @@ class Journal:
             fh.flush()
             os.fsync(fh.fileno())
         last = max([int(header.get("seq", 0))] + [int(r.get("seq", 0)) for r in records])
-        return cls(p, open(p, "ab"), header, last + 1, dropped_bytes=size - valid_len)
+        return cls(p, out, header, last + 1, dropped_bytes=size - valid_len)
 
     @property
     def next_seq(self) -> int:

@@ -10,7 +10,7 @@ local process pool by default, or a Dask cluster's executor
 """
 from __future__ import annotations
 
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -85,7 +85,9 @@ class _Runner:
 
     def __enter__(self):
         if self.executor is None:
-            self.executor = ProcessPoolExecutor(self.max_workers)
+            from glia_nb.evaluation.pool import RebuildingProcessPool
+
+            self.executor = RebuildingProcessPool(self.max_workers)
         return self
 
     def __exit__(self, *exc):

@@ -7,22 +7,21 @@ tool, bad arguments or an exception inside a tool come back as ``ToolResult(is_e
 Results are kept short, since the model's context is the scarce resource.
 
 The shell runs with the workspace as its working directory and without credentials in its
-environment, but it is not a jail: confinement of paths is enforced for the file tools only.
+environment; it runs confined like a candidate (bubblewrap where usable): the workspace is
+its only writable place, with no network and no view of other processes.
 """
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from glia_nb.evaluation.harness import EvalResult, Limits, evaluate, scrubbed_env
+from glia_nb.evaluation.harness import EvalResult, Limits, evaluate
+from glia_nb.evaluation.secrets import redact
 from glia_nb.llm.types import ToolSpec
 from glia_nb.research.experiment_report import format_report
+from glia_nb.research.shell import run_confined
 from glia_nb.research.workspace import EXPERIMENTS_DIR, LEDGER_FILE, META_FILE, TASK_FILE, Workspace
 from glia_nb.text import truncate_middle
 
@@ -49,42 +48,6 @@ class ToolDef:
     def spec(self) -> ToolSpec:
         """This tool as a :class:`glia_nb.llm.types.ToolSpec`."""
         return ToolSpec(self.name, self.description, dict(self.parameters))
-
-
-class _HeadTail:
-    """Drains a pipe, keeping only the first and last ``limit`` bytes (bounded memory)."""
-
-    def __init__(self, stream, limit: int):
-        self.head, self.tail, self.total, self.limit = bytearray(), bytearray(), 0, limit
-        self._thread = threading.Thread(target=self._run, args=(stream,), daemon=True)
-        self._thread.start()
-
-    def _run(self, stream) -> None:
-        try:
-            while chunk := stream.read1(65536):
-                self.total += len(chunk)
-                room = self.limit - len(self.head)
-                if room > 0:
-                    self.head += chunk[:room]
-                    chunk = chunk[room:]
-                if chunk:
-                    self.tail += chunk
-                    del self.tail[: max(0, len(self.tail) - self.limit)]
-        except (OSError, ValueError):
-            pass
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def text(self, join_timeout: float) -> tuple[str, int]:
-        self._thread.join(join_timeout)
-        data = bytes(self.head)
-        kept = len(self.head) + len(self.tail)
-        if self.total > kept:
-            data += f"\n[... {self.total - kept} bytes omitted ...]\n".encode()
-        data += bytes(self.tail)
-        return data.decode("utf-8", "replace"), self.total
 
 
 def _schema(props: dict, required: tuple = ()) -> dict:
@@ -142,13 +105,14 @@ class ToolBox:
         self.simulations_used = workspace.simulations_used()
         self.max_output_chars = int(max_output_chars)
         self.max_shell_timeout_s = float(max_shell_timeout_s)
+        self.shell_isolation: str | None = None
         self.finished = False
         self.final_summary: str | None = None
         task = workspace.task
         n = len(task.seeds)
         self._tools = {t.name: t for t in (
             ToolDef("shell", "Run a bash command in the workspace directory (cwd = workspace; "
-                    "login shell). Use it to list files, grep, run Python analysis scripts on "
+                    "confined: no network, the workspace is the only writable place). Use it to list files, grep, run Python analysis scripts on "
                     "the experiment CSVs, or run ./run_benchmark.sh for a quick unrecorded check. "
                     "Long output is truncated in the middle. Returns the exit code.",
                     _schema({"command": {"type": "string", "description": "bash command line"},
@@ -218,44 +182,26 @@ class ToolBox:
         if err:
             return ToolResult(f"bad arguments for {name}: {err}", is_error=True)
         try:
-            return tool.fn(**args)
+            res = tool.fn(**args)
         except Exception as exc:  # a tool bug or an OS error must not end the session
-            return ToolResult(f"{name} failed: {type(exc).__name__}: {exc}", is_error=True)
+            res = ToolResult(f"{name} failed: {type(exc).__name__}: {exc}", is_error=True)
+        # The one boundary where tool output goes back to a model: no key crosses it.
+        return ToolResult(redact(res.text), res.is_error, redact(res.data))
 
     # ------------------------------------------------------------------ tools
     def shell(self, command: str, timeout_s: int = 60) -> ToolResult:
-        """Run ``command`` with ``bash -lc`` in the workspace; kill its process group after
-        ``timeout_s``; return the (head+tail truncated) output and the exit code."""
+        """Run ``command`` with ``bash -c`` in the workspace, confined (see
+        :func:`glia_nb.research.shell.run_confined`); a non-zero exit is a failure."""
+        from glia_nb.evaluation.confine import choose_isolation
+
+        if self.shell_isolation is None:
+            self.shell_isolation = choose_isolation()
         timeout = min(max(1.0, float(timeout_s)), self.max_shell_timeout_s)
-        env = scrubbed_env({"PATH": os.pathsep.join([str(Path(sys.executable).parent),
-                                                     os.environ.get("PATH", "")]),
-                            "GLIA_WORKSPACE": str(self.workspace.path), "PYTHONUNBUFFERED": "1"})
-        proc = subprocess.Popen(["bash", "-lc", command], cwd=self.workspace.path, env=env,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        reader = _HeadTail(proc.stdout, self.max_output_chars)
-        timed_out = False
-        try:
-            rc = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                proc.kill()
-            rc = proc.wait()
-        # A daemonised grandchild may hold the pipe open; do not wait for it forever.
-        text, total = reader.text(join_timeout=2.0)
-        if not reader.alive:  # closing under a blocked reader thread would block us too
-            proc.stdout.close()
-        text = truncate_middle(text, self.max_output_chars)
-        if timed_out:
-            footer = f"[killed after {timeout:g} s (timeout); output so far shown]"
-        else:
-            footer = f"[exit code {rc}]"
-        body = text.rstrip("\n")
-        return ToolResult(f"{body}\n{footer}" if body else footer, is_error=timed_out,
-                          data={"returncode": rc, "timed_out": timed_out, "output_bytes": total})
+        text, rc, timed_out, total = run_confined(command, self.workspace.path, timeout,
+                                                  self.max_output_chars, self.shell_isolation)
+        return ToolResult(text, is_error=timed_out or rc != 0,
+                          data={"returncode": rc, "timed_out": timed_out, "output_bytes": total,
+                                "isolation": self.shell_isolation})
 
     def read_file(self, path: str, offset: int = 0, limit: int = 200) -> ToolResult:
         """Numbered lines ``offset+1 .. offset+limit`` of a text file in the workspace."""

@@ -332,6 +332,7 @@ def test_a_history_beyond_a_small_window_is_compacted_into_a_journaled_digest(tm
     assert fourth[1].content == digest["text"] and len(fourth) == 2  # system prompt + digest
     assert "| 3 |" in digest["text"]  # the ledger holds the three experiments run so far
     # A resumed session rebuilds the same conversation: the digest, then what came after it.
+    s.journal.close()  # one process per session: the lock goes with the journal
     resumed = Session.resume(s.path, PricedClient([finish("again")]), toolbox=FakeToolBox([25]))
     assert resumed.messages[0].content == digest["text"] and resumed.messages[0].name == "digest"
     assert [m.to_dict() for m in resumed.messages] == [m.to_dict() for m in s.messages]

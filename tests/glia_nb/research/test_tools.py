@@ -1,6 +1,7 @@
 """The Researcher's tools: argument checking, shell limits, confinement, budget, reports."""
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -75,31 +76,63 @@ def test_exceptions_inside_tools_become_error_results(tb, monkeypatch):
 def test_shell_runs_in_the_workspace(tb, ws, monkeypatch):
     monkeypatch.setenv("FAKE_API_KEY", "sk-secret")
     res = tb.call("shell", {"command": "pwd; ls; echo ${FAKE_API_KEY:-scrubbed}; exit 3"})
-    assert not res.is_error and res.data["returncode"] == 3
+    assert res.is_error and res.data["returncode"] == 3  # a non-zero exit is a failure
     assert str(ws.path) in res.text and "policy.py" in res.text and "scrubbed" in res.text
     assert res.text.endswith("[exit code 3]")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            return not any(line.startswith("State:") and "Z" in line for line in fh)
-    except FileNotFoundError:
-        return False
+def _alive(marker: str) -> bool:
+    """Whether a process whose command line contains ``marker`` is running (any namespace)."""
+    import subprocess
+
+    out = subprocess.run(["ps", "-eo", "stat,args"], capture_output=True, text=True).stdout
+    return any(marker in line and not line.startswith("Z") and "ps -eo" not in line
+               for line in out.splitlines())
 
 
 def test_shell_timeout_kills_the_process_group(tb, ws):
     t0 = time.monotonic()
-    res = tb.call("shell", {"command": "echo started; sleep 1000 & echo $! > bg.pid; sleep 30",
-                            "timeout_s": 1})
+    res = tb.call("shell", {"command": "echo started; sleep 1013 & sleep 30", "timeout_s": 1})
     assert time.monotonic() - t0 < 10
     assert res.is_error and res.data["timed_out"] and "killed after 1 s" in res.text
     assert "started" in res.text
-    pid = int((ws.path / "bg.pid").read_text())
     deadline = time.monotonic() + 5
-    while _alive(pid) and time.monotonic() < deadline:
+    while _alive("sleep 1013") and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(pid)  # the background child died with the group
+    assert not _alive("sleep 1013")  # the background child died with the group
+
+
+def test_shell_is_confined(tb, ws, tmp_path, monkeypatch):
+    """The workspace is the only writable place; no keys, no network, the session's python."""
+    import socket
+    import sys
+
+    from glia_nb.evaluation.confine import choose_isolation
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-shell-redteam-42")
+    outside = tmp_path / "outside.txt"
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    srv.settimeout(0.2)
+    port = srv.getsockname()[1]
+    cmd = (f"cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c sk-shell; "
+           f"echo x > {outside}; echo y > inside.txt; "
+           f"python -c 'import sys, pandas; print(sys.executable)'; "
+           f"(exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null && echo CONNECTED; true")
+    res = tb.call("shell", {"command": cmd})
+    got = []
+    for _ in range(3):
+        try:
+            got.append(srv.accept())
+        except (TimeoutError, socket.timeout):
+            pass
+    srv.close()
+    assert "sk-shell-redteam-42" not in res.text and (ws.path / "inside.txt").exists()
+    # ``python`` is the session's interpreter (its bin directory leads PATH), pandas importable.
+    assert os.path.dirname(sys.executable) + os.sep + "python" in res.text, res.text
+    if choose_isolation(warn=False) == "bwrap":
+        assert not outside.exists() and not got and "CONNECTED" not in res.text
 
 
 def test_shell_output_keeps_head_and_tail(tb):

@@ -1,0 +1,258 @@
+"""OS confinement for untrusted code: candidate policies and the Researcher's shell.
+
+Two levels, strongest first (:data:`ISOLATION_LEVELS`; built-in policies run trusted,
+``"in-process"``):
+
+* ``"bwrap"`` — Debian's bubblewrap: new PID, network (loopback only, no interfaces),
+  mount, IPC, UTS and user namespaces; the root file system read-only; one writable scratch
+  directory; a fresh ``/tmp``; the home directory's dot-files, the ``workloads`` package
+  (the trace generator and its length table) hidden; uid 65534; ``--die-with-parent
+  --new-session --clearenv``; no_new_privs.
+* ``"process"`` — where bwrap is missing or cannot create namespaces (macOS, containers
+  without user namespaces, Binder): a separate process in its own session with an empty
+  environment, uid 65534 when started as root, and the same hard limits.  A warning says so.
+
+Either way the confined process applies HARD resource limits (soft = hard) to itself as its
+first statement, before any candidate code exists (:func:`harden`): address space, processes
+(none may be started), CPU time, file size, open files, no core dumps.  An unprivileged
+process can lower a hard limit but never raise it again.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+ISOLATION_LEVELS = ("bwrap", "process", "in-process")
+NOBODY = 65534
+HARNESS_RECORDS = ("journal.jsonl", "ledger.csv")  # read-only inside the Researcher's shell
+# One thread per BLAS/numba pool keeps a confined process's address space small.
+THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+              "NUMBA_NUM_THREADS": "1"}
+
+
+class IsolationWarning(UserWarning):
+    """Untrusted code runs with weaker isolation than bubblewrap gives."""
+
+
+@dataclass(frozen=True)
+class HardLimits:
+    """Hard rlimits of a confined process (None: leave as is).  ``processes=0`` forbids
+    starting any process or thread."""
+
+    memory_mb: int | None = 2048
+    cpu_s: int | None = 330
+    file_mb: int | None = 512
+    open_files: int | None = 64
+    processes: int | None = 0
+
+    def to_dict(self) -> dict:
+        """JSON-native form (the confined process reads it from its command line)."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def harden(limits: dict) -> None:
+    """Apply ``limits`` (a :meth:`HardLimits.to_dict`) to this process as HARD limits, forbid
+    core dumps and privilege gain, and make this process undumpable (other processes of the
+    same uid cannot read its memory or file descriptors through ``/proc``).  Standard
+    library only: called before anything else is imported."""
+    import resource
+
+    def hard(which, value):
+        if value is None:
+            return
+        value = int(value)
+        _soft, cur = resource.getrlimit(which)
+        if cur != resource.RLIM_INFINITY:
+            value = min(value, cur)
+        resource.setrlimit(which, (value, value))
+
+    mb = 2**20
+    hard(resource.RLIMIT_CORE, 0)
+    hard(resource.RLIMIT_AS, limits.get("memory_mb") and limits["memory_mb"] * mb)
+    hard(resource.RLIMIT_CPU, limits.get("cpu_s"))
+    hard(resource.RLIMIT_FSIZE, limits.get("file_mb") and limits["file_mb"] * mb)
+    hard(resource.RLIMIT_NOFILE, limits.get("open_files"))
+    if limits.get("processes") is not None and hasattr(resource, "RLIMIT_NPROC"):
+        hard(resource.RLIMIT_NPROC, limits["processes"])
+    _prctl(38, 1)  # PR_SET_NO_NEW_PRIVS
+    _prctl(4, 0)   # PR_SET_DUMPABLE = 0
+    _prctl(1, 9)   # PR_SET_PDEATHSIG = SIGKILL: die with the process that started us
+
+
+def _prctl(option: int, arg: int) -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(option, arg, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+# ---------------------------------------------------------------------- detection
+def bwrap_path() -> str | None:
+    """The bubblewrap executable, or None."""
+    return shutil.which("bwrap") or (os.path.exists("/usr/bin/bwrap") and "/usr/bin/bwrap") or None
+
+
+def probe_bwrap() -> tuple[bool, str]:
+    """Whether bwrap can create every namespace here: ``(usable, why not / version)``."""
+    exe = bwrap_path()
+    if exe is None:
+        return False, "bubblewrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
+    try:
+        proc = subprocess.run([*bwrap_argv(exe, scratch=None), "/bin/true"], capture_output=True,
+                              timeout=20, env={})
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"bwrap did not run: {exc}"
+    if proc.returncode != 0:
+        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        return False, f"bwrap cannot create namespaces here: {err[-1] if err else proc.returncode}"
+    ver = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10)
+    return True, (ver.stdout.strip() or "bwrap")
+
+
+def choose_isolation(prefer: str | None = None, *, warn: bool = True) -> str:
+    """The isolation level untrusted code will get: ``"bwrap"`` when usable, else
+    ``"process"`` (with an :class:`IsolationWarning`).  ``prefer="process"`` skips bwrap."""
+    if prefer not in (None, "bwrap", "process"):
+        raise ValueError(f"isolation must be 'bwrap' or 'process', not {prefer!r}")
+    if prefer != "process":
+        ok, why = probe_bwrap()
+        if ok:
+            return "bwrap"
+        if warn:
+            warnings.warn(f"untrusted code runs in a plain process with hard limits, without "
+                          f"namespaces: {why}", IsolationWarning, stacklevel=2)
+    return "process"
+
+
+# ---------------------------------------------------------------------- commands
+def _needed_roots() -> list[Path]:
+    """Directories the confined interpreter must still see under a hidden home."""
+    import glia_nb
+
+    roots = {Path(sys.prefix).resolve(), Path(sys.executable).resolve().parent,
+             Path(glia_nb.__file__).resolve().parent.parent}
+    roots.update(Path(p).resolve() for p in sys.path if p and os.path.isdir(p))
+    return sorted(roots)
+
+
+def _hidden_paths() -> list[tuple[str, str]]:
+    """``(kind, path)`` to mask: entries of the home directory that hold none of the
+    interpreter's or the project's files (keys in dot-files, caches, shell history), and
+    the ``workloads`` package (the trace generator and its length table)."""
+    out: list[tuple[str, str]] = []
+    home = Path.home()
+    needed = _needed_roots()
+    if home.is_dir() and home != Path("/"):
+        for entry in sorted(home.iterdir()):
+            if any(entry == r or entry in r.parents for r in needed) or entry.is_symlink():
+                continue
+            out.append(("dir" if entry.is_dir() else "file", str(entry)))
+    try:
+        import workloads
+
+        out.append(("dir", str(Path(workloads.__file__).resolve().parent)))
+    except ImportError:
+        pass
+    return out
+
+
+def bwrap_argv(exe: str, *, scratch: str | None, cwd: str | None = None,
+               hide: bool = True, readonly=()) -> list[str]:
+    """The bubblewrap prefix: every namespace, read-only root, ``scratch`` writable except
+    the ``readonly`` paths inside it (harness-owned records)."""
+    argv = [exe, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+            "--unshare-all", "--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY),
+            "--die-with-parent", "--new-session", "--clearenv"]
+    if hide:
+        for kind, path in _hidden_paths():
+            argv += (["--tmpfs", path] if kind == "dir" else ["--ro-bind", "/dev/null", path])
+    if scratch is not None:
+        argv += ["--bind", scratch, scratch]
+    for path in readonly:
+        argv += ["--ro-bind", str(path), str(path)]
+    argv += ["--chdir", cwd or scratch or "/"]
+    return argv
+
+
+def confined_env(extra: dict | None = None) -> dict:
+    """The whole environment of a confined process: nothing inherited but the locale."""
+    env = {"PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin",
+                                    "/usr/bin", "/bin"]),
+           "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": "/tmp", "PYTHONNOUSERSITE": "1",
+           "PYTHONDONTWRITEBYTECODE": "1", "MPLCONFIGDIR": "/tmp", **THREAD_ENV}
+    env.update(extra or {})
+    return env
+
+
+def popen_confined(argv: list[str], *, level: str, scratch: str, env: dict | None = None,
+                   pass_fds=(), readonly=(), **popen_kw) -> subprocess.Popen:
+    """Start ``argv`` confined at ``level`` (``"bwrap"`` or ``"process"``) with ``scratch``
+    as its working and only writable directory.  The caller kills the process group."""
+    env = confined_env(env)
+    if level == "bwrap":
+        full = [*bwrap_argv(bwrap_path(), scratch=scratch, readonly=readonly)]
+        for k, v in env.items():
+            full += ["--setenv", k, v]
+        return subprocess.Popen([*full, *argv], env={}, pass_fds=pass_fds,
+                                start_new_session=True, **popen_kw)
+    if level != "process":
+        raise ValueError(f"unknown isolation level {level!r}")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        os.chmod(scratch, 0o777)
+        try:
+            return subprocess.Popen(argv, env=env, cwd=scratch, pass_fds=pass_fds,
+                                    start_new_session=True, user=NOBODY, group=NOBODY,
+                                    extra_groups=[], **popen_kw)
+        except PermissionError:
+            pass  # the interpreter is not readable by nobody (say, under /root): stay root
+    return subprocess.Popen(argv, env=env, cwd=scratch, pass_fds=pass_fds,
+                            start_new_session=True, **popen_kw)
+
+
+def popen_shell(command: str, workspace, level: str, **popen_kw) -> subprocess.Popen:
+    """``bash -c command`` confined like a candidate: ``workspace`` is its only writable
+    place, no keys, no network, no view of other processes; ``python`` is this session's
+    interpreter with the project importable.  Not a login shell: a profile could reset PATH
+    to another python.  Processes are allowed (pipes need them), under the same other limits."""
+    import json
+
+    ws = str(Path(workspace).resolve())
+    import glia_nb
+
+    env = {"GLIA_WORKSPACE": ws, "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": str(Path(glia_nb.__file__).resolve().parent.parent),
+           "GLIA_SHELL_LIMITS": json.dumps(HardLimits(memory_mb=4096, processes=None,
+                                                      open_files=256).to_dict())}
+    harden_then_bash = ("import json, os, sys; from glia_nb.evaluation.confine import harden; "
+                        "harden(json.loads(os.environ.pop('GLIA_SHELL_LIMITS'))); "
+                        "os.execv('/bin/bash', ['bash', '-c', sys.argv[1]])")
+    # The journal and the ledger are the harness's records: read-only in here.
+    records = [p for p in (Path(ws) / n for n in HARNESS_RECORDS) if p.exists()]
+    return popen_confined([sys.executable, "-c", harden_then_bash, command], level=level,
+                          scratch=ws, env=env, readonly=records, **popen_kw)
+
+
+def doctor() -> dict:
+    """What this machine supports, for ``glia doctor``."""
+    ok, why = probe_bwrap()
+    userns = Path("/proc/sys/kernel/unprivileged_userns_clone")
+    return {"platform": sys.platform, "python": sys.executable,
+            "bwrap": bwrap_path(), "bwrap_usable": ok, "bwrap_detail": why,
+            "user_namespaces": (userns.read_text().strip() == "1") if userns.exists() else None,
+            "memfd_seals": hasattr(os, "memfd_create"),
+            "running_as_root": hasattr(os, "geteuid") and os.geteuid() == 0,
+            "isolation": "bwrap" if ok else "process"}
+
+
+__all__ = ["ISOLATION_LEVELS", "HardLimits", "harden", "choose_isolation", "probe_bwrap",
+           "bwrap_argv", "popen_confined", "popen_shell", "confined_env", "doctor", "IsolationWarning",
+           "THREAD_ENV"]

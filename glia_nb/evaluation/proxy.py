@@ -1,0 +1,323 @@
+"""The harness side of a sandboxed policy: start the policy process, proxy its calls.
+
+The trusted harness keeps the trace, the simulator state and the results; the candidate
+runs in its own confined process (:mod:`glia_nb.evaluation.policy_process`), one per
+evaluation.  The harness puts the simulator's *visible* arrays (``rv``, ``rf``, ``pi``,
+``slots``, ``qbuf``, ``si``, ``sf``; never ``rh``, which holds decode lengths) into a
+sealed memfd: the engine keeps writing them in place, and the policy process maps them
+read-only (``F_SEAL_FUTURE_WRITE`` stops it from ever mapping them writable).  A routing
+call is then a 6-byte message and a reply of int64 pairs, so nothing is copied per call.
+
+:class:`PolicyProcess` objects stand in for the candidate inside ``simulate``: a router
+(``route``), a batch policy (``key``) or an autoscaler (``decide``).  Whatever goes wrong
+on the other side surfaces as :class:`PolicyError` with an error kind.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import mmap
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict
+
+import numpy as np
+
+from glia_nb.evaluation import wire
+from glia_nb.evaluation.confine import HardLimits, popen_confined
+
+ERROR_KINDS = ("import", "missing_class", "exception", "invalid_decision", "timeout", "memory",
+               "network", "crash")
+_ROUTE_FRAMES = {ev: wire.HEADER.pack(1, ord("R")) + bytes((code,))
+                 for ev, code in wire.EVENT_CODES.items()}
+SHARED_ARRAYS = ("rv", "rf", "pi", "slots", "qbuf", "si", "sf")
+MAX_REPLY = 64 * 2**20
+_SEALS = (getattr(fcntl, "F_SEAL_SEAL", 1) | getattr(fcntl, "F_SEAL_SHRINK", 2)
+          | getattr(fcntl, "F_SEAL_GROW", 4) | 0x10)  # 0x10: F_SEAL_FUTURE_WRITE (Linux 5.1)
+
+
+class PolicyError(Exception):
+    """The policy process failed: ``kind`` is one of the harness's error kinds."""
+
+    def __init__(self, kind: str, message: str, traceback: str | None = None):
+        super().__init__(message)
+        self.kind, self.message, self.traceback = kind, message, traceback
+
+
+def policy_rng_seed(seed: int) -> int:
+    """The candidate's rng seed: a one-way hash of the evaluation seed, so a policy's random
+    stream never reveals (or reproduces) the generator that drew the trace."""
+    return int.from_bytes(hashlib.sha256(f"glia-policy-rng:{int(seed)}".encode()).digest()[:8],
+                          "little")
+
+
+def _package_roots() -> list[str]:
+    import glia_nb
+    import sim_core
+
+    roots = {os.path.dirname(os.path.dirname(os.path.abspath(m.__file__)))
+             for m in (glia_nb, sim_core)}
+    return sorted(roots)
+
+
+def _shared_memory(size: int) -> tuple[int, bool]:
+    """A file descriptor of ``size`` bytes and whether it can be sealed (memfd on Linux)."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("glia-view", os.MFD_CLOEXEC | getattr(os, "MFD_ALLOW_SEALING", 2))
+        os.ftruncate(fd, size)
+        return fd, True
+    fh = tempfile.TemporaryFile(prefix="glia-view-")  # unlinked at once
+    fd = os.dup(fh.fileno())
+    fh.close()
+    os.ftruncate(fd, size)
+    return fd, False
+
+
+class PolicyProcess:
+    """One confined policy process for one evaluation (all its seeds)."""
+
+    def __init__(self, *, level: str, limits: HardLimits, deadline: float, log_path: str):
+        self.level, self.limits, self.deadline = level, limits, deadline
+        self.log_path = log_path
+        self.layer = "router"
+        self.name = "policy"
+        self._info: dict | None = None
+        self._seed = 0
+        self.cpu_s: float | None = None
+        self.expired = False
+        self.scratch = tempfile.mkdtemp(prefix="glia-policy-")
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock = parent
+        self.chan = wire.Channel(parent)
+        env = {"PYTHONPATH": os.pathsep.join(_package_roots())}
+        argv = [sys.executable, "-I", "-c",
+                "import sys; sys.path[:0] = sys.argv[3].split(':'); "
+                "from glia_nb.evaluation.policy_process import main; sys.exit(main(sys.argv[1:3]))",
+                str(child.fileno()), json.dumps(limits.to_dict()), env["PYTHONPATH"]]
+        with open(log_path, "ab") as log:
+            try:
+                self.proc = popen_confined(argv, level=level, scratch=self.scratch, env=env,
+                                           pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL,
+                                           stdout=log, stderr=subprocess.STDOUT)
+            finally:
+                child.close()
+        self._watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), self._expire)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    def _expire(self) -> None:
+        self.expired = True
+        self.kill()
+
+    # ------------------------------------------------------------------ channel
+    def call(self, kind: bytes | None, payload: bytes = b"", fds=()) -> tuple[bytes, bytes]:
+        """One request (``kind=None``: already sent) and its reply; a candidate error
+        becomes :class:`PolicyError`."""
+        # Blocking I/O (no poll per call); the watchdog kills the process at the deadline.
+        try:
+            if kind is not None:
+                wire.send(self.sock, kind, payload)
+            rkind, reply = self.chan.recv(MAX_REPLY)
+            if fds and rkind == b"O":  # the policy is ready for the file descriptor
+                wire.send_fd(self.sock, fds[0])
+                rkind, reply = self.chan.recv(MAX_REPLY)
+        except (wire.ChannelClosed, ConnectionError, OSError) as exc:
+            raise self._failed(exc) from None
+        except wire.FrameTooLarge as exc:
+            self.kill()
+            raise PolicyError("invalid_decision", f"the policy's reply was too large: {exc}") from None
+        if rkind == b"E":
+            try:
+                err = json.loads(reply)
+                kind_, msg = str(err["kind"]), f"{err['type']}: {err['message']}"
+                if kind_ not in ERROR_KINDS:  # the policy's word is data, not a verdict
+                    kind_ = "exception"
+                if err["kind"] in ("invalid_decision", "import", "missing_class"):
+                    msg = str(err["message"])
+                exc = PolicyError(kind_, msg, str(err.get("traceback") or "")[-4000:])
+            except (ValueError, KeyError, TypeError):
+                raise PolicyError("crash", "the policy process sent a malformed error") from None
+            exc.layer = self.layer
+            raise exc
+        return rkind, reply
+
+    def _failed(self, exc: BaseException) -> PolicyError:
+        """The channel broke: past the deadline that is a timeout, else the process died."""
+        if self.expired or time.monotonic() >= self.deadline:
+            self.kill()
+            return PolicyError("timeout", "the policy did not answer before the evaluation's "
+                                          "wall-time limit and was killed")
+        return self._death(exc)
+
+    def _death(self, exc: BaseException) -> PolicyError:
+        """The process is gone (or going): how it ended, as a PolicyError."""
+        try:
+            rc = self.proc.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            rc = self.proc.returncode
+        self.kill()
+        if rc is not None and rc < 0 and -rc == signal.SIGXCPU:
+            return PolicyError("timeout", "the policy process exceeded its CPU-time limit")
+        if rc == 128 + signal.SIGXCPU:
+            return PolicyError("timeout", "the policy process exceeded its CPU-time limit")
+        how = f"signal {signal.Signals(-rc).name}" if rc is not None and rc < 0 and \
+            -rc in signal.Signals._value2member_map_ else f"exit status {rc}"
+        return PolicyError("crash", f"the policy process ended ({how}) in the middle of a call "
+                                    f"(os._exit, a fatal signal or a hard limit)")
+
+    def load(self, source: str, filename: str, class_name: str, layer: str) -> None:
+        """Send the candidate's source; raises :class:`PolicyError` if it does not load."""
+        self.layer, self.name = layer, class_name  # as router_name() names it in-process
+        _kind, reply = self.call(b"L", json.dumps({"source": source, "filename": filename,
+                                                   "class_name": class_name,
+                                                   "layer": layer}).encode())
+        doc = json.loads(reply)
+        self.has_key = bool(doc.get("has_key"))
+        self.start_cpu_s = float(doc.get("cpu_s", 0.0))  # start-up and import (benchmarks)
+        if layer == "router" and doc.get("idle_when_queue_empty") is True:
+            # The candidate's class promises to do nothing while the global queue is empty;
+            # the facade reads that promise from the router's own class, so take it over.
+            self.__class__ = _IdleWhenQueueEmpty
+        self.key = self._key if self.has_key else None
+
+    def for_seed(self, seed: int, info) -> "PolicyProcess":
+        """Ready this proxy for one simulation (``info``: the run's ClusterInfo)."""
+        self._seed, self._info = int(seed), asdict(info)
+        return self
+
+    # ------------------------------------------------------------------ simulate hooks
+    def share_state(self, st) -> None:
+        """``simulate``'s hook: move the visible arrays into sealed shared memory and start
+        the seed on the policy side (the candidate is built and reset there)."""
+        share_with([self])(st)
+
+    def start_seed(self, fd: int, size: int, layout: list) -> None:
+        """Hand the policy process its read-only view of the seed's shared state."""
+        self.call(b"S", json.dumps({"size": size, "layout": layout, "info": self._info,
+                                    "rng_seed": policy_rng_seed(self._seed)}).encode(), fds=(fd,))
+
+    def reset(self, info, rng) -> None:
+        """Done on the policy side when the seed starts (:meth:`share_state`)."""
+
+    def route(self, view):
+        """Ask the candidate router; the harness's facade validates the pairs it returns.
+
+        The hot path (some 7,000-14,000 calls a run): one ``sendall`` of a prepared frame and
+        one ``recv`` that usually holds the whole reply; anything else (an error, a reply
+        split over reads) goes through :meth:`call`'s general path."""
+        data = b""
+        if not self.chan.pending:
+            try:
+                self.sock.sendall(_ROUTE_FRAMES[view.event])
+                data = self.sock.recv(1 << 16)
+            except OSError as exc:
+                raise self._failed(exc) from None
+            if len(data) >= wire.HEADER.size and data[4] == 68:  # b"D", the whole frame
+                n = int.from_bytes(data[:4], "little")
+                if len(data) == wire.HEADER.size + n:
+                    if n == 0:
+                        return ()
+                    return np.frombuffer(data, "<i8", offset=wire.HEADER.size).reshape(-1, 2).tolist()
+            self.chan.push(data)
+            _kind, reply = self.call(None)
+        else:
+            _kind, reply = self.call(b"R", bytes((wire.EVENT_CODES[view.event],)))
+        return np.frombuffer(reply, "<i8").reshape(-1, 2).tolist()
+
+    def _key(self, prompt_tokens: int, arrived_at: float) -> float:
+        from glia_nb.evaluation.policy_process import FLOAT, KEY_ARGS
+
+        _kind, reply = self.call(b"K", KEY_ARGS.pack(int(prompt_tokens), float(arrived_at)))
+        return FLOAT.unpack(reply)[0] if len(reply) == FLOAT.size else float("nan")
+
+    def decide(self, stats) -> int:
+        """Ask the candidate autoscaler for the number of replicas it wants."""
+        from glia_nb.evaluation.policy_process import INT
+
+        d = {k: (v.tolist() if isinstance(v, np.ndarray) else v)
+             for k, v in stats.__dict__.items()}
+        _kind, reply = self.call(b"A", json.dumps(d).encode())
+        if len(reply) != INT.size:
+            raise PolicyError("invalid_decision", "decide() returned a malformed reply")
+        return INT.unpack(reply)[0]
+
+    # ------------------------------------------------------------------ end
+    def kill(self) -> None:
+        """Kill the whole sandbox (its process group; bwrap takes its namespace with it)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - the kernel is slow
+            pass
+
+    def close(self) -> None:
+        """Say goodbye, then kill whatever is left and remove the scratch directory."""
+        if self.proc.poll() is None:
+            try:
+                self.sock.settimeout(2.0)
+                wire.send(self.sock, b"Q")
+                _kind, reply = self.chan.recv(4096)
+                # The policy's own count of its CPU time (for benchmarks, not for scores).
+                self.cpu_s = float(json.loads(reply).get("cpu_s", 0.0))
+                self.proc.wait(timeout=2.0)
+            except (OSError, ValueError, EOFError, subprocess.TimeoutExpired):
+                pass
+        self._watchdog.cancel()
+        self.kill()
+        self.sock.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def __enter__(self) -> "PolicyProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _IdleWhenQueueEmpty(PolicyProcess):
+    """A proxy whose candidate router declared ``idle_when_queue_empty = True``."""
+
+    idle_when_queue_empty = True
+
+
+def share_with(procs: list) -> "callable":
+    """A ``simulate(share_state=...)`` hook for one or more policy processes (say, a file
+    router and a file autoscaler): the visible arrays move once into a sealed memfd that
+    every one of them maps read-only."""
+    def hook(st) -> None:
+        layout, off = [], 0
+        for name in SHARED_ARRAYS:
+            a = getattr(st, name)
+            off = (off + 63) // 64 * 64
+            layout.append((name, off, list(a.shape), a.dtype.str))
+            off += a.nbytes
+        size = max(off, 64)
+        fd, sealable = _shared_memory(size)
+        try:
+            mm = mmap.mmap(fd, size)
+            for (name, o, shape, dt) in layout:
+                new = np.ndarray(tuple(shape), np.dtype(dt), buffer=mm, offset=o)
+                new[...] = getattr(st, name)
+                setattr(st, name, new)  # the engine now writes into the shared pages
+            if sealable:
+                fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
+            for p in procs:
+                p.start_seed(fd, size, layout)
+        finally:
+            os.close(fd)
+    return hook
+
+
+__all__ = ["share_with", "PolicyProcess", "PolicyError", "policy_rng_seed", "SHARED_ARRAYS"]

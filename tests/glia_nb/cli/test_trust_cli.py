@@ -1,0 +1,100 @@
+"""``glia doctor``, sandboxed ``glia simulate`` policy files, and the bad inputs it refuses."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from glia_nb.cli.main import main
+
+LLQ_FILE = """
+import numpy as np
+
+class LLQ:
+    def reset(self, info, rng):
+        pass
+
+    def route(self, view):
+        q = view.queue
+        load = (view.num_waiting + view.num_running).astype(float)
+        out = []
+        for k in q:
+            r = int(load.argmin())
+            out.append((int(k), r))
+            load[r] += 1.0
+        return out
+"""
+
+
+def test_doctor_names_the_isolation_level(capsys):
+    assert main(["doctor", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["isolation"] in ("bwrap", "process")
+    assert d["isolation"] == ("bwrap" if d["bwrap_usable"] else "process")
+
+
+def test_simulate_sandboxes_a_policy_file_and_matches_the_builtin(tmp_path, capsys):
+    path = tmp_path / "llq.py"
+    path.write_text(LLQ_FILE)
+    common = ["simulate", "--seeds", "1", "--duration", "30", "--json"]
+    assert main([*common, "--router", "llq"]) == 0
+    builtin = json.loads(capsys.readouterr().out)["mean_e2e_s"]
+    assert main([*common, "--router", f"{path}:LLQ"]) == 0
+    sandboxed = json.loads(capsys.readouterr().out)["mean_e2e_s"]
+    assert main([*common, "--router", f"{path}:LLQ", "--trusted"]) == 0
+    trusted = json.loads(capsys.readouterr().out)["mean_e2e_s"]
+    assert sandboxed == builtin == trusted and math.isfinite(builtin)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--router", "hra:decode_growth=nan"], "decode_growth must be a finite number"),
+    (["--router", "hra:decode_growth=inf"], "decode_growth must be a finite number"),
+    (["--duration", "0"], "--duration must be > 0"),
+    (["--users", "0"], "--users must be >= 1"),
+    (["--trace", "t.csv", "--seeds", "2"], "--trace replays one trace"),
+])
+def test_bad_simulate_input_is_one_line(argv, needle, capsys):
+    assert main(["simulate", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("glia: error:") and needle in err
+
+
+def test_undecodable_policy_file_names_the_file(tmp_path, capsys):
+    bad = tmp_path / "latin1.py"
+    bad.write_bytes(b"# caf\xe9\nclass R:\n    pass\n")
+    assert main(["simulate", "--router", f"{bad}:R", "--seeds", "1", "--duration", "5"]) == 2
+    assert str(bad) in capsys.readouterr().err
+
+
+def test_json_never_prints_nan(capsys):
+    assert main(["simulate", "--seeds", "1", "--duration", "0.001", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "NaN" not in out and json.loads(out)["seeds"][0]["mean_e2e_s"] is None
+
+
+@pytest.mark.parametrize("bad", [(0.7, 0), (True, 0), (0, 1.0), ("0", 0)])
+def test_non_integer_decisions_are_rejected_not_truncated(bad):
+    from sim_core.config import ClusterConfig
+    from sim_core.facade import RoutingError, simulate
+    from types import SimpleNamespace
+
+    class Bad:
+        def reset(self, info, rng):
+            pass
+
+        def route(self, view):
+            return [bad] if len(view.queue) else []
+
+    trace = SimpleNamespace(arrived_at=np.zeros(1), prompt_tokens=np.ones(1, np.int64),
+                            decode_tokens=np.ones(1, np.int64))
+    with pytest.raises(RoutingError, match="pair of int"):
+        simulate(ClusterConfig(num_replicas=2), trace, Bad())
+
+
+@pytest.mark.parametrize("argv, needle", [(["--eval-seeds", "0"], "--eval-seeds must be >= 1"),
+                                          (["--duration", "0"], "--duration must be > 0")])
+def test_compare_refuses_zero_seeds_and_duration(argv, needle, capsys):
+    assert main(["compare", "routing-a10", *argv]) == 2
+    assert needle in capsys.readouterr().err
