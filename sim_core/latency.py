@@ -114,6 +114,23 @@ def _check_values(name: str, v: np.ndarray, shape: tuple) -> None:
         raise ValueError(f"{name}: times must be >= 0 ms, got {v[idx]:g} at index {idx}")
 
 
+# An iteration longer than an hour is a unit mistake (seconds or microseconds for milliseconds).
+ABSURD_MS = 3.6e6
+
+
+def _check_plausible(token_ms: np.ndarray, overhead_ms: float) -> None:
+    """Refuse a table that would make iterations free, cheaper with more tokens, or absurd."""
+    if overhead_ms == 0 and not np.any(token_ms > 0):
+        raise ValueError("token_ms: every time is 0 ms and there is no overhead: every iteration "
+                         "would be free")
+    if token_ms[-1] < token_ms[0]:
+        raise ValueError(f"token_ms: decreasing ({token_ms[0]:g} ms at the smallest batch, "
+                         f"{token_ms[-1]:g} ms at the largest): more tokens cannot cost less")
+    if token_ms.max() + overhead_ms > ABSURD_MS:
+        raise ValueError(f"token_ms: {token_ms.max():g} ms for one iteration is over an hour; "
+                         "are the times in milliseconds?")
+
+
 @dataclass(frozen=True, eq=False)
 class LatencyTable:
     """Piecewise-linear latency tables of one (gpu, model, tp) replica; times in ms.
@@ -165,6 +182,7 @@ class LatencyTable:
         _check_values("prefill_ms", self.prefill_ms, self.prefill_kv.shape + self.prefill_chunk.shape)
         _check_values("decode_ms", self.decode_ms, self.decode_n.shape + self.decode_kv.shape)
         _check_values("allreduce_ms", self.allreduce_ms, self.allreduce_tokens.shape)
+        _check_plausible(self.token_ms, self.overhead_ms)
 
     @property
     def provenance_dict(self) -> dict:

@@ -234,16 +234,6 @@ class SupervisorInbox(SessionBox):
         self.error_label.value = (f"<span style='color:#b00020'>{html.escape(type(exc).__name__)}: "
                                   f"{html.escape(str(exc))}</span>")
 
-    def _approve(self, iv_id: str, edited_text: str | None) -> None:
-        """Approve as written, or deliver ``edited_text`` instead (raises to refuse)."""
-        if edited_text is None:
-            self.session.approve(iv_id)
-        else:
-            self.session.edit(iv_id, edited_text)
-
-    def _reject(self, iv_id: str) -> None:
-        self.session.reject(iv_id)
-
     # ------------------------------------------------------------------ misc
     @property
     def pending_ids(self) -> list[str]:

@@ -343,15 +343,6 @@ class ResearchPanel(SessionBox):
         self.error_label.value = ""
         return "queued: it reaches the Researcher before its next turn (a receipt follows in the transcript)"
 
-    def _approve(self, iv_id: str, edited_text: str | None) -> None:
-        if edited_text is None:
-            self.session.approve(iv_id)
-        else:
-            self.session.edit(iv_id, edited_text)
-
-    def _reject(self, iv_id: str) -> None:
-        self.session.reject(iv_id)
-
     def _on_step_action(self, action: str, text: str) -> str:
         if action == "run":
             self.session.release_step("run", hypothesis=text)

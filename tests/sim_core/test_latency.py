@@ -199,10 +199,14 @@ def test_interpolation_exact_on_grid_and_linear_between():
 
 
 def test_extrapolation_never_goes_below_zero():
-    doc = _tiny(token_work={"tokens": [1, 2], "ms": [5, 1]})  # a decreasing (odd) table
+    # Rises overall but its last segment falls (a measured dip): extrapolating that segment
+    # would reach negative times.
+    doc = _tiny(token_work={"tokens": [1, 2, 3], "ms": [5, 7, 6]})
     blob = LatencyTable.from_dict(doc).pack()
-    assert token_ms(blob, 1.5) == pytest.approx(3.0)
+    assert token_ms(blob, 2.5) == pytest.approx(6.5)
     assert token_ms(blob, 100) == 0.0
+    with pytest.raises(ValueError, match="decreasing"):  # a table that falls is refused
+        LatencyTable.from_dict(_tiny(token_work={"tokens": [1, 2], "ms": [5, 1]}))
 
 
 # ------------------------------------------------------------------ files
@@ -282,3 +286,19 @@ def test_derivation_script_reproduces_the_shipped_tables():
     h100 = load_latency_table("h100", "llama-3-8b", 1)
     r = mod.Roofline(mod.GPUS["h100"], mod.MODELS["llama-3-8b"], 1, eff_h100)
     np.testing.assert_allclose(r.token_work(h100.tokens), h100.token_ms, rtol=1e-3)
+
+
+@pytest.mark.parametrize("token_ms, overhead, match", [
+    ([0.0, 0.0], 0.0, "every iteration would be free"),
+    ([50.0, 5.0], 1.0, "decreasing"),
+    ([1.0, 4.0e6], 0.0, "over an hour"),
+])
+def test_implausible_tables_are_refused(token_ms, overhead, match):
+    from sim_core.latency import LatencyTable
+
+    z = np.zeros((2, 2))
+    with pytest.raises(ValueError, match=match):
+        LatencyTable(gpu="test", model="bad", tp=1, provenance="hand-made", tokens=[1.0, 1e4],
+                     token_ms=token_ms, prefill_kv=[1.0, 1e4], prefill_chunk=[1.0, 1e4],
+                     prefill_ms=z, decode_n=[1.0, 2.0], decode_kv=[1.0, 1e4], decode_ms=z,
+                     overhead_ms=overhead)
