@@ -229,9 +229,9 @@ print({k: sdoc[k] for k in ("baseline_score", "best_score", "best_experiment", "
 **What we saw, and what it means.** Against the off-the-shelf thresholds, which keep p95 slowdown
 near 1.5x and so pay for far more replicas than the bound needs, the proportional controller alone
 saves about 31% of the GPU-hours and the whole Glia stack about 40% (ten seeds; the paper: 13% and
-40%). Against thresholds tuned to the bound the proportional controller saves about 4% and the whole
-stack about 17%, most of it the router's: scaling on the backlog per instance reacts to what the
-slowdown depends on, but a tuned threshold is nearly as good. The bars say why: every stack spends
+40%). Against thresholds tuned to the bound the proportional controller saves about 5% and the whole
+stack about 18%, about half of it the router's: scaling on the backlog per instance reacts to what
+the slowdown depends on, but under LLQ a tuned threshold is nearly as good. The bars say why: every stack spends
 over 90% of the GPU time it pays for running iterations and the rest on cold starts, so no replica
 sits idle. About a tenth is paid while replicas drain (orange): a replica told to stop finishes what
 it holds with a shrinking batch, the price of following the load, and still useful work. What
@@ -240,8 +240,8 @@ requests take fewer, larger iterations and less recomputation, so less GPU time.
 nearly full under either router, so a pool of a given size cannot hold many more requests: `python
 benchmarks/kv_pressure.py` counts the iterations each stack runs against the fewest any schedule
 could (`sim_core.ideal.min_iterations`): about 60% above that bound under LLQ, about 20% under HRA.
-Over HRA, a tuned threshold autoscaler is about as cheap as the proportional one, and raising the
-proportional set-point only lengthens the queue (see `glia stack --tune`). The pool of 32 is larger
+Over HRA the proportional controller saves about a further 10% against a tuned threshold, but
+raising its set-point past the bound's only lengthens the queue (see `glia stack --tune`). The pool of 32 is larger
 than any stack asks for (`peak_replicas`); a smaller one would clip the cautious autoscalers at the
 peak and make their bill the pool's (`glia stack` flags such rows `CAPPED`). Print the same figures
 with `glia stack --scenario autoscale-a10 --json` (`--seeds 10` for the tuning seeds, `--tune` to
