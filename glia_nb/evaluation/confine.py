@@ -172,6 +172,12 @@ def bwrap_argv(exe: str, *, scratch: str | None, cwd: str | None = None,
     argv = [exe, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
             "--unshare-all", "--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY),
             "--die-with-parent", "--new-session", "--clearenv"]
+    # The fresh /tmp hides whatever lived there; the interpreter and the project may (a clone
+    # or a virtual environment under /tmp), so those come back, read-only.
+    tmp = Path("/tmp")
+    for root in _needed_roots():
+        if tmp in root.parents:
+            argv += ["--ro-bind", str(root), str(root)]
     if hide:
         for kind, path in _hidden_paths():
             argv += (["--tmpfs", path] if kind == "dir" else ["--ro-bind", "/dev/null", path])
