@@ -181,44 +181,60 @@ def run_compare(task="routing-a10", methods=METHODS, budgets=(15,), runs: int = 
             for name, spec in FIXED_ROUTERS.items():
                 fixed.append(run_fixed(evaluator, name, spec))
                 say(f"fixed router {name}: {fmt(fixed[-1]['score'])}")
-        per_budget = {}
-        for budget in budgets:
-            runs_by_method = {}
-            for method in [m for m in methods if m != "baselines"]:
-                runs_by_method[method] = []
-                for r in range(runs):
-                    rseed = seed * 1000 + r
-                    run_dir = out / f"b{budget}" / method / f"run{r}"
-                    tell = (lambda text, m=method, r=r: say(f"[b{budget} {m} run {r}] {text}"))
-                    if method in GLIA_MODES:
-                        try:
-                            mr = run_glia(method, task, run_dir, researcher, budget,
-                                          executor=executor, seed=rseed, run=r,
-                                          baseline_score=baseline.score, budget_usd=budget_usd,
-                                          progress=tell)
-                        except Exception as exc:  # a broken run must not sink the comparison
+        per_budget, partial = {}, None
+        budget, runs_by_method = None, {}
+        try:
+            for budget in budgets:
+                runs_by_method = {}
+                for method in [m for m in methods if m != "baselines"]:
+                    runs_by_method[method] = []
+                    for r in range(runs):
+                        rseed = seed * 1000 + r
+                        run_dir = out / f"b{budget}" / method / f"run{r}"
+                        tell = (lambda text, m=method, r=r: say(f"[b{budget} {m} run {r}] {text}"))
+                        if method in GLIA_MODES:
+                            try:
+                                mr = run_glia(method, task, run_dir, researcher, budget,
+                                              executor=executor, seed=rseed, run=r,
+                                              baseline_score=baseline.score, budget_usd=budget_usd,
+                                              progress=tell)
+                            except Exception as exc:  # a broken run must not sink the comparison
+                                mr = MethodRun(method=method, run=r, seed=rseed, budget_sims=budget,
+                                               status="error", reason=f"{type(exc).__name__}: {exc}",
+                                               baseline_score=baseline.score,
+                                               extra={"traceback": traceback.format_exc()[-3000:]})
+                        elif problem:
                             mr = MethodRun(method=method, run=r, seed=rseed, budget_sims=budget,
-                                           status="error", reason=f"{type(exc).__name__}: {exc}",
-                                           baseline_score=baseline.score,
-                                           extra={"traceback": traceback.format_exc()[-3000:]})
-                    elif problem:
-                        mr = MethodRun(method=method, run=r, seed=rseed, budget_sims=budget,
-                                       status="unavailable", reason=problem,
-                                       baseline_score=baseline.score)
-                    else:
-                        mr = _run_llm_method(method, task, evaluator, baseline, code, budget, r,
-                                             rseed, model=model, budget_usd=budget_usd,
-                                             run_dir=run_dir,
-                                             params=(method_params or {}).get(method, {}),
-                                             progress=tell, max_tokens=max_tokens)
-                    say(f"[b{budget} {method} run {r}] {mr.status}: {mr.sims_used} simulations, "
-                        f"best {fmt(mr.curve(task.objective)[-1])}")
-                    runs_by_method[method].append(mr)
-            rows = [summary_row(m, rs, budget, baseline, task.objective)
-                    for m, rs in runs_by_method.items()] + \
-                [fixed_row(f, baseline, task.objective) for f in fixed]
-            per_budget[str(budget)] = _write_budget(out, budget, task, rows, runs_by_method,
-                                                    fixed, baseline)
+                                           status="unavailable", reason=problem,
+                                           baseline_score=baseline.score)
+                        else:
+                            mr = _run_llm_method(method, task, evaluator, baseline, code, budget, r,
+                                                 rseed, model=model, budget_usd=budget_usd,
+                                                 run_dir=run_dir,
+                                                 params=(method_params or {}).get(method, {}),
+                                                 progress=tell, max_tokens=max_tokens)
+                        runs_by_method[method].append(mr)  # kept before it is announced
+                        say(f"[b{budget} {method} run {r}] {mr.status}: {mr.sims_used} simulations, "
+                            f"best {fmt(mr.curve(task.objective)[-1])}")
+                rows = [summary_row(m, rs, budget, baseline, task.objective)
+                        for m, rs in runs_by_method.items()] + \
+                    [fixed_row(f, baseline, task.objective) for f in fixed]
+                per_budget[str(budget)] = _write_budget(out, budget, task, rows, runs_by_method,
+                                                        fixed, baseline)
+        except KeyboardInterrupt:
+            # Stopped (Ctrl-C, or SIGTERM through the command): what finished is kept, as a
+            # partial table of the budget that was running.
+            done = {m: rs for m, rs in runs_by_method.items() if rs}
+            if budget is not None and str(budget) not in per_budget and (done or fixed):
+                rows = [summary_row(m, rs, budget, baseline, task.objective) for m, rs in done.items()] + \
+                    [fixed_row(f, baseline, task.objective) for f in fixed]
+                per_budget[str(budget)] = _write_budget(out, budget, task, rows, done, fixed, baseline)
+                partial = str(budget)
+            say(f"stopped: {'a partial table of budget ' + partial if partial else 'no table'} "
+                f"in {out}")
+            stopped = True
+        else:
+            stopped = False
     finally:
         owned.close()
     return {"task": task.name, "methods": methods, "budgets": budgets, "runs": runs,
@@ -226,7 +242,7 @@ def run_compare(task="routing-a10", methods=METHODS, budgets=(15,), runs: int = 
             "budget_usd_per_run": budget_usd,
             "eval_seeds": list(task.seeds), "duration_s": task.duration_s,
             "baseline": baseline.to_dict(), "fixed": fixed, "unavailable_reason": problem,
-            "wall_s": round(time.monotonic() - t0, 1),
+            "wall_s": round(time.monotonic() - t0, 1), "stopped": stopped, "partial_budget": partial,
             "results": {b: {"rows": d["rows"], "files": d["files"], "bands": d["bands"],
                              "figure": d["figure"]} for b, d in per_budget.items()}}
 

@@ -7,6 +7,7 @@ the table.
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 from glia_nb.cli.options import add_executor_args
@@ -70,14 +71,23 @@ def cmd_compare(args) -> int:
     task = sized_task(args)
     from glia_nb.progress import note
 
-    # Progress lines on stderr whatever stdout is: a comparison takes minutes.
-    doc = draw_comparison(run_compare(task, parse_methods(args.methods), parse_budgets(args.budget_sims),
-                      args.runs, args.model, args.out, glia_researcher=args.glia_researcher,
-                      budget_usd=args.budget_usd, workers=args.workers, seed=args.seed, dask=args.dask,
-                      max_tokens=args.max_tokens, progress=lambda t: note("  " + t)))
+    def stop(_signum, _frame):  # SIGTERM stops like Ctrl-C: the partial table is written
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        # Progress lines on stderr whatever stdout is: a comparison takes minutes.
+        doc = draw_comparison(run_compare(
+            task, parse_methods(args.methods), parse_budgets(args.budget_sims), args.runs,
+            args.model, args.out, glia_researcher=args.glia_researcher,
+            budget_usd=args.budget_usd, workers=args.workers, seed=args.seed, dask=args.dask,
+            max_tokens=args.max_tokens, progress=lambda t: note("  " + t)))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    code = 130 if doc.get("stopped") else 0
     if args.json:
         print(json.dumps(doc, default=str))
-        return 0
+        return code
     print(f"task {doc['task']}  seeds {doc['eval_seeds']}  runs {doc['runs']}  "
           f"model {doc['model'] or '-'}  Glia researcher {doc['glia_researcher']}")
     if doc["unavailable_reason"]:
@@ -87,4 +97,7 @@ def cmd_compare(args) -> int:
         print(Path(res["files"]["table_md"]).read_text().rstrip())
         for k, v in res["files"].items():
             print(f"  {k}: {v}")
-    return 0
+    if doc.get("stopped"):
+        print(f"\nstopped before the end: budget {doc['partial_budget']} holds the runs that "
+              "finished" if doc.get("partial_budget") else "\nstopped before any run finished")
+    return code

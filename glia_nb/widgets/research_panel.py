@@ -262,9 +262,16 @@ class ResearchPanel(SessionBox):
         def part(label: str, used: str, cap: Any, fmt: str) -> str:
             return f"{label} <b>{used}</b>" + ("" if cap is None else f" / {format(cap, fmt)}")
 
+        # A local or unknown model has no price: its calls cost "unpriced", never $0.00.
+        state = getattr(self.session, "state", None)
+        unpriced = int(getattr(state, "unpriced_calls", 0) or 0)
+        dollars = (part("dollars", "unpriced", None, "") + f" ({unpriced} model calls; tokens "
+                   f"{int(getattr(state, 'input_tokens', 0)):,} in / "
+                   f"{int(getattr(state, 'output_tokens', 0)):,} out)") if unpriced else \
+            part("dollars", f"${float(b.get('usd') or 0):.2f}", lim.get("max_usd"), ".2f")
         self.budget_html.value = " · ".join([
             part("simulations", str(b.get("simulations", 0)), lim.get("max_simulations"), "d"),
-            part("dollars", f"${float(b.get('usd') or 0):.2f}", lim.get("max_usd"), ".2f"),
+            dollars,
             part("turns", str(b.get("turns", 0)), lim.get("max_turns"), "d"),
             part("time", f"{float(b.get('wall_s') or 0):.0f} s", lim.get("max_wall_s"), ".0f"),
         ])

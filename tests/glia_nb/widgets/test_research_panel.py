@@ -34,6 +34,17 @@ def test_panel_builds_on_a_new_session(idle_session):
     panel.close()
 
 
+def test_a_local_model_costs_unpriced_not_zero_dollars(idle_session):
+    panel = ResearchPanel(idle_session)
+    assert "dollars <b>$0.00</b>" in panel.budget_html.value
+    state = idle_session.state  # as the fold leaves it after two calls of a local model
+    state.unpriced_calls, state.input_tokens, state.output_tokens = 2, 1234, 56
+    panel._render_budget()
+    assert "dollars <b>unpriced</b> (2 model calls; tokens 1,234 in / 56 out)" in panel.budget_html.value
+    assert "$" not in panel.budget_html.value
+    panel.close()
+
+
 def test_a_typed_nudge_is_delivered_whole_with_a_receipt(idle_session, of_type, records, wait_until):
     panel = ResearchPanel(idle_session)
     long = "Look at who waits longest before you tune parameters, and at the restarts. " * 4
