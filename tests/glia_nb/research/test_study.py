@@ -34,7 +34,8 @@ def test_study_text_says_better_or_worse_from_the_ratio():
     base = {"task": "t", "researcher": "offline", "mode": "SCG", "status": "finished",
             "objective": "throughput_qps",
             "baseline_score": 10.0, "baseline_feasible": True, "baseline_value": 10.0,
-            "best_experiment": "x", "num_experiments": 2, "session_dir": "d", "cost_usd": 0.0}
+            "best_experiment": "x", "num_experiments": 2, "session_dir": "d", "cost_usd": 0.0,
+            "cost_known": True, "llm_calls": 0, "input_tokens": 0, "output_tokens": 0}
     assert "1.5x better" in study_text({**base, "best_score": 15.0, "improvement": 1.5})
     assert "worse than the baseline" in study_text({**base, "best_score": 8.0, "improvement": 0.8})
     assert "no design met" in study_text({**base, "best_score": None, "improvement": None})
