@@ -19,6 +19,7 @@ process can lower a hard limit but never raise it again.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -134,6 +135,13 @@ def choose_isolation(prefer: str | None = None, *, warn: bool = True) -> str:
 
 
 # ---------------------------------------------------------------------- commands
+def package_roots(*names: str) -> list[str]:
+    """The folders to put on a child's PYTHONPATH so that it imports the packages ``names``
+    (each package's parent folder), sorted; found without importing them."""
+    return sorted({str(Path(importlib.util.find_spec(n).origin).resolve().parent.parent)
+                   for n in names})
+
+
 def _needed_roots() -> list[Path]:
     """Directories the confined interpreter must still see under a hidden home."""
     import glia_nb

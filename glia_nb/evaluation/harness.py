@@ -32,6 +32,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from glia_nb.evaluation.confine import package_roots
 from glia_nb.evaluation.secrets import redact, scrubbed_env
 from glia_nb.evaluation.simulate import WORST_SEED_METRICS, aggregate  # noqa: F401 (re-exported)
 from glia_nb.tasks import Task
@@ -105,15 +106,6 @@ class EvalResult:
 
 
 # ---------------------------------------------------------------------- helpers
-def _package_roots() -> list[str]:
-    import sim_core
-    import workloads
-
-    roots = {str(Path(m.__file__).resolve().parent.parent) for m in (sim_core, workloads)}
-    roots.add(str(Path(__file__).resolve().parent.parent))
-    return sorted(roots)
-
-
 def _policy_request(policy, task: Task) -> tuple[dict, str]:
     """Turn a policy argument into request fields and a display name."""
     if isinstance(policy, Path) or (isinstance(policy, str) and (
@@ -215,7 +207,7 @@ def _run_subprocess(req: dict, limits: Limits, out: Path | None) -> dict:
         (tmp / "request.json").write_text(json.dumps(req))
         log_path = (out or tmp) / "sandbox_log.txt"
         env = scrubbed_env({**_THREAD_ENV, "PYTHONPATH": os.pathsep.join(
-            _package_roots() + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),
+            package_roots("sim_core", "workloads", "glia_nb") + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),
             "PYTHONUNBUFFERED": "1"})
         with open(log_path, "wb") as log:
             try:

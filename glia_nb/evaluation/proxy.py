@@ -32,7 +32,7 @@ from dataclasses import asdict
 import numpy as np
 
 from glia_nb.evaluation import wire
-from glia_nb.evaluation.confine import HardLimits, popen_confined
+from glia_nb.evaluation.confine import HardLimits, package_roots, popen_confined
 
 ERROR_KINDS = ("import", "missing_class", "exception", "invalid_decision", "timeout", "memory",
                "network", "crash")
@@ -57,15 +57,6 @@ def policy_rng_seed(seed: int) -> int:
     stream never reveals (or reproduces) the generator that drew the trace."""
     return int.from_bytes(hashlib.sha256(f"glia-policy-rng:{int(seed)}".encode()).digest()[:8],
                           "little")
-
-
-def _package_roots() -> list[str]:
-    import glia_nb
-    import sim_core
-
-    roots = {os.path.dirname(os.path.dirname(os.path.abspath(m.__file__)))
-             for m in (glia_nb, sim_core)}
-    return sorted(roots)
 
 
 def _shared_memory(size: int) -> tuple[int, bool]:
@@ -97,7 +88,7 @@ class PolicyProcess:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock = parent
         self.chan = wire.Channel(parent)
-        env = {"PYTHONPATH": os.pathsep.join(_package_roots())}
+        env = {"PYTHONPATH": os.pathsep.join(package_roots("glia_nb", "sim_core"))}
         argv = [sys.executable, "-I", "-c",
                 "import sys; sys.path[:0] = sys.argv[3].split(':'); "
                 "from glia_nb.evaluation.policy_process import main; sys.exit(main(sys.argv[1:3]))",

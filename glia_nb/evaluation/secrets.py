@@ -17,11 +17,12 @@ MASK = "[REDACTED]"
 MIN_LEN = 8  # shorter values (say, "1") would redact ordinary text
 
 
-def known_secrets(environ=None, extra: Iterable[str] = ()) -> list[str]:
-    """The secret values in ``environ`` (default: this process's), longest first."""
+def known_secrets(environ=None, extra: Iterable[str] = (), min_len: int = MIN_LEN) -> list[str]:
+    """The secret values in ``environ`` (default: this process's), longest first; values
+    shorter than ``min_len`` are left alone."""
     env = os.environ if environ is None else environ
-    vals = {v for k, v in env.items() if SECRET_NAME.search(k) and len(v or "") >= MIN_LEN}
-    vals.update(v for v in extra if v and len(v) >= MIN_LEN)
+    vals = {v for k, v in env.items() if SECRET_NAME.search(k) and len(v or "") >= min_len}
+    vals.update(v for v in extra if v and len(v) >= min_len)
     return sorted(vals, key=len, reverse=True)
 
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from glia_nb.evaluation.secrets import MASK, known_secrets
 from glia_nb.research.fold import best_of, fold_records, is_improvement
 from glia_nb.research.journal import environment_info, read_journal
 
@@ -47,7 +48,7 @@ __all__ = ["Redactor", "PublishedContext", "find_journals", "lineage", "publish_
 MANIFEST = "manifest.json"
 NOTEBOOK = "case_study.ipynb"
 JOURNAL = "journal.jsonl"
-REDACTED = "[REDACTED]"
+REDACTED = MASK
 # Shapes of API keys and tokens that must not leave the author's machine even when no
 # environment variable holds them (OpenAI/Anthropic, AWS, GitHub, Slack, Google).
 _KEY_SHAPES = re.compile(
@@ -58,16 +59,6 @@ _ABS_PATH = re.compile(
     r"(?<![\w.~<])(?:/(?:home|Users|root|tmp|private|var/folders|mnt|media|work|srv|scratch)"
     r"(?![\w.-])(?:/[^\s\"'`<>()\[\]{},;:|]*)?|[A-Za-z]:\\(?:Users|Documents and Settings)\\[^\s\"'`<>|]*)")
 _MIN_SECRET_LEN = 6  # shorter values ("1", "yes") would shred unrelated text
-
-
-def _secret_env_values() -> list[str]:
-    """Values of the credential-named environment variables (the harness's own rule for
-    what a sandboxed process must not see), longest first."""
-    from glia_nb.evaluation.harness import scrubbed_env
-
-    clean = scrubbed_env()
-    vals = {v for k, v in os.environ.items() if k not in clean and len(v) >= _MIN_SECRET_LEN}
-    return sorted(vals, key=len, reverse=True)
 
 
 def _machine_prefixes(extra: Iterable[tuple[Path, str]]) -> list[tuple[str, str]]:
@@ -95,7 +86,7 @@ class Redactor:
     @classmethod
     def for_study(cls, study_dir: Path) -> "Redactor":
         """Secrets from the current environment; paths of the study and of this machine."""
-        return cls(tuple(_secret_env_values()),
+        return cls(tuple(known_secrets(min_len=_MIN_SECRET_LEN)),
                    tuple(_machine_prefixes([(Path(study_dir), "<study>")])))
 
     def text(self, s: str) -> str:
