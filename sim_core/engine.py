@@ -7,9 +7,14 @@ request.  It returns to Python there, so the router is the only Python on the ho
 Tie-breaking is explicit: iteration ends are ordered by (time, replica id), and an
 iteration ending at the same time as an arrival is processed first.
 
-Helpers that run at every iteration are compiled with ``inline="always"``: a call of a
-compiled function with array arguments updates their reference counts atomically, which
-cost more than the work itself (see sim_core/lookups.py).
+Reference counts: numba updates an array's reference count atomically when a compiled
+function receives it, and keeps the updates of an inlined helper whose loops break or
+span several loops; at one helper per iteration that cost more than the work itself.
+:func:`advance` is therefore compiled without numba's runtime (``_nrt=False``): the arrays
+it gets from Python carry no reference count, so neither it nor the helpers it inlines or
+calls (compiled with its flags) update any.  Nothing under it allocates except the
+twins (:func:`sim_core.twins.twin_route`, compiled with the runtime).  Helpers that run at
+every iteration are still inlined (``inline="always"``), which saves the calls.
 
 Replica semantics follow the paper's Vidur fork (see the README's "Simulator semantics"):
 paged KV cache with a watermark on admission, recompute pre-emption of the latest-arrived
@@ -23,7 +28,8 @@ from numba import njit
 from sim_core.batching import form_sarathi, form_vllm
 from sim_core.fastforward import ff_begin, ff_flush, ff_flush_all, ff_step
 from sim_core.lookups import iteration_ms
-from sim_core.queues import compact_running, heap_pop, heap_push, mark_dirty, wq_insert
+from sim_core.queues import (compact_running, heap_pop, heap_push, heap_replace_top, mark_dirty,
+                             wq_insert)
 from sim_core.state import (
     ERR_BAD_REPLICA, ERR_DUPLICATE, ERR_NOT_ACCEPTING, ERR_NOT_QUEUED, EV_ARRIVAL,
     EV_COMPLETION, EV_END, EV_READY, EV_TICK, F_ARRIVAL, F_ATTEMPT_PREFILL, F_COMPLETED,
@@ -43,8 +49,9 @@ from sim_core.twins import twin_keys, twin_reads_progress, twin_route
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _start_batch(rv, rh, rf, pi, pf, si, run_ids, batch_ids, batch_tok, heap_t, heap_r, blob,
-                 r, now):
+def _start_batch(rv, rh, rf, pi, pf, si, run_ids, batch_ids, batch_tok, blob, r, now):
+    """Form replica r's next batch and start it (``P_BUSY``, unless the batch is empty);
+    returns when it ends, which the caller pushes on the heap (see ff_step)."""
     if si[S_SCHEDULER] == 0:
         tokens, n_dec, kv_sum, attn = form_sarathi(rv, rh, rf, pi, si, run_ids, batch_ids,
                                                    batch_tok, blob, r, now)
@@ -52,15 +59,15 @@ def _start_batch(rv, rh, rf, pi, pf, si, run_ids, batch_ids, batch_tok, heap_t, 
         tokens, n_dec, kv_sum, attn = form_vllm(rv, rh, rf, pi, si, run_ids, batch_ids,
                                                 batch_tok, blob, r, now)
     if pi[P_BATCH_LEN, r] == 0:
-        return
+        return now
     dt = iteration_ms(blob, tokens, n_dec, kv_sum, attn) / 1000.0
     pi[P_BUSY, r] = 1
     pi[P_ITERATIONS, r] += 1
     pf[PF_BUSY_UNTIL, r] = now + dt
     pf[PF_BUSY_TIME, r] += dt
-    heap_push(heap_t, heap_r, si, now + dt, r)
     if si[S_FAST_FORWARD] == 1 and n_dec == tokens and n_dec == pi[P_BATCH_LEN, r]:
         ff_begin(rv, rh, pi, pf, si, batch_ids, blob, r, kv_sum)
+    return now + dt
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -212,7 +219,7 @@ def _apply_decisions(rv, rh, rf, pi, gq, dirty, si, dec_req, dec_rep, n_dec, now
     return 0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)  # no reference counts: see the module doc
 def advance(rv, rh, rf, pi, pf, slots, qbuf, heap_t, heap_r, si, sf, tl, blob, n_dec):
     """Apply ``n_dec`` routing decisions, then simulate up to the next global event that
     needs Python.
@@ -236,8 +243,10 @@ def advance(rv, rh, rf, pi, pf, slots, qbuf, heap_t, heap_r, si, sf, tl, blob, n
             r = dirty[k]
             pi[P_DIRTY, r] = 0
             if pi[P_BUSY, r] == 0:
-                _start_batch(rv, rh, rf, pi, pf, si, run_ids, batch_ids, batch_tok, heap_t,
-                             heap_r, blob, r, now)
+                end = _start_batch(rv, rh, rf, pi, pf, si, run_ids, batch_ids, batch_tok, blob,
+                                   r, now)
+                if pi[P_BUSY, r] == 1:
+                    heap_push(heap_t, heap_r, si, end, r)
         si[S_DIRTY_LEN] = 0
         i = si[S_NEXT_ARRIVAL]
         ta = rf[F_ARRIVAL, i] if i < si[S_NUM_GENERATED] else np.inf
@@ -264,7 +273,7 @@ def advance(rv, rh, rf, pi, pf, slots, qbuf, heap_t, heap_r, si, sf, tl, blob, n
             r = heap_r[0]
             now = tb
             if pi[P_FF_LEFT, r] > 0:
-                ff_step(pi, pf, si, heap_t, heap_r, blob, r, now)
+                heap_replace_top(heap_t, heap_r, si, ff_step(pi, pf, blob, r, now), r)
                 continue
             heap_pop(heap_t, heap_r, si)
             ff_flush(rv, rh, pi, si, batch_ids, r)

@@ -25,7 +25,6 @@ from __future__ import annotations
 from numba import njit
 
 from sim_core.lookups import decode_iteration_ms, decode_segment, fixed_ms
-from sim_core.queues import heap_replace_top
 from sim_core.state import (
     H_GENERATED, H_TOTAL, PF_BUSY_TIME, PF_BUSY_UNTIL, PF_FF_FIXED, PF_FF_TX, P_ALLOC,
     P_BATCH_LEN, P_FF_DONE, P_FF_KV, P_FF_LEFT, P_FF_SEG, P_GEN_TOKENS, P_ITERATIONS,
@@ -97,9 +96,11 @@ def ff_begin(rv, rh, pi, pf, si, batch_ids, blob, r, kv_sum):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def ff_step(pi, pf, si, heap_t, heap_r, blob, r, now):
+def ff_step(pi, pf, blob, r, now):
     """Replica r's stretch iteration ended at ``now`` (the heap's top): start the next one,
-    exactly as finishing and forming it would (same latency arguments, same float sums)."""
+    exactly as finishing and forming it would (same latency arguments, same float sums).
+    Returns its end, which the caller puts in the heap in place of the top (the heap is
+    not passed down: a third level of inlining kept atomic reference counts on it)."""
     nb = pi[P_BATCH_LEN, r]
     pi[P_FF_DONE, r] += 1
     pi[P_FF_LEFT, r] -= 1
@@ -110,7 +111,7 @@ def ff_step(pi, pf, si, heap_t, heap_r, blob, r, now):
     pi[P_ITERATIONS, r] += 1
     pf[PF_BUSY_UNTIL, r] = now + dt
     pf[PF_BUSY_TIME, r] += dt
-    heap_replace_top(heap_t, heap_r, si, now + dt, r)
+    return now + dt
 
 
 @njit(cache=True, error_model="numpy", inline="always")

@@ -138,7 +138,9 @@ def _greedy(rv, pi, code, bs, q, dec_req, dec_rep):
     return n
 
 
-@njit(cache=True, error_model="numpy")
+# With numba's runtime (it allocates), although the engine that calls it runs without it
+# (sim_core/engine.py): an explicit flag is not inherited from the caller.
+@njit(cache=True, error_model="numpy", _nrt=True)
 def twin_route(rv, pi, si, sf, gq, dec_req, dec_rep):
     """The twin's decision for the current global queue, written to ``dec_req``/``dec_rep``;
     returns the number of decisions.  The caller validates and applies them."""
