@@ -119,7 +119,7 @@ def _greedy(rv, pi, code, bs, q, dec_req, dec_rep):
     allocates nothing: this runs after every arrival."""
     R = pi.shape[1]
     n = q.shape[0]
-    added = np.zeros(R if n > 1 else 0, np.int64)
+    added = np.zeros(R, np.int64) if n > 1 else q[:0]
     for k in range(n):
         best = -1
         best_load = 0
