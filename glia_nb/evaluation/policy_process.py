@@ -266,6 +266,8 @@ def main(argv=None) -> int:
     import numpy  # noqa: F401  (before the candidate: its imports then cost nothing)
 
     import sim_core.view  # noqa: F401  (numba loads only if the candidate imports it)
+    from glia_nb.evaluation.seccomp_filter import load_from_env
+    load_from_env()  # the parent's seccomp filter: imports done, no candidate code yet
     # Python-level guard on top of the namespaces (and the only one at level "process").
     install_audit_guard()
     return serve(sock)
