@@ -65,10 +65,10 @@ def compile_filter(profile: str) -> bytes:
     if not sys.platform.startswith("linux"):
         raise SeccompUnavailable(f"seccomp is Linux-only (this is {sys.platform})")
     if not _kernel_has_seccomp():
-        raise SeccompUnavailable("this kernel has no seccomp (no Seccomp line in /proc/self/status)")
+        raise SeccompUnavailable("this kernel has no seccomp (/proc/self/status has no Seccomp)")
     try:
         import pyseccomp as sc
-    except (ImportError, RuntimeError, OSError) as exc:  # pyseccomp raises RuntimeError without the library
+    except (ImportError, RuntimeError, OSError) as exc:  # RuntimeError: no libseccomp.so
         raise SeccompUnavailable(f"libseccomp is not usable (pip install pyseccomp; Debian: "
                                  f"apt-get install libseccomp2): {exc}") from exc
     import tempfile
