@@ -46,6 +46,12 @@ DENIED = ("ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd",
           "io_uring_setup", "io_uring_enter", "io_uring_register")
 STARTS_PROCESSES = ("fork", "vfork", "execve", "execveat")  # denied to the policy profile
 _PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 38, 22, 2
+# System calls added since Linux 5.1 share one number on these architectures; an older
+# libseccomp that does not know a name still gets the rule through its number.
+_UNIFIED_ARCHES = ("x86_64", "aarch64", "riscv64", "ppc64le", "ppc64", "s390x")
+_UNIFIED = {"io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
+            "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
+            "fspick": 433, "clone3": 435, "pidfd_getfd": 438, "mount_setattr": 442}
 
 
 class SeccompUnavailable(RuntimeError):
@@ -79,6 +85,8 @@ def compile_filter(profile: str) -> bytes:
 
     def deny(name: str, *args, action=eperm) -> None:
         nr = sc.resolve_syscall(sc.Arch.NATIVE, name)
+        if nr == -1 and name in _UNIFIED and os.uname().machine in _UNIFIED_ARCHES:
+            nr = _UNIFIED[name]
         if nr == -1:  # unknown to this libseccomp: refuse rather than leave a hole
             raise SeccompUnavailable(f"libseccomp does not know the system call {name!r}; "
                                      "a newer libseccomp is needed")

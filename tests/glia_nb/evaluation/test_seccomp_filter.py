@@ -179,3 +179,25 @@ def test_the_policy_process_runs_its_candidate_under_the_filter():
         p.load(MODE_ROUTER.format(want="2"), "mode.py", "Mode", "router")
     finally:
         p.close()
+
+
+def test_an_older_libseccomp_still_filters_the_newer_system_calls(monkeypatch):
+    """A libseccomp that does not know ``clone3`` or ``mount_setattr`` gets the same program
+    through their shared numbers; a name with no known number refuses to compile (never a
+    filter with a hole)."""
+    import pyseccomp
+
+    if os.uname().machine not in seccomp_filter._UNIFIED_ARCHES:
+        pytest.skip("no shared system call numbers on this architecture")
+    want = seccomp_filter.compile_filter("policy")
+    real = pyseccomp.resolve_syscall
+
+    def older(arch, name):
+        return -1 if name in ("clone3", "mount_setattr", "io_uring_setup") else real(arch, name)
+
+    monkeypatch.setattr(pyseccomp, "resolve_syscall", older)
+    assert seccomp_filter.compile_filter("policy") == want
+    monkeypatch.setattr(pyseccomp, "resolve_syscall",
+                        lambda arch, name: -1 if name == "ptrace" else real(arch, name))
+    with pytest.raises(seccomp_filter.SeccompUnavailable, match="ptrace"):
+        seccomp_filter.compile_filter("policy")
