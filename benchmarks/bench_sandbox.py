@@ -104,7 +104,7 @@ def main() -> None:
           f"mean e2e {ref.summary['mean_e2e_s']:.4f} s (identical in both)")
     print(f"in-process  CPU {inproc:7.3f} s")
     print(f"sandboxed   CPU {harness + policy:7.3f} s  (harness {harness:.3f} + policy {policy:.3f}; "
-          f"isolation {proc.isolation})  ratio {(harness + policy) / inproc:.2f}x")
+          f"isolation {level})  ratio {(harness + policy) / inproc:.2f}x")
     print(f"floor: {ref.router_calls} bare socket round trips cost "
           f"{round_trip_floor(ref.router_calls):.3f} s CPU (both processes)")
     print(f"policy process start-up CPU {proc.start_cpu_s:.3f} s (imports, before the first call)")
