@@ -265,11 +265,11 @@ def main(argv=None) -> int:
 
     sock = socket.socket(fileno=int(argv[0]))
     import numpy  # noqa: F401  (before the candidate: its imports then cost nothing)
+    from glia_nb.evaluation.seccomp_filter import load_from_env
+    load_from_env()  # the parent's seccomp filter, before any candidate code
 
     import sim_core.view  # noqa: F401  (numba loads only if the candidate imports it)
-    from glia_nb.evaluation.seccomp_filter import load_from_env
-    load_from_env()  # the parent's seccomp filter: imports done, no candidate code yet
-    # Python-level guard over the namespaces and the filter: clear errors for common cases.
+    # Python-level guard on top of the namespaces (and the only one at level "process").
     install_audit_guard()
     return serve(sock)
 
