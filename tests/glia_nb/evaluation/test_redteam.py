@@ -17,13 +17,20 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from glia_nb.evaluation.confine import choose_isolation
+from glia_nb.evaluation.confine import choose_isolation, isolation_label, seccomp_profile
 from glia_nb.evaluation.harness import Limits, evaluate
 from glia_nb.tasks import get_task
 
 LEVEL = choose_isolation(warn=False)
+SECCOMP = seccomp_profile("policy")  # None where libseccomp is missing
 NEEDS_NAMESPACES = pytest.mark.skipif(LEVEL != "bwrap", reason="bubblewrap is not usable here: "
                                       "the plain-process fallback has no mount/net/pid namespaces")
+
+
+def recorded(level: str) -> str:
+    """The isolation a result records for a candidate confined at ``level``."""
+    return isolation_label(level, SECCOMP)
+
 
 LLQ = """
 import numpy as np
@@ -96,7 +103,7 @@ def _then_honest(tmp_path, task, honest_score, **kw):
     res = _eval(tmp_path, LLQ, task, "Honest", **kw)
     assert res.ok and res.score == honest_score, res.one_line()
     expected = (kw.get("limits") or Limits()).isolation or LEVEL
-    assert res.isolation == expected
+    assert res.isolation == recorded(expected)
 
 
 def _no_leak(res):
@@ -123,7 +130,7 @@ if found:
 """
     res = _eval(tmp_path, _router(attack), task, "Attack")
     _no_leak(res)
-    assert res.ok and res.score == honest_score and res.isolation == LEVEL
+    assert res.ok and res.score == honest_score and res.isolation == recorded(LEVEL)
     _then_honest(tmp_path, task, honest_score)
 
 
@@ -334,7 +341,7 @@ def test_fallback_level_still_contains_a_candidate(tmp_path, task, honest_score)
     keys and the same harness-side scoring."""
     lim = Limits(isolation="process")
     res = _eval(tmp_path, _router("import os\nos._exit(0)"), task, "Attack", limits=lim)
-    assert res.error_kind == "crash" and res.isolation == "process"
+    assert res.error_kind == "crash" and res.isolation == recorded("process")
     res = _eval(tmp_path, _router("x = bytearray(8 * 2**30)"), task, "Attack",
                 limits=Limits(isolation="process", memory_mb=1024))
     assert res.error_kind == "memory"
@@ -365,20 +372,26 @@ def test_concurrent_resume_is_refused(tmp_path):
 
 
 def test_shell_cannot_forge_the_journal_or_ledger(tmp_path):
-    """Inside the Researcher's shell the harness-owned records are read-only."""
+    """Inside the Researcher's shell the harness-owned records are read-only (bubblewrap);
+    at the plain-process level the harness puts them back after the command, which fails."""
+    from glia_nb.research.journal import Journal
     from glia_nb.research.tools import ToolBox
     from glia_nb.research.workspace import Workspace
 
     ws = Workspace.create(tmp_path, get_task("routing-a10"), "s1")
-    (ws.path / "journal.jsonl").write_text('{"type": "header", "seq": 0}\n')
+    tb = ToolBox(ws)
+    tb.journal = Journal.create(ws.path / "journal.jsonl", {"task": "t"})
+    if LEVEL != "bwrap":  # as a non-root user's workspace is (a root harness runs it as nobody)
+        for p in (ws.path, *ws.path.iterdir()):
+            p.chmod(0o777 if p.is_dir() else 0o666)
     before = {n: (ws.path / n).read_text() for n in ("journal.jsonl", "ledger.csv")}
-    res = ToolBox(ws).call("shell", {"command": "echo '99,forged,ok,0.001' >> ledger.csv; "
-                                                "echo '{}' >> journal.jsonl; rm -f ledger.csv; "
-                                                "mv journal.jsonl j2; true"})
-    if LEVEL == "bwrap":
-        assert {n: (ws.path / n).read_text() for n in before} == before, res.text
-    else:  # pragma: no cover - the fallback cannot protect workspace files
-        pytest.skip("plain-process fallback: the workspace's records are writable")
+    res = tb.call("shell", {"command": "echo '99,forged,ok,0.001' >> ledger.csv; "
+                                       "echo '{}' >> journal.jsonl; rm -f ledger.csv; "
+                                       "mv journal.jsonl j2; true"})
+    assert {n: (ws.path / n).read_text() for n in before} == before, res.text
+    if LEVEL != "bwrap":
+        assert res.is_error and set(res.data["records_restored"]) == set(before)
+    tb.journal.close()
 
 
 def test_journal_header_records_the_isolation_level(tmp_path):
@@ -391,7 +404,7 @@ def test_journal_header_records_the_isolation_level(tmp_path):
                        toolbox=FakeToolBox([40]), run_baseline=False)
     s.journal.close()
     header, _records = read_journal(s.journal.path)
-    assert header["isolation"] == LEVEL
+    assert header["isolation"] == recorded(LEVEL)
 
 
 def test_idle_promise_is_kept_through_the_proxy(tmp_path, task, honest_score):
