@@ -9,10 +9,10 @@ from __future__ import annotations
 from numba import njit
 
 from sim_core.lookups import prefill_attn_ms
-from sim_core.queues import admit, compact_running, grow_or_preempt, wq_unlink
+from sim_core.queues import admit, blocks_for, compact_running, grow_or_preempt, wq_unlink
 from sim_core.state import (
-    P_ALLOC, P_BATCH_LEN, P_NUM_BLOCKS, P_RUNNING, P_WQ_HEAD, S_BATCH_CAP, S_BLOCK_SIZE,
-    S_CHUNK, S_WATERMARK, V_BLOCKS, V_PROCESSED, V_PROMPT,
+    P_ALLOC, P_BATCH_LEN, P_NUM_BLOCKS, P_RUNNING, P_WQ_HEAD, S_BATCH_CAP, S_BLOCK_SHIFT,
+    S_BLOCK_SIZE, S_CHUNK, S_WATERMARK, V_BLOCKS, V_PROCESSED, V_PROMPT,
 )
 
 
@@ -82,7 +82,7 @@ def form_sarathi(rv, rh, rf, pi, si, run_ids, batch_ids, batch_tok, blob, r, now
         if pi[P_RUNNING, r] >= cap or nb >= cap:
             break
         q = pi[P_WQ_HEAD, r]
-        need = (rv[V_PROMPT, q] + bs - 1) // bs
+        need = blocks_for(rv[V_PROMPT, q], bs, si[S_BLOCK_SHIFT])
         if pi[P_NUM_BLOCKS, r] - pi[P_ALLOC, r] - need < wm:
             break
         n = min(rv[V_PROMPT, q], chunk - tokens)
@@ -113,7 +113,7 @@ def form_vllm(rv, rh, rf, pi, si, run_ids, batch_ids, batch_tok, blob, r, now):
     longest = 0
     while pi[P_WQ_HEAD, r] >= 0:
         q = pi[P_WQ_HEAD, r]
-        need = (rv[V_PROMPT, q] + bs - 1) // bs
+        need = blocks_for(rv[V_PROMPT, q], bs, si[S_BLOCK_SHIFT])
         if pi[P_NUM_BLOCKS, r] - pi[P_ALLOC, r] - need < wm:
             break
         m = max(longest, rv[V_PROMPT, q])

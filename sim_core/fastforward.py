@@ -25,21 +25,22 @@ from __future__ import annotations
 from numba import njit
 
 from sim_core.lookups import decode_iteration_ms, decode_segment, fixed_ms
+from sim_core.queues import blocks_for
 from sim_core.state import (
     H_GENERATED, H_TOTAL, PF_BUSY_TIME, PF_BUSY_UNTIL, PF_FF_FIXED, PF_FF_TX, P_ALLOC,
     P_BATCH_LEN, P_FF_DONE, P_FF_KV, P_FF_LEFT, P_FF_SEG, P_GEN_TOKENS, P_ITERATIONS,
-    P_NUM_BLOCKS, P_RUNNING, S_BLOCK_SIZE,
-    S_GENERATED_TOKENS, V_BLOCKS, V_PROCESSED,
+    P_NUM_BLOCKS, P_RUNNING, S_BLOCK_SHIFT, S_BLOCK_SIZE, S_GENERATED_TOKENS, V_BLOCKS,
+    V_PROCESSED,
 )
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _blocks_needed(rv, batch_ids, r, nb, bs, j):
+def _blocks_needed(rv, batch_ids, r, nb, bs, shift, j):
     """New KV blocks the batch needs by the formation of stretch iteration ``j``."""
     total = 0
     for k in range(nb):
         q = batch_ids[r, k]
-        need = (rv[V_PROCESSED, q] + j + bs - 1) // bs - rv[V_BLOCKS, q]
+        need = blocks_for(rv[V_PROCESSED, q] + j, bs, shift) - rv[V_BLOCKS, q]
         if need > 0:
             total += need
     return total
@@ -63,14 +64,15 @@ def stretch_length(rv, rh, pi, si, batch_ids, r):
     if jc <= 0:
         return 1
     bs = si[S_BLOCK_SIZE]
+    shift = si[S_BLOCK_SHIFT]
     free = pi[P_NUM_BLOCKS, r] - pi[P_ALLOC, r]
-    if _blocks_needed(rv, batch_ids, r, nb, bs, jc) <= free:
+    if _blocks_needed(rv, batch_ids, r, nb, bs, shift, jc) <= free:
         return 1 + jc
     # The need grows with j: bisect for the last formation that still fits.
     lo, hi = 0, jc  # need(lo) fits, need(hi) does not
     while hi - lo > 1:
         mid = (lo + hi) >> 1
-        if _blocks_needed(rv, batch_ids, r, nb, bs, mid) <= free:
+        if _blocks_needed(rv, batch_ids, r, nb, bs, shift, mid) <= free:
             lo = mid
         else:
             hi = mid
@@ -124,13 +126,14 @@ def ff_flush(rv, rh, pi, si, batch_ids, r):
         return
     nb = pi[P_BATCH_LEN, r]
     bs = si[S_BLOCK_SIZE]
+    shift = si[S_BLOCK_SHIFT]
     added = 0
     for k in range(nb):
         q = batch_ids[r, k]
         d = rv[V_PROCESSED, q] + m
         rv[V_PROCESSED, q] = d
         rh[H_GENERATED, q] += m
-        need = (d + bs - 1) // bs
+        need = blocks_for(d, bs, shift)
         if need > rv[V_BLOCKS, q]:
             added += need - rv[V_BLOCKS, q]
             rv[V_BLOCKS, q] = need

@@ -130,7 +130,8 @@ S_TWIN_CALLS = 24      # routing decisions made by the compiled twin
 S_RR_NEXT = 25         # round-robin twin: the next replica in turn
 S_HRA_SHORTEST = 26    # HRA twin: 1 = shortest prompt first
 S_TWIN_KEY = 27        # compiled waiting-queue key of a built-in batch policy (sim_core.twins)
-NSI = 28
+S_BLOCK_SHIFT = 28     # log2(block size) if it is a power of two, else -1 (queues.blocks_for)
+NSI = 29
 
 # Float scalars (sf).
 SF_NOW = 0
@@ -262,6 +263,8 @@ def allocate(*, arrived_at, prompt, decode, num_replicas: int, num_blocks: int, 
     si[S_QUEUE_POLICY] = queue_policy
     si[S_SCHEDULER] = SCHED_CODES[scheduler]
     si[S_BLOCK_SIZE] = block_size
+    bs = int(block_size)
+    si[S_BLOCK_SHIFT] = bs.bit_length() - 1 if bs > 0 and bs & (bs - 1) == 0 else -1
     si[S_WATERMARK] = watermark
     si[S_CHUNK] = chunk
     si[S_NUM_ACCEPTING] = R

@@ -138,7 +138,7 @@ def small_cases(draw):
     prompts = draw(st.lists(st.integers(1, 40), min_size=n, max_size=n))
     decodes = draw(st.lists(st.integers(1, 200), min_size=n, max_size=n))
     gaps = draw(st.lists(st.floats(0.0, 0.5), min_size=n, max_size=n))
-    bs = draw(st.sampled_from([1, 4, 16]))
+    bs = draw(st.sampled_from([1, 4, 12, 16]))  # 12: blocks by division, not a shift
     wm_frac = draw(st.sampled_from([0.0, 0.1]))
     need = math.ceil(max(p + d for p, d in zip(prompts, decodes)) / bs)
     blocks = need + draw(st.integers(0, 2 * need)) + 1

@@ -106,7 +106,7 @@ def small_cases(draw):
     prompts = draw(st.lists(st.integers(1, 60), min_size=n, max_size=n))
     decodes = draw(st.lists(st.integers(1, 80), min_size=n, max_size=n))
     gaps = draw(st.lists(st.floats(0.0, 0.1), min_size=n, max_size=n))
-    bs = draw(st.sampled_from([1, 4, 16]))
+    bs = draw(st.sampled_from([1, 4, 12, 16]))  # 12: blocks by division, not a shift
     need = math.ceil(max(p + d for p, d in zip(prompts, decodes)) / bs)
     rc = ReplicaConfig(num_blocks=need + 1 + draw(st.integers(0, 3 * need)), block_size=bs,
                        watermark_fraction=0.0,
