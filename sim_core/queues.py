@@ -16,12 +16,12 @@ from sim_core.state import (
 
 
 # ----------------------------------------------------------------------------- heap
-# inline="always" where a function runs at every iteration: a call with array arguments
-# costs atomic reference-count updates per array (see sim_core/lookups.py).  The sift
-# loops compare loaded scalars (heap_before), never call a helper with the arrays: an
-# inlined call with array arguments inside a loop costs two atomic updates per array per
-# pass, which at 64 replicas was a fifth of the engine's time.  They move a hole instead
-# of swapping; the resulting arrays are those of swapping.
+# inline="always" where a function runs at every iteration, which saves the call.  The sift
+# loops compare loaded scalars (heap_before) and move a hole instead of swapping (the
+# resulting arrays are those of swapping).  Where numba's runtime is on, this also keeps
+# them free of reference counts: an inlined helper taking the arrays inside the loop cost
+# two atomic updates per array per level, a fifth of the engine's time at 64 replicas (the
+# engine now runs without the runtime: sim_core/engine.py).
 @njit(cache=True, error_model="numpy", inline="always")
 def heap_before(ta, ra, tb, rb):
     """The heap's order: (time, replica id)."""
