@@ -85,21 +85,32 @@ class PolicyProcess:
         self.cpu_s: float | None = None
         self.expired = False
         self.scratch = tempfile.mkdtemp(prefix="glia-policy-")
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock = parent
-        self.chan = wire.Channel(parent)
+        # Frames travel over two pipes (the hot path); the socket pair only carries each
+        # seed's memfd (SCM_RIGHTS).  The child's ends are closed here once it has them,
+        # so its death is an EOF on the reply pipe.
+        to_child, self._to_policy = os.pipe()
+        self._from_policy, from_child = os.pipe()
+        self.sock, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.chan = wire.Channel(self._from_policy, self._to_policy)
+        ends = (to_child, from_child, child.fileno())
         env = {"PYTHONPATH": os.pathsep.join(package_roots("glia_nb", "sim_core"))}
         argv = [sys.executable, "-I", "-c",
                 "import sys; sys.path[:0] = sys.argv[3].split(':'); "
                 "from glia_nb.evaluation.policy_process import main; sys.exit(main(sys.argv[1:3]))",
-                str(child.fileno()), json.dumps(limits.to_dict()), env["PYTHONPATH"]]
+                ",".join(map(str, ends)), json.dumps(limits.to_dict()), env["PYTHONPATH"]]
         with open(log_path, "ab") as log:
             try:
                 self.proc = popen_confined(argv, level=level, scratch=self.scratch, env=env,
-                                           pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL,
+                                           pass_fds=ends, stdin=subprocess.DEVNULL,
                                            stdout=log, stderr=subprocess.STDOUT)
+            except BaseException:
+                self.chan.close()
+                self.sock.close()
+                raise
             finally:
                 child.close()
+                os.close(to_child)
+                os.close(from_child)
         self._watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), self._expire)
         self._watchdog.daemon = True
         self._watchdog.start()
@@ -115,11 +126,10 @@ class PolicyProcess:
         # Blocking I/O (no poll per call); the watchdog kills the process at the deadline.
         try:
             if kind is not None:
-                wire.send(self.sock, kind, payload)
+                self.chan.send(kind, payload)
+                for fd in fds:  # the memfd follows its frame on the socket
+                    wire.send_fd(self.sock, fd)
             rkind, reply = self.chan.recv(MAX_REPLY)
-            if fds and rkind == b"O":  # the policy is ready for the file descriptor
-                wire.send_fd(self.sock, fds[0])
-                rkind, reply = self.chan.recv(MAX_REPLY)
         except (wire.ChannelClosed, ConnectionError, OSError) as exc:
             raise self._failed(exc) from None
         except wire.FrameTooLarge as exc:
@@ -202,14 +212,13 @@ class PolicyProcess:
     def route(self, view):
         """Ask the candidate router; the harness's facade validates the pairs it returns.
 
-        The hot path (some 7,000-14,000 calls a run): one ``sendall`` of a prepared frame and
-        one ``recv`` that usually holds the whole reply; anything else (an error, a reply
+        The hot path (some 7,000-14,000 calls a run): one ``write`` of a prepared frame and
+        one ``read`` that usually holds the whole reply; anything else (an error, a reply
         split over reads) goes through :meth:`call`'s general path."""
-        data = b""
         if not self.chan.pending:
             try:
-                self.sock.sendall(_ROUTE_FRAMES[view.event])
-                data = self.sock.recv(1 << 16)
+                os.write(self._to_policy, _ROUTE_FRAMES[view.event])  # 6 bytes: atomic
+                data = os.read(self._from_policy, wire.READ_SIZE)
             except OSError as exc:
                 raise self._failed(exc) from None
             if len(data) >= wire.HEADER.size and data[4] == 68:  # b"D", the whole frame
@@ -257,9 +266,8 @@ class PolicyProcess:
         """Say goodbye, then kill whatever is left and remove the scratch directory."""
         if self.proc.poll() is None:
             try:
-                self.sock.settimeout(2.0)
-                wire.send(self.sock, b"Q")
-                _kind, reply = self.chan.recv(4096)
+                self.chan.send(b"Q")
+                _kind, reply = self.chan.recv(4096, timeout=2.0)
                 # The policy's own count of its CPU time (for benchmarks, not for scores).
                 self.cpu_s = float(json.loads(reply).get("cpu_s", 0.0))
                 self.proc.wait(timeout=2.0)
@@ -267,6 +275,7 @@ class PolicyProcess:
                 pass
         self._watchdog.cancel()
         self.kill()
+        self.chan.close()
         self.sock.close()
         shutil.rmtree(self.scratch, ignore_errors=True)
 
