@@ -104,6 +104,68 @@ def _pack(decisions, array) -> bytes:
     return out.tobytes()
 
 
+_ONE, _NONE = struct.Struct("<IBqq"), struct.pack("<IB", 0, 68)
+
+
+def _reply(decisions) -> bytes:
+    """The whole ``D`` frame of a route() result.  The usual shapes (no decision, or a list
+    of ``(int, int)`` tuples) are packed in one call; anything else (arrays, numpy ints,
+    lists as pairs, errors) goes through :func:`_pack`, which says what is wrong."""
+    if type(decisions) is list or type(decisions) is tuple:
+        n = len(decisions)
+        if n == 1:  # one request routed: most calls
+            d = decisions[0]
+            if type(d) is tuple and len(d) == 2 and type(d[0]) is int and type(d[1]) is int:
+                try:
+                    return _ONE.pack(16, 68, d[0], d[1])
+                except struct.error:  # out of int64 range: _pack raises the usual error
+                    pass
+        elif n == 0:
+            return _NONE
+        else:
+            flat = []
+            for d in decisions:
+                if type(d) is not tuple or len(d) != 2:
+                    break
+                q, r = d
+                if type(q) is not int or type(r) is not int:  # bool, numpy ints: _pack
+                    break
+                flat.append(q)
+                flat.append(r)
+            else:
+                try:
+                    return struct.pack("<IB%dq" % len(flat), 8 * len(flat), 68, *flat)
+                except struct.error:
+                    pass
+    from array import array
+
+    out = _pack(decisions, array)
+    return struct.pack("<IB", len(out), 68) + out
+
+
+def _route_loop(rfd: int, wfd: int, route, view, filename: str) -> bytes:
+    """The hot path: answer whole 6-byte route frames (one read, one write each) until
+    something else arrives, and return those bytes.  The candidate's errors become ``E``
+    frames; a broken channel raises (the process then ends)."""
+    import os
+
+    from glia_nb.evaluation import wire
+
+    read, write, events = os.read, os.write, wire.EVENTS
+    while True:
+        data = read(rfd, wire.READ_SIZE)
+        if len(data) != 6 or data[4] != 82:  # not exactly one b"R" frame
+            return data
+        try:
+            view.event = events[data[5]]
+            out = _reply(route(view))
+        except BaseException as exc:  # noqa: BLE001 - candidate code may raise anything
+            out = wire.frame(b"E", _error(exc, filename))
+        n = write(wfd, out)
+        if n != len(out):  # a large reply the pipe took in pieces
+            wire.write_all(wfd, out[n:])
+
+
 def _error(exc: BaseException, filename: str, kind: str | None = None) -> bytes:
     import os
     import traceback
@@ -162,30 +224,19 @@ def _view(fd: int, msg: dict):
 def serve(rfd: int, wfd: int, sock) -> int:
     """Answer the harness (requests on ``rfd``, replies on ``wfd``, memfds on ``sock``)
     until it says ``Q`` or closes the channel."""
-    import os
-    from array import array
-
     import numpy as np
 
     from glia_nb.evaluation import wire
+    from glia_nb.evaluation.wire import write_all
 
     cls = layer = policy = key = view = filename = None
     chan = wire.Channel(rfd, wfd)
-    head, write_all = wire.HEADER, wire.write_all
     while True:
         try:
-            if not chan.pending:  # the hot path: a whole 6-byte route frame in one read
-                data = os.read(rfd, wire.READ_SIZE)
+            if layer == "router" and view is not None and not chan.pending:
+                data = _route_loop(rfd, wfd, policy.route, view, filename)
                 if not data:
                     return 0
-                if len(data) == 6 and data[4] == 82 and view is not None:  # b"R"
-                    try:
-                        view.event = wire.EVENTS[data[5]]
-                        out = _pack(policy.route(view), array)
-                        write_all(wfd, head.pack(len(out), 68) + out)
-                    except BaseException as exc:  # noqa: BLE001 - as below
-                        chan.send(b"E", _error(exc, filename))
-                    continue
                 chan.push(data)
             kind, payload = chan.recv(MAX_FRAME)
         except wire.ChannelClosed:
@@ -193,7 +244,7 @@ def serve(rfd: int, wfd: int, sock) -> int:
         try:
             if kind == b"R":
                 view.event = wire.EVENTS[payload[0]]
-                chan.send(b"D", _pack(policy.route(view), array))
+                write_all(wfd, _reply(policy.route(view)))
             elif kind == b"K":
                 p, t = KEY_ARGS.unpack(payload)
                 chan.send(b"F", FLOAT.pack(float(key(p, t))))

@@ -22,6 +22,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,7 @@ ERROR_KINDS = ("import", "missing_class", "exception", "invalid_decision", "time
                "network", "crash")
 _ROUTE_FRAMES = {ev: wire.HEADER.pack(1, ord("R")) + bytes((code,))
                  for ev, code in wire.EVENT_CODES.items()}
+_PAIR = struct.Struct("<qq")
 SHARED_ARRAYS = ("rv", "rf", "pi", "slots", "qbuf", "si", "sf")
 MAX_REPLY = 64 * 2**20
 _SEALS = (getattr(fcntl, "F_SEAL_SEAL", 1) | getattr(fcntl, "F_SEAL_SHRINK", 2)
@@ -221,17 +223,17 @@ class PolicyProcess:
                 data = os.read(self._from_policy, wire.READ_SIZE)
             except OSError as exc:
                 raise self._failed(exc) from None
-            if len(data) >= wire.HEADER.size and data[4] == 68:  # b"D", the whole frame
-                n = int.from_bytes(data[:4], "little")
-                if len(data) == wire.HEADER.size + n:
-                    if n == 0:
-                        return ()
-                    return np.frombuffer(data, "<i8", offset=wire.HEADER.size).reshape(-1, 2).tolist()
+            if data[4:5] == b"D":
+                n = len(data) - 5  # wire.HEADER.size
+                if n == 16 and data[:4] == b"\x10\0\0\0":  # one request routed: most calls
+                    return (_PAIR.unpack_from(data, 5),)
+                if int.from_bytes(data[:4], "little") == n:  # the whole frame
+                    return _decisions(data, 5, n)
             self.chan.push(data)
             _kind, reply = self.call(None)
         else:
             _kind, reply = self.call(b"R", bytes((wire.EVENT_CODES[view.event],)))
-        return np.frombuffer(reply, "<i8").reshape(-1, 2).tolist()
+        return _decisions(reply, 0, len(reply))
 
     def _key(self, prompt_tokens: int, arrived_at: float) -> float:
         from glia_nb.evaluation.policy_process import FLOAT, KEY_ARGS
@@ -284,6 +286,17 @@ class PolicyProcess:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _decisions(data: bytes, offset: int, n: int):
+    """The ``(request, replica)`` pairs in ``n`` bytes of int64 pairs at ``offset``."""
+    if n == 0:
+        return ()
+    if n % 16:
+        raise PolicyError("invalid_decision", f"the policy's reply of {n} bytes is not a "
+                                              "whole number of (request, replica) pairs")
+    flat = iter(struct.unpack_from("<%dq" % (n // 8), data, offset))
+    return list(zip(flat, flat))
 
 
 class _IdleWhenQueueEmpty(PolicyProcess):
