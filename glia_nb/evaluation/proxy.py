@@ -6,7 +6,8 @@ evaluation.  The harness puts the simulator's *visible* arrays (``rv``, ``rf``, 
 ``slots``, ``qbuf``, ``si``, ``sf``; never ``rh``, which holds decode lengths) into a
 sealed memfd: the engine keeps writing them in place, and the policy process maps them
 read-only (``F_SEAL_FUTURE_WRITE`` stops it from ever mapping them writable).  A routing
-call is then a 6-byte message and a reply of int64 pairs, so nothing is copied per call.
+call is then a 6-byte frame down one pipe and a reply of int64 pairs up another
+(:mod:`glia_nb.evaluation.wire`), so nothing is copied per call.
 
 :class:`PolicyProcess` objects stand in for the candidate inside ``simulate``: a router
 (``route``), a batch policy (``key``) or an autoscaler (``decide``).  Whatever goes wrong
