@@ -94,6 +94,7 @@ class PolicyProcess:
         to_child, self._to_policy = os.pipe()
         self._from_policy, from_child = os.pipe()
         self.sock, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.shutdown(socket.SHUT_RD)  # one way: the policy cannot send on it at all
         self.chan = wire.Channel(self._from_policy, self._to_policy)
         ends = (to_child, from_child, child.fileno())
         env = {"PYTHONPATH": os.pathsep.join(package_roots("glia_nb", "sim_core"))}
