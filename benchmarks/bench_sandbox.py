@@ -69,10 +69,9 @@ def round_trip_floor(n: int) -> float:
     return mine + (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
-def sandboxed_run(path: Path, sc, trace, seed: int, level: str) -> tuple[float, float, object,
-                                                                          float]:
+def sandboxed_run(path: Path, sc, trace, seed: int, level: str) -> tuple:
     """One simulation through a fresh policy process: ``(harness CPU, policy CPU, result,
-    policy start-up CPU)``."""
+    policy start-up CPU, the isolation it ran under)``."""
     from glia_nb.evaluation.confine import HardLimits
     from glia_nb.evaluation.proxy import PolicyProcess
     from sim_core.facade import cluster_info, simulate
@@ -87,7 +86,7 @@ def sandboxed_run(path: Path, sc, trace, seed: int, level: str) -> tuple[float, 
         harness = time.process_time() - t
     finally:
         proc.close()
-    return harness, (proc.cpu_s or 0.0) - proc.start_cpu_s, res, proc.start_cpu_s
+    return harness, (proc.cpu_s or 0.0) - proc.start_cpu_s, res, proc.start_cpu_s, proc.isolation
 
 
 def main() -> None:
@@ -120,7 +119,7 @@ def main() -> None:
             inproc.append(time.process_time() - t)
         level = choose_isolation()
         runs = [sandboxed_run(path, sc, trace, args.seed, level) for _ in range(reps)]
-        harness, policy, res, start_cpu = min(runs, key=lambda r: r[0] + r[1])
+        harness, policy, res, start_cpu, isolation = min(runs, key=lambda r: r[0] + r[1])
         assert res.summary["mean_e2e_s"] == ref.summary["mean_e2e_s"], "sandboxed score differs"
         floor = min(round_trip_floor(ref.router_calls) for _ in range(reps))
         task = get_task("routing-a10").replace(duration_s=1.0, eval_seeds=(args.seed,))
@@ -134,7 +133,7 @@ def main() -> None:
           f"{os.cpu_count()} CPUs")
     print(f"in-process  CPU {best:7.3f} s")
     print(f"sandboxed   CPU {harness + policy:7.3f} s  (harness {harness:.3f} + policy {policy:.3f}; "
-          f"isolation {level})  ratio {(harness + policy) / best:.2f}x")
+          f"isolation {isolation})  ratio {(harness + policy) / best:.2f}x")
     print(f"floor: {ref.router_calls} bare pipe round trips cost {floor:.3f} s CPU (both "
           f"processes); in-process + floor {best + floor:.3f} s, ratio {(best + floor) / best:.2f}x")
     print(f"policy process start-up CPU {start_cpu:.3f} s (imports, before the first call)")
