@@ -3,7 +3,8 @@
 * :func:`seed_list` — which seeds a count or a list means for a scenario.
 * :func:`simulate_config` — one seed of a scenario under a stack (router, batch policy,
   autoscaler): a :class:`~sim_core.results.SimResult`.
-* :func:`simulate_seeds` — several seeds in this process, with an optional progress bar.
+* :func:`simulate_seeds` — several seeds, in this process or on an executor, with an
+  optional progress bar; :func:`simulate_jobs` — any list of runs on an executor.
 * :func:`run_seed` / :func:`run_seeds` — the summaries of several seeds, on an executor if
   one is given (the jobs are picklable).
 * :func:`aggregate` — the summary over seeds (means, worst seeds, a CI of ``mean_e2e_s``).
@@ -28,14 +29,14 @@ import contextlib
 import math
 import os
 import time
-from concurrent.futures import Executor
+from concurrent.futures import Executor, as_completed
 from typing import Any, Sequence
 
 from glia_nb.progress import progress as progress_bar
 from glia_nb.tasks.layers import LAYERS
 
-__all__ = ["seed_list", "simulate_config", "simulate_seeds", "check_stack", "run_seed", "run_seeds",
-           "aggregate", "evaluate_config", "WORST_SEED_METRICS", "is_policy_file",
+__all__ = ["seed_list", "simulate_config", "simulate_seeds", "simulate_jobs", "check_stack", "run_seed",
+           "run_seeds", "aggregate", "evaluate_config", "WORST_SEED_METRICS", "is_policy_file",
            "sandboxed_policies"]
 
 # Tail metrics that bounds are checked against run by run: the summary also carries their
@@ -70,13 +71,24 @@ def simulate_config(scenario, seed: int, router: Any = "llq", batch_policy: Any 
 def simulate_seeds(scenario, seeds: int | Sequence[int], router: Any = "llq",
                    batch_policy: Any = None, autoscaler: Any = None, *,
                    record_timeline: bool = False, desc: str | None = None, leave: bool = True,
-                   trace=None, on_result=None, start_seed=None) -> list:
-    """:func:`simulate_config` for each seed, in seed order, in this process; a progress
-    bar when ``desc`` is given (``leave=False`` clears it at the end);
-    ``on_result(seed, result)`` is called after each.  ``start_seed(seed)`` returns the
-    sandbox's ``share_state`` hook for that seed (policy files in policy processes)."""
+                   trace=None, on_result=None, start_seed=None,
+                   executor: Executor | None = None) -> list:
+    """:func:`simulate_config` for each seed, in seed order; a progress bar when ``desc`` is
+    given (``leave=False`` clears it at the end); ``on_result(seed, result)`` is called
+    after each.  ``start_seed(seed)`` returns the sandbox's ``share_state`` hook for that
+    seed (policy files in policy processes).  With ``executor`` (a local pool or a Dask
+    cluster's, see :func:`~glia_nb.evaluation.executors.open_executor`) the seeds run there,
+    and ``on_result`` is called as each finishes."""
     seeds = seed_list(scenario, seeds)
     check_stack(router, batch_policy, autoscaler)  # a bad spec fails before any bar is drawn
+    if executor is not None:
+        if trace is not None or start_seed is not None:
+            raise ValueError("trace= and start_seed= run in this process only (no executor)")
+        jobs = [(scenario, s, router, batch_policy, autoscaler) for s in seeds]
+        return simulate_jobs(jobs, executor, record_timeline=record_timeline, desc=desc,
+                             unit="seed", leave=leave,
+                             on_result=None if on_result is None
+                             else (lambda job, res: on_result(job[1], res)))
     out = []
     for seed in (progress_bar(seeds, desc=desc, unit="seed", leave=leave) if desc else seeds):
         res = simulate_config(scenario, seed, router, batch_policy, autoscaler,
@@ -85,6 +97,26 @@ def simulate_seeds(scenario, seeds: int | Sequence[int], router: Any = "llq",
         if on_result is not None:
             on_result(seed, res)
         out.append(res)
+    return out
+
+
+def simulate_jobs(jobs: Sequence[tuple], executor: Executor, *, record_timeline: bool = False,
+                  desc: str | None = None, unit: str = "run", leave: bool = True,
+                  on_result=None) -> list:
+    """:func:`simulate_config` of each job ``(scenario, seed, router, batch_policy,
+    autoscaler)`` on ``executor``; the results in job order.  A progress bar (when ``desc``
+    is given) advances as runs finish, in whatever order they finish;
+    ``on_result(job, result)`` is called then."""
+    futures = {executor.submit(simulate_config, *job, record_timeline=record_timeline): i
+               for i, job in enumerate(jobs)}
+    out: list = [None] * len(jobs)
+    done = as_completed(futures)
+    for fut in (progress_bar(done, desc=desc, total=len(jobs), unit=unit, leave=leave)
+                if desc else done):
+        i = futures[fut]
+        out[i] = fut.result()
+        if on_result is not None:
+            on_result(jobs[i], out[i])
     return out
 
 

@@ -95,13 +95,15 @@ class Journal:
     ``append`` is thread-safe; one process should write a journal at a time.
     """
 
-    def __init__(self, path: Path, fh: Any, header: dict[str, Any], next_seq: int, dropped_bytes: int = 0):
+    def __init__(self, path: Path, fh: Any, header: dict[str, Any], next_seq: int, dropped_bytes: int = 0,
+                 written: bytes = b""):
         self.path = path
         self.header = header
         self.dropped_bytes = dropped_bytes  # torn tail removed by open()
         self._fh = fh
         self._next_seq = next_seq
         self._lock = threading.Lock()
+        self._written = bytearray(written)  # the file as this harness knows it (restore_if_altered)
 
     @staticmethod
     def _exclusive(fh: Any, path: Path) -> Any:
@@ -148,7 +150,7 @@ class Journal:
         _fsync_dir(p.parent)
         fh.close()
         # Reopen in append mode so every later write lands at the end (O_APPEND).
-        return cls(p, cls._exclusive(open(p, "ab"), p), json.loads(data), 1)
+        return cls(p, cls._exclusive(open(p, "ab"), p), json.loads(data), 1, written=data)
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> "Journal":
@@ -178,7 +180,7 @@ class Journal:
             fh.flush()
             os.fsync(fh.fileno())
         last = max([int(header.get("seq", 0))] + [int(r.get("seq", 0)) for r in records])
-        return cls(p, out, header, last + 1, dropped_bytes=size - valid_len)
+        return cls(p, out, header, last + 1, dropped_bytes=size - valid_len, written=p.read_bytes())
 
     @property
     def next_seq(self) -> int:
@@ -207,7 +209,9 @@ class Journal:
             if self._fh.closed:
                 raise ValueError(f"journal {self.path} is closed")
             record = {"seq": self._next_seq, "ts": _now(), "type": type, **body}
-            self._fh.write(_dumps(record))
+            data = _dumps(record)
+            self._fh.write(data)
+            self._written += data
             self._fh.flush()
             os.fsync(self._fh.fileno())
             self._next_seq += 1
@@ -216,6 +220,34 @@ class Journal:
     def write(self, record: Record) -> dict[str, Any]:
         """Append a typed record (see :mod:`glia_nb.research.records`); return it as written."""
         return self.append(record_type(record), **record.to_dict())
+
+    def restore_if_altered(self) -> bool:
+        """Put the journal back as this process wrote it if anything else changed, removed or
+        replaced the file (untrusted code at the plain-process isolation level can); True if
+        it had to.  Cheap when nothing changed: one ``stat`` and one read."""
+        with self._lock:
+            if self._fh.closed:
+                return False
+            try:
+                same_file = os.path.samestat(os.stat(self.path, follow_symlinks=False),
+                                             os.fstat(self._fh.fileno()))
+            except FileNotFoundError:
+                same_file = False
+            if same_file:
+                with open(self.path, "rb") as fh:
+                    if fh.read(len(self._written) + 1) == self._written:
+                        return False
+                os.ftruncate(self._fh.fileno(), 0)  # O_APPEND: the rewrite lands at 0
+                self._fh.write(bytes(self._written))
+            else:  # renamed away, removed or replaced: a fresh file at the path, locked again
+                tmp = self.path.with_name(f".{self.path.name}.restore")
+                tmp.write_bytes(bytes(self._written))
+                os.replace(tmp, self.path)
+                self._fh.close()
+                self._fh = self._exclusive(open(self.path, "ab"), self.path)
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            return True
 
     def close(self) -> None:
         """Close the file; later appends raise."""

@@ -13,7 +13,7 @@ its only writable place, with no network and no view of other processes.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -21,6 +21,7 @@ from glia_nb.evaluation.harness import EvalResult, Limits, evaluate
 from glia_nb.evaluation.secrets import redact
 from glia_nb.llm.types import ToolSpec
 from glia_nb.research.experiment_report import format_report
+from glia_nb.research.owned import RecordSnapshot, restored_note
 from glia_nb.research.shell import run_confined
 from glia_nb.research.workspace import EXPERIMENTS_DIR, LEDGER_FILE, META_FILE, TASK_FILE, Workspace
 from glia_nb.text import truncate_middle
@@ -106,6 +107,7 @@ class ToolBox:
         self.max_output_chars = int(max_output_chars)
         self.max_shell_timeout_s = float(max_shell_timeout_s)
         self.shell_isolation: str | None = None
+        self.journal = None  # the session's Journal, put back if untrusted code altered it
         self.finished = False
         self.final_summary: str | None = None
         task = workspace.task
@@ -188,6 +190,14 @@ class ToolBox:
         # The one boundary where tool output goes back to a model: no key crosses it.
         return ToolResult(redact(res.text), res.is_error, redact(res.data))
 
+    def _restore(self, records: RecordSnapshot) -> list[str]:
+        """Put back the workspace's records and the journal as the harness wrote them;
+        the names of those untrusted code altered (see :mod:`glia_nb.research.owned`)."""
+        altered = records.restore()
+        if self.journal is not None and self.journal.restore_if_altered():
+            altered.append(self.journal.path.name)
+        return altered
+
     # ------------------------------------------------------------------ tools
     def shell(self, command: str, timeout_s: int = 60) -> ToolResult:
         """Run ``command`` with ``bash -c`` in the workspace, confined (see
@@ -197,11 +207,15 @@ class ToolBox:
         if self.shell_isolation is None:
             self.shell_isolation = choose_isolation()
         timeout = min(max(1.0, float(timeout_s)), self.max_shell_timeout_s)
+        records = RecordSnapshot(self.workspace.path, self.workspace.record_files)
         text, rc, timed_out, total = run_confined(command, self.workspace.path, timeout,
                                                   self.max_output_chars, self.shell_isolation)
-        return ToolResult(text, is_error=timed_out or rc != 0,
+        altered = self._restore(records)
+        if altered:  # only possible without namespaces; the command fails whatever it printed
+            text = f"{text}\n{restored_note(altered, 'this command')}"
+        return ToolResult(text, is_error=timed_out or rc != 0 or bool(altered),
                           data={"returncode": rc, "timed_out": timed_out, "output_bytes": total,
-                                "isolation": self.shell_isolation})
+                                "isolation": self.shell_isolation, "records_restored": altered})
 
     def read_file(self, path: str, offset: int = 0, limit: int = 200) -> ToolResult:
         """Numbered lines ``offset+1 .. offset+limit`` of a text file in the workspace."""
@@ -264,8 +278,16 @@ class ToolBox:
             return ToolResult("name must not be empty", is_error=True)
         exp_id, folder = ws.new_experiment(name)
         prev_best = ws.best()
+        # The evaluation writes this experiment's metrics itself (record_experiment rewrites
+        # them from the result below); every other record must come out as it went in.
+        records = RecordSnapshot(ws.path, lambda: [f for f in ws.record_files() if f.parent != folder
+                                                   or f.name == task.policy_file])
         result = evaluate(folder / task.policy_file, task, folder, executor=self.executor,
                           limits=self.limits)
+        altered = self._restore(records)
+        if altered:  # the candidate reached the workspace (plain-process level): no score
+            result = replace(result, ok=False, score=None, error_kind="tamper",
+                             error=restored_note(altered, "the candidate"))
         row = ws.record_experiment(exp_id, name, hypothesis, result, folder)
         self.simulations_used += 1  # the unit of the budget: one experiment, whatever happened
         text = format_report(ws, exp_id, name, result, prev_best, self.simulations_used,

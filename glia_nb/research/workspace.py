@@ -139,6 +139,14 @@ class Workspace:
         """``ledger.csv``: one row per experiment."""
         return self.path / LEDGER_FILE
 
+    def record_files(self) -> list[Path]:
+        """The files only the harness writes (ledger, workspace metadata, task text, each
+        experiment's metrics, per-seed table and code snapshot) that exist now."""
+        names = (self.ledger_path, self.path / META_FILE, self.path / TASK_FILE)
+        per_exp = [f for d in sorted(self.experiments_dir.glob("*")) for f in
+                   (d / "metrics.json", d / "seeds.csv", d / self.task.policy_file)]
+        return [f for f in (*names, *per_exp) if f.is_file() or f.is_symlink()]
+
     def resolve(self, path, *, must_exist: bool = False) -> Path:
         """``path`` (relative to the workspace, or absolute) as an absolute path inside it.
 

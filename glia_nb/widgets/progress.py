@@ -6,6 +6,7 @@ under pytest. ``GLIA_PROGRESS=0`` in the environment turns the bars off (CI logs
     from glia_nb.widgets import simulate_seeds, compare_routers
     results = simulate_seeds(scenario, "llq", seeds=[0, 1, 2])
     runs, table = compare_routers(scenario, {"RR": "rr", "LLQ": "llq"}, seeds=[0, 1])
+    runs, table = compare_routers(scenario, routers, seeds, dask="tcp://10.0.0.5:8786")
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import asyncio
 import time
 from typing import Any, Callable, Mapping, Sequence
 
-from glia_nb.evaluation.simulate import simulate_config
+from glia_nb.evaluation.executors import open_executor
+from glia_nb.evaluation.simulate import simulate_config, simulate_jobs
 from glia_nb.evaluation.simulate import simulate_seeds as run_simulations
 from glia_nb.progress import progress
 
@@ -21,15 +23,20 @@ __all__ = ["progress", "simulate_seeds", "compare_routers", "summary_table", "tr
 
 
 def simulate_seeds(scenario: Any, router: Any, seeds: Sequence[int], *, desc: str | None = None,
-                   record_timeline: bool = True, **simulate_kw: Any) -> list[Any]:
+                   record_timeline: bool = True, workers: int = 1, dask: str | None = None,
+                   **simulate_kw: Any) -> list[Any]:
     """Simulate ``router`` on ``scenario.trace(seed)`` for each seed, with a progress bar.
 
     ``router`` is anything :func:`sim_core.simulate` accepts (a registry name such as
     ``"llq"``, a ``file.py:Class`` spec, a class); an instance is not shared between seeds
-    unless you pass one. Returns the ``SimResult`` objects in seed order."""
+    unless you pass one. ``workers > 1`` runs the seeds in a local process pool, and ``dask``
+    (or ``$GLIA_DASK``) on a Dask cluster by address, e.g. ``"tcp://10.0.0.5:8786"``
+    (docs/dask.md: a class or a file spec must be importable or readable on the workers).
+    Returns the ``SimResult`` objects in seed order."""
     name = desc or f"{router if isinstance(router, str) else type(router).__name__}"
-    return run_simulations(scenario, list(seeds), router, record_timeline=record_timeline,
-                           desc=name, **simulate_kw)
+    with open_executor(workers, dask) as executor:
+        return run_simulations(scenario, list(seeds), router, record_timeline=record_timeline,
+                               desc=name, executor=executor, **simulate_kw)
 
 
 _SUMMARY_COLUMNS = ("mean_e2e_s", "p90_e2e_s", "p99_e2e_s", "mean_ttft_s", "p90_ttft_s",
@@ -58,18 +65,29 @@ def summary_table(runs: Mapping[str, Sequence[Any]], *, per_seed: bool = False,
 
 
 def compare_routers(scenario: Any, routers: Mapping[str, Any], seeds: Sequence[int], *,
-                    record_timeline: bool = True, **simulate_kw: Any):
-    """Simulate each router (label -> spec) on the same seeds with one bar over all runs.
-    Returns ``(runs, table)``: ``runs[label]`` is the list of results in seed order and
-    ``table`` the mean over seeds per router (see :func:`summary_table`)."""
+                    record_timeline: bool = True, batch_policy: Any = None,
+                    autoscaler: Any = None, workers: int = 1, dask: str | None = None):
+    """Simulate each router (label -> spec) on the same seeds with one bar over all runs,
+    in this process, a pool of ``workers`` processes or on the Dask cluster at ``dask`` (or
+    ``$GLIA_DASK``), as :func:`simulate_seeds`.  Returns ``(runs, table)``: ``runs[label]``
+    is the list of results in seed order and ``table`` the mean over seeds per router (see
+    :func:`summary_table`)."""
+    labels = [(label, seed) for label in routers for seed in seeds]
+    jobs = [(scenario, seed, routers[label], batch_policy, autoscaler) for label, seed in labels]
     runs: dict[str, list[Any]] = {label: [] for label in routers}
-    jobs = [(label, spec, seed) for label, spec in routers.items() for seed in seeds]
-    bar = progress(jobs, desc="simulating", unit="run")
-    for label, spec, seed in bar:
-        if hasattr(bar, "set_postfix_str"):
-            bar.set_postfix_str(f"{label} seed {seed}", refresh=False)
-        runs[label].append(simulate_config(scenario, seed, spec, record_timeline=record_timeline,
-                                           **simulate_kw))
+    with open_executor(workers, dask) as executor:
+        if executor is not None:
+            results = simulate_jobs(jobs, executor, record_timeline=record_timeline,
+                                    desc="simulating", unit="run")
+        else:
+            results = []
+            bar = progress(list(zip(labels, jobs)), desc="simulating", unit="run")
+            for (label, seed), job in bar:
+                if hasattr(bar, "set_postfix_str"):
+                    bar.set_postfix_str(f"{label} seed {seed}", refresh=False)
+                results.append(simulate_config(*job, record_timeline=record_timeline))
+    for (label, _seed), res in zip(labels, results):
+        runs[label].append(res)
     return runs, summary_table(runs)
 
 

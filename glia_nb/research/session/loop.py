@@ -65,6 +65,7 @@ class SessionLoop(StepMode):
         self._state = state if state is not None else StudyState(lower_is_better=wiring.lower_is_better(task))
         self._state.approval = check_approval(self._state.approval or approval)
         self.toolbox.on_experiment = self._on_experiment
+        self.toolbox.journal = self.journal  # checked after untrusted code runs
         self._init_step_mode(self.toolbox)  # step mode and pace (see session/step.py)
 
     @property

@@ -358,6 +358,7 @@ class Session(SessionLoop):
         """Stop the study (if running), wait for the worker and close the journal."""
         self.stop()
         self.wait(timeout=30)
+        self.journal.restore_if_altered()  # whatever untrusted code left behind
         self.journal.close()
 
     def __repr__(self) -> str:

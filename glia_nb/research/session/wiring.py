@@ -366,6 +366,16 @@ class GuardedToolBox:
         self.inner, self.tracker = inner, tracker
         self.on_experiment: Callable[[Mapping[str, Any], Any], None] | None = None  # set by the session
 
+    @property
+    def journal(self) -> Any:
+        """The session's journal, which the wrapped toolbox restores after untrusted code."""
+        return getattr(self.inner, "journal", None)
+
+    @journal.setter
+    def journal(self, journal: Any) -> None:
+        if hasattr(self.inner, "journal"):
+            self.inner.journal = journal
+
     def specs(self) -> list[Any]:
         """The wrapped toolbox's tool specs."""
         return list(self.inner.specs())

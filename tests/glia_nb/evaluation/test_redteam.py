@@ -365,20 +365,26 @@ def test_concurrent_resume_is_refused(tmp_path):
 
 
 def test_shell_cannot_forge_the_journal_or_ledger(tmp_path):
-    """Inside the Researcher's shell the harness-owned records are read-only."""
+    """Inside the Researcher's shell the harness-owned records are read-only (bubblewrap);
+    at the plain-process level the harness puts them back after the command, which fails."""
+    from glia_nb.research.journal import Journal
     from glia_nb.research.tools import ToolBox
     from glia_nb.research.workspace import Workspace
 
     ws = Workspace.create(tmp_path, get_task("routing-a10"), "s1")
-    (ws.path / "journal.jsonl").write_text('{"type": "header", "seq": 0}\n')
+    tb = ToolBox(ws)
+    tb.journal = Journal.create(ws.path / "journal.jsonl", {"task": "t"})
+    if LEVEL != "bwrap":  # as a non-root user's workspace is (a root harness runs it as nobody)
+        for p in (ws.path, *ws.path.iterdir()):
+            p.chmod(0o777 if p.is_dir() else 0o666)
     before = {n: (ws.path / n).read_text() for n in ("journal.jsonl", "ledger.csv")}
-    res = ToolBox(ws).call("shell", {"command": "echo '99,forged,ok,0.001' >> ledger.csv; "
-                                                "echo '{}' >> journal.jsonl; rm -f ledger.csv; "
-                                                "mv journal.jsonl j2; true"})
-    if LEVEL == "bwrap":
-        assert {n: (ws.path / n).read_text() for n in before} == before, res.text
-    else:  # pragma: no cover - the fallback cannot protect workspace files
-        pytest.skip("plain-process fallback: the workspace's records are writable")
+    res = tb.call("shell", {"command": "echo '99,forged,ok,0.001' >> ledger.csv; "
+                                       "echo '{}' >> journal.jsonl; rm -f ledger.csv; "
+                                       "mv journal.jsonl j2; true"})
+    assert {n: (ws.path / n).read_text() for n in before} == before, res.text
+    if LEVEL != "bwrap":
+        assert res.is_error and set(res.data["records_restored"]) == set(before)
+    tb.journal.close()
 
 
 def test_journal_header_records_the_isolation_level(tmp_path):
