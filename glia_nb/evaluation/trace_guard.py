@@ -22,10 +22,9 @@ import sys
 from pathlib import Path
 
 TRACE_PACKAGE = "workloads"
-# glia_nb modules the policy process itself runs on (everything else of ours is the harness's).
-POLICY_SIDE = ("glia_nb", "glia_nb.evaluation", "glia_nb.evaluation.policy_process",
-               "glia_nb.evaluation.confine", "glia_nb.evaluation.wire",
-               "glia_nb.evaluation.trace_guard")
+# glia_nb modules the policy process may import: its own side lives in glia_nb.evaluation
+# (whose modules reach the trace only through glia_nb.tasks and workloads, both refused).
+POLICY_SIDE = ("glia_nb", "glia_nb.evaluation", "glia_nb.evaluation.")
 HIDDEN_MESSAGE = "the trace generator stays with the harness (evaluation seeds are public)"
 
 
@@ -100,11 +99,13 @@ def _inside(path: str, sources: tuple[str, ...]) -> bool:
 
 def install_trace_guard(sources=None, *, allow=POLICY_SIDE) -> None:
     """Refuse, for the rest of this process's life, to import ``workloads`` or any glia_nb
-    module outside ``allow`` (and those already imported), and to open a file under
-    ``sources`` (default: :func:`trace_sources`).  An import raises ``ModuleNotFoundError``,
-    an open :class:`TraceHiddenError`; both name why."""
+    module outside ``allow`` (names, or prefixes ending in ``.``) and those already imported,
+    and to open a file under ``sources`` (default: :func:`trace_sources`).  An import raises
+    ``ModuleNotFoundError``, an open :class:`TraceHiddenError`; both name why."""
     sources = tuple(trace_sources() if sources is None else sources)
-    allowed = frozenset(allow) | {m for m in sys.modules if m == "glia_nb" or m.startswith("glia_nb.")}
+    prefixes = tuple(a for a in allow if a.endswith("."))
+    allowed = frozenset(a for a in allow if not a.endswith(".")) | {
+        m for m in sys.modules if m == "glia_nb" or m.startswith("glia_nb.")}
     realpath, fsdecode = os.path.realpath, os.fsdecode
     prefix = TRACE_PACKAGE + "."
 
@@ -124,7 +125,7 @@ def install_trace_guard(sources=None, *, allow=POLICY_SIDE) -> None:
             if not isinstance(name, str):
                 return
             if name == TRACE_PACKAGE or name.startswith(prefix) or (
-                    name.startswith("glia_nb.") and name not in allowed):
+                    name.startswith("glia_nb.") and name not in allowed and not name.startswith(prefixes)):
                 raise ModuleNotFoundError(f"No module named {name!r} in the policy process: "
                                           f"{HIDDEN_MESSAGE}", name=name)
 

@@ -150,3 +150,16 @@ def test_a_bad_file_is_one_line(tmp_path, capsys):
     assert main([*SWEEP, "--routers", spec]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("glia: error:") and "ZeroDivisionError" in err[-1]
+
+
+def test_simulate_sweep_users_sandboxes_a_file_too(tmp_path, capsys, monkeypatch):
+    """``glia simulate --sweep-users`` (one router's curve) takes ``--trusted`` as well."""
+    monkeypatch.setenv("GLIA_FAKE_API_KEY", FAKE_KEY)
+    outside = tmp_path / "loot.txt"
+    sneaky = _file(tmp_path, "Sneaky", SNEAKY, OUTSIDE=str(outside))
+    argv = ["simulate", "--scenario", "routing-h100-prefill", "--router", sneaky,
+            "--sweep-users", "4,16", "--seeds", "1", "--duration", "20", "--json"]
+    sandboxed = _run(capsys, argv)["points"]
+    assert FAKE_KEY not in (outside.read_text() if outside.exists() else "")
+    assert _run(capsys, [*argv, "--trusted"])["points"] == sandboxed
+    assert FAKE_KEY in outside.read_text()
