@@ -106,6 +106,8 @@ def test_an_honest_file_gives_the_same_figures_sandboxed_as_trusted(tmp_path, ca
                             "--trusted"])
     assert sandboxed == trusted and sandboxed["curves"][spec]["points"][0]["num_requests"] > 0
     assert (tmp_path / "s.png").read_bytes() == (tmp_path / "t.png").read_bytes()
+    # On a process pool each job starts its own policy process in the worker.
+    assert _run(capsys, [*SWEEP, "--routers", spec, "--workers", "2"]) == sandboxed
     rows = _stack(capsys, spec)
     assert rows == _stack(capsys, spec, "--trusted")
     # The file is LLQ: the custom row (standard stack, this router) is the standard row.
