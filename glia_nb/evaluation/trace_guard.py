@@ -6,7 +6,8 @@ its ShareGPT length table) can redraw a trace and read every request's decode le
 ``workloads`` package this interpreter could import (each import finder's answer, an
 editable install's source tree included, and every ``sys.path`` entry), its byte code under
 ``sys.pycache_prefix``, and the git directory of each checkout holding one (its history
-holds both).  :mod:`glia_nb.evaluation.confine` mounts empty directories over them at level
+holds both).  The trace itself lives in the harness's memory, so the guard also refuses
+other processes' ``/proc`` files (``mem``, ``maps``, ``environ``, ...).  :mod:`glia_nb.evaluation.confine` mounts empty directories over them at level
 ``bwrap``; :func:`install_trace_guard` (in the policy process, before candidate code, at every
 level) refuses to import ``workloads`` or the harness's own modules and to open files under
 those places.  The guard is a Python audit hook: it cannot be removed, but native code
@@ -106,7 +107,7 @@ def install_trace_guard(sources=None, *, allow=POLICY_SIDE) -> None:
     prefixes = tuple(a for a in allow if a.endswith("."))
     allowed = frozenset(a for a in allow if not a.endswith(".")) | {
         m for m in sys.modules if m == "glia_nb" or m.startswith("glia_nb.")}
-    realpath, fsdecode = os.path.realpath, os.fsdecode
+    realpath, fsdecode, getpid = os.path.realpath, os.fsdecode, os.getpid
     prefix = TRACE_PACKAGE + "."
 
     def hook(event: str, args: tuple) -> None:
@@ -120,6 +121,11 @@ def install_trace_guard(sources=None, *, allow=POLICY_SIDE) -> None:
                 return
             if _inside(path, sources):
                 raise TraceHiddenError(f"{path} cannot be opened in the policy process: {HIDDEN_MESSAGE}")
+            if path.startswith("/proc/"):  # another process's files: the harness holds the trace
+                pid = path.split("/", 3)[2]
+                if pid.isdigit() and int(pid) != getpid():
+                    raise TraceHiddenError(f"{path} cannot be opened in the policy process: "
+                                           "other processes' memory and files are the harness's")
         elif event == "import":
             name = args[0] if args else ""
             if not isinstance(name, str):

@@ -180,3 +180,32 @@ if others:
     _no_leak(res)
     assert res.ok and res.score == honest_score, res.one_line()
     _then_honest(tmp_path, task, honest_score)
+
+
+def test_the_harness_memory_is_not_readable_through_proc_at_either_level(tmp_path, task,
+                                                                          honest_score):
+    """The trace lives in the harness's memory: ``/proc/<parent>/mem`` (and any other
+    process's files) must not open, in the pid namespace or, at level ``process``, past the
+    guard."""
+    attack = """
+import os
+readable = []
+for pid in {os.getppid(), 1, *[int(p) for p in os.listdir("/proc") if p.isdigit()][:50]}:
+    if pid == os.getpid():
+        continue
+    for name in ("mem", "maps", "environ", "cmdline"):
+        try:
+            with open(f"/proc/{pid}/{name}", "rb") as fh:
+                fh.read(1)
+            readable.append(f"{pid}/{name}")
+        except OSError:
+            pass
+if readable:
+    raise RuntimeError("LEAK: other processes' files: " + ", ".join(readable[:6]))
+"""
+    for level in LEVELS:
+        lim = Limits(isolation=level)
+        res = _eval(tmp_path, _router(attack, at="reset"), task, "Attack", limits=lim)
+        _no_leak(res)
+        assert res.ok and res.score == honest_score and res.isolation == level, res.one_line()
+    _then_honest(tmp_path, task, honest_score)
