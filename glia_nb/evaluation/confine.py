@@ -184,6 +184,8 @@ def _hidden_paths() -> list[tuple[str, str]]:
             if entry.is_symlink() or (a == root and entry.name in _SYSTEM_DIRS) or \
                     any(entry == r or entry in r.parents for r in needed):
                 continue
+            if not os.access(entry, os.R_OK):  # unreadable here, so in there too (and a FUSE
+                continue                       # mount we cannot enter could not be covered)
             out.append(("dir" if entry.is_dir() else "file", str(entry)))
     hidden = [Path(p) for _kind, p in out]
     for src in map(Path, trace_sources()):
