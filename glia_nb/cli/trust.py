@@ -19,9 +19,12 @@ def _cmd_doctor(args) -> int:
     print(f"namespaces       {'usable' if d['bwrap_usable'] else 'NOT usable'}: {d['bwrap_detail']}")
     print(f"sealed memfd     {'yes' if d['memfd_seals'] else 'no (a private temporary file instead)'}")
     print(f"running as root  {'yes (confined code runs as uid 65534)' if d['running_as_root'] else 'no'}")
-    print(f"isolation        {d['isolation']}"
+    print(f"seccomp filter   {'yes' if d['seccomp'] else 'NO'}: {d['seccomp_detail']}")
+    print(f"isolation        {d['recorded_isolation']}"
           + ("" if d["isolation"] == "bwrap" else
-             "  (weaker: no mount/network/PID namespaces; install bubblewrap)"))
+             "  (weaker: no mount/network/PID namespaces; install bubblewrap)")
+          + ("" if d["seccomp"] else "  (no seccomp filter: pip install pyseccomp, "
+             "apt-get install libseccomp2)"))
     return 0
 
 

@@ -17,7 +17,11 @@ Two levels, strongest first (:data:`ISOLATION_LEVELS`; built-in policies run tru
 Either way the confined process applies HARD resource limits (soft = hard) to itself as its
 first statement, before any candidate code exists (:func:`harden`): address space, processes
 (none may be started), CPU time, file size, open files, no core dumps.  An unprivileged
-process can lower a hard limit but never raise it again.
+process can lower a hard limit but never raise it again.  Then, after its own imports and
+before any candidate code, it loads a seccomp filter (:mod:`.seccomp_filter`: no socket but
+``AF_UNIX``, no ptrace, mount, namespaces, kernel keys, bpf...; for a policy no new process)
+where libseccomp is installed; the recorded isolation then reads ``"bwrap+seccomp"`` or
+``"process+seccomp"`` (:func:`isolation_label`).
 """
 from __future__ import annotations
 
@@ -29,6 +33,8 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+
+from glia_nb.evaluation import seccomp_filter
 
 ISOLATION_LEVELS = ("bwrap", "process", "in-process")
 NOBODY = 65534
@@ -136,6 +142,55 @@ def choose_isolation(prefer: str | None = None, *, warn: bool = True) -> str:
     return "process"
 
 
+# ---------------------------------------------------------------------- seccomp
+def isolation_label(level: str, seccomp: str | None) -> str:
+    """What a result records: the level, with ``"+seccomp"`` when a filter (of profile
+    ``seccomp``) is loaded in the confined process."""
+    return f"{level}+seccomp" if seccomp else level
+
+
+def seccomp_profile(profile: str) -> str | None:
+    """``profile`` where this machine can compile its seccomp filter, else None (where
+    libseccomp is missing, as on macOS: confined code then runs without one)."""
+    try:
+        seccomp_filter.compile_filter(profile)
+    except seccomp_filter.SeccompUnavailable:
+        return None
+    return profile
+
+
+def expected_isolation(prefer: str | None = None, *, profile: str = "policy") -> str:
+    """The isolation string results will record on this machine (for journal headers):
+    :func:`choose_isolation`'s level and whether a seccomp filter loads."""
+    return isolation_label(choose_isolation(prefer, warn=False), seccomp_profile(profile))
+
+
+class ConfinedProcess(subprocess.Popen):
+    """A confined process: ``level`` and ``seccomp`` (the filter profile handed to it, which
+    it loads or dies; None: none) say what it runs under."""
+
+    level: str = ""
+    seccomp: str | None = None
+
+    @property
+    def isolation(self) -> str:
+        """The isolation string to record (:func:`isolation_label`)."""
+        return isolation_label(self.level, self.seccomp)
+
+
+def _seccomp_env(profile: str | None) -> dict:
+    """The environment entry that hands ``profile``'s filter to a confined child; {} (and
+    an :class:`IsolationWarning`, shown once) where none can be compiled."""
+    if profile is None:
+        return {}
+    try:
+        return seccomp_filter.child_env(profile)
+    except seccomp_filter.SeccompUnavailable as exc:
+        warnings.warn(f"untrusted code runs without a seccomp filter: {exc}", IsolationWarning,
+                      stacklevel=3)
+        return {}
+
+
 # ---------------------------------------------------------------------- commands
 def package_roots(*names: str) -> list[str]:
     """The folders to put on a child's PYTHONPATH so that it imports the packages ``names``
@@ -229,35 +284,50 @@ def confined_env(extra: dict | None = None) -> dict:
 
 
 def popen_confined(argv: list[str], *, level: str, scratch: str, env: dict | None = None,
-                   pass_fds=(), readonly=(), **popen_kw) -> subprocess.Popen:
+                   pass_fds=(), readonly=(), seccomp: str | None = "policy",
+                   **popen_kw) -> ConfinedProcess:
     """Start ``argv`` confined at ``level`` (``"bwrap"`` or ``"process"``) with ``scratch``
-    as its working and only writable directory.  The caller kills the process group."""
-    env = confined_env(env)
+    as its working and only writable directory.  The caller kills the process group.
+
+    ``seccomp`` names the filter profile (:data:`.seccomp_filter.PROFILES`) handed to the
+    child in its environment; ``argv`` must load it
+    (:func:`.seccomp_filter.load_from_env`) after its imports, before running untrusted code."""
+    sec = _seccomp_env(seccomp)
+    env = confined_env({**(env or {}), **sec})
+    proc = _popen(argv, level=level, scratch=scratch, env=env, pass_fds=pass_fds,
+                  readonly=readonly, **popen_kw)
+    proc.level, proc.seccomp = level, seccomp if sec else None
+    return proc
+
+
+def _popen(argv, *, level, scratch, env, pass_fds, readonly, **popen_kw) -> ConfinedProcess:
     if level == "bwrap":
         full = [*bwrap_argv(bwrap_path(), scratch=scratch, readonly=readonly)]
         for k, v in env.items():
             full += ["--setenv", k, v]
-        return subprocess.Popen([*full, *argv], env={}, pass_fds=pass_fds,
-                                start_new_session=True, **popen_kw)
+        return ConfinedProcess([*full, *argv], env={}, pass_fds=pass_fds,
+                               start_new_session=True, **popen_kw)
     if level != "process":
         raise ValueError(f"unknown isolation level {level!r}")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         os.chmod(scratch, 0o777)
         try:
-            return subprocess.Popen(argv, env=env, cwd=scratch, pass_fds=pass_fds,
-                                    start_new_session=True, user=NOBODY, group=NOBODY,
-                                    extra_groups=[], **popen_kw)
+            return ConfinedProcess(argv, env=env, cwd=scratch, pass_fds=pass_fds,
+                                   start_new_session=True, user=NOBODY, group=NOBODY,
+                                   extra_groups=[], **popen_kw)
         except PermissionError:
             pass  # the interpreter is not readable by nobody (say, under /root): stay root
-    return subprocess.Popen(argv, env=env, cwd=scratch, pass_fds=pass_fds,
-                            start_new_session=True, **popen_kw)
+    return ConfinedProcess(argv, env=env, cwd=scratch, pass_fds=pass_fds,
+                           start_new_session=True, **popen_kw)
 
 
-def popen_shell(command: str, workspace, level: str, **popen_kw) -> subprocess.Popen:
+def popen_shell(command: str, workspace, level: str, **popen_kw) -> ConfinedProcess:
     """``bash -c command`` confined like a candidate: ``workspace`` is its only writable
     place, no keys, no network, no view of other processes; ``python`` is this session's
     interpreter with the project importable.  Not a login shell: a profile could reset PATH
-    to another python.  Processes are allowed (pipes need them), under the same other limits."""
+    to another python.  Processes are allowed (pipes need them), under the same other limits
+    and the ``"shell"`` seccomp profile (no sockets but ``AF_UNIX`` even at level
+    ``"process"``)."""
     import json
 
     ws = str(Path(workspace).resolve())
@@ -269,25 +339,31 @@ def popen_shell(command: str, workspace, level: str, **popen_kw) -> subprocess.P
                                                       open_files=256).to_dict())}
     harden_then_bash = ("import json, os, sys; from glia_nb.evaluation.confine import harden; "
                         "harden(json.loads(os.environ.pop('GLIA_SHELL_LIMITS'))); "
-                        "os.execv('/bin/bash', ['bash', '-c', sys.argv[1]])")
+                        "from glia_nb.evaluation.seccomp_filter import load_from_env; "
+                        "load_from_env(); os.execv('/bin/bash', ['bash', '-c', sys.argv[1]])")
     # The journal and the ledger are the harness's records: read-only in here.
     records = [p for p in (Path(ws) / n for n in HARNESS_RECORDS) if p.exists()]
     return popen_confined([sys.executable, "-c", harden_then_bash, command], level=level,
-                          scratch=ws, env=env, readonly=records, **popen_kw)
+                          scratch=ws, env=env, readonly=records, seccomp="shell", **popen_kw)
 
 
 def doctor() -> dict:
     """What this machine supports, for ``glia doctor``."""
     ok, why = probe_bwrap()
+    sec_ok, sec_why = seccomp_filter.available()
     userns = Path("/proc/sys/kernel/unprivileged_userns_clone")
     return {"platform": sys.platform, "python": sys.executable,
             "bwrap": bwrap_path(), "bwrap_usable": ok, "bwrap_detail": why,
             "user_namespaces": (userns.read_text().strip() == "1") if userns.exists() else None,
             "memfd_seals": hasattr(os, "memfd_create"),
             "running_as_root": hasattr(os, "geteuid") and os.geteuid() == 0,
-            "isolation": "bwrap" if ok else "process"}
+            "seccomp": sec_ok, "seccomp_detail": sec_why,
+            "isolation": "bwrap" if ok else "process",
+            "recorded_isolation": isolation_label("bwrap" if ok else "process",
+                                                  "policy" if sec_ok else None)}
 
 
 __all__ = ["ISOLATION_LEVELS", "HardLimits", "harden", "choose_isolation", "probe_bwrap",
            "bwrap_argv", "popen_confined", "popen_shell", "confined_env", "doctor", "IsolationWarning",
-           "THREAD_ENV"]
+           "THREAD_ENV", "ConfinedProcess", "isolation_label", "seccomp_profile",
+           "expected_isolation"]

@@ -4,10 +4,10 @@ The default path starts one trusted child (``python -m glia_nb.evaluation.worker
 whole evaluation; it holds the trace, the simulator state and the results, and starts one
 fresh, OS-confined policy process for the candidate (:mod:`glia_nb.evaluation.proxy`,
 :mod:`glia_nb.evaluation.confine`: bubblewrap namespaces where usable, else a plain process;
-hard rlimits either way).  The candidate sees only the policy's view, through a read-only
+hard rlimits and, where libseccomp is installed, a seccomp filter either way).  The candidate sees only the policy's view, through a read-only
 shared mapping, and answers calls; it writes no result.  The parent kills the child's group at
 the wall-time limit.  Whatever the candidate does, :func:`evaluate` returns an
-:class:`EvalResult`, which records the ``isolation`` level achieved.
+:class:`EvalResult`, which records the ``isolation`` achieved (``"bwrap+seccomp"``, ``"process"``...).
 
 With ``executor=`` (a ``concurrent.futures`` process pool, or a Dask client's
 ``get_executor()``), one job per seed is submitted instead (:func:`glia_nb.evaluation.worker.

@@ -61,8 +61,9 @@ class SandboxDenied(PermissionError):
 
 def install_audit_guard() -> None:
     """Block socket use, process creation and signals from Python (PEP 578 hook; it cannot
-    be removed).  Code going through ``ctypes`` gets past it: the namespaces and hard limits
-    are the boundary, this hook only turns the common cases into clear errors."""
+    be removed).  Code going through ``ctypes`` gets past it: the namespaces, the hard limits
+    and the seccomp filter are the boundary, this hook only turns the common cases into clear
+    errors."""
     def hook(event, _args):
         msg = _BLOCKED_EVENTS.get(event)
         if msg is not None:
@@ -264,6 +265,8 @@ def main(argv=None) -> int:
 
     sock = socket.socket(fileno=int(argv[0]))
     import numpy  # noqa: F401  (before the candidate: its imports then cost nothing)
+    from glia_nb.evaluation.seccomp_filter import load_from_env
+    load_from_env()  # the parent's seccomp filter, before any candidate code
 
     import sim_core.view  # noqa: F401  (numba loads only if the candidate imports it)
     from glia_nb.evaluation.trace_guard import install_trace_guard

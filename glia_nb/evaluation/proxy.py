@@ -104,6 +104,11 @@ class PolicyProcess:
         self._watchdog.daemon = True
         self._watchdog.start()
 
+    @property
+    def isolation(self) -> str:
+        """The isolation the candidate runs under, as results record it (``"bwrap+seccomp"``)."""
+        return self.proc.isolation
+
     def _expire(self) -> None:
         self.expired = True
         self.kill()

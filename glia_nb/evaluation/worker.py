@@ -261,7 +261,8 @@ def run_seeds(req: dict, progress=None) -> dict:
     evaluation, which is killed (with anything it started) at the end.
 
     Returns ``{"per_seed": [summary, ...], "error": None | {kind, message, traceback,
-    seed}, "simulations": n_started, "artifacts": {name: text} | None, "isolation": level}``."""
+    seed}, "simulations": n_started, "artifacts": {name: text} | None, "isolation": level}`` (``level`` as
+    :func:`glia_nb.evaluation.confine.isolation_label` writes it: ``"bwrap+seccomp"``...)."""
     from glia_nb.tasks import Task
 
     reserve = bytearray(16 * 2**20)  # freed on MemoryError so the report can be written
@@ -283,7 +284,7 @@ def run_seeds(req: dict, progress=None) -> dict:
             factory = _load_factory(req, task.layer)
         else:
             remote = _start_policy(req, task, deadline)
-            out["isolation"] = remote.level
+            out["isolation"] = remote.isolation
         for seed in req["seeds"]:
             out["simulations"] += 1
             policy = remote.for_seed(seed, cluster_info(scenario.cluster)) if remote else factory()

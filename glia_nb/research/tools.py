@@ -207,7 +207,7 @@ class ToolBox:
     def shell(self, command: str, timeout_s: int = 60) -> ToolResult:
         """Run ``command`` with ``bash -c`` in the workspace, confined (see
         :func:`glia_nb.research.shell.run_confined`); a non-zero exit is a failure."""
-        from glia_nb.evaluation.confine import choose_isolation
+        from glia_nb.evaluation.confine import choose_isolation, isolation_label, seccomp_profile
 
         if self.shell_isolation is None:
             self.shell_isolation = choose_isolation()
@@ -220,7 +220,9 @@ class ToolBox:
             text = f"{text}\n{restored_note(altered, 'this command')}"
         return ToolResult(text, is_error=timed_out or rc != 0 or bool(altered),
                           data={"returncode": rc, "timed_out": timed_out, "output_bytes": total,
-                                "isolation": self.shell_isolation, "records_restored": altered})
+                                "isolation": isolation_label(self.shell_isolation,
+                                                             seccomp_profile("shell")),
+                                "records_restored": altered})
 
     def read_file(self, path: str, offset: int = 0, limit: int = 200) -> ToolResult:
         """Numbered lines ``offset+1 .. offset+limit`` of a text file in the workspace."""

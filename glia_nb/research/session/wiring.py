@@ -260,13 +260,13 @@ def assemble(*, task: Any, workspace: Any, tracker: BudgetTracker, toolbox: Any,
 def journal_header(task: Any, parts: Parts, *, seed: int, approval: str, config: SupervisorConfig | None,
                    run_baseline: bool) -> dict[str, Any]:
     """The header record of a new session's journal (everything resume needs)."""
-    from glia_nb.evaluation.confine import choose_isolation
+    from glia_nb.evaluation.confine import expected_isolation
 
     sup = parts.supervisor
     return {
         "kind": "glia-session",
         # What candidates and the shell will get on this machine (each result records its own).
-        "isolation": choose_isolation(warn=False),
+        "isolation": expected_isolation(),
         "mode": "single-context",
         "task_name": task.name if _is_task(task) else "",
         "task": task.to_dict() if _is_task(task) else None,

@@ -33,6 +33,10 @@ def test_doctor_names_the_isolation_level(capsys):
     d = json.loads(capsys.readouterr().out)
     assert d["isolation"] in ("bwrap", "process")
     assert d["isolation"] == ("bwrap" if d["bwrap_usable"] else "process")
+    from glia_nb.evaluation.confine import seccomp_profile
+
+    assert d["seccomp"] is (seccomp_profile("policy") is not None) and d["seccomp_detail"]
+    assert d["recorded_isolation"] == d["isolation"] + ("+seccomp" if d["seccomp"] else "")
 
 
 def test_simulate_sandboxes_a_policy_file_and_matches_the_builtin(tmp_path, capsys):

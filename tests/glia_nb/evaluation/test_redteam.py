@@ -17,13 +17,20 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from glia_nb.evaluation.confine import choose_isolation
+from glia_nb.evaluation.confine import choose_isolation, isolation_label, seccomp_profile
 from glia_nb.evaluation.harness import Limits, evaluate
 from glia_nb.tasks import get_task
 
 LEVEL = choose_isolation(warn=False)
+SECCOMP = seccomp_profile("policy")  # None where libseccomp is missing
 NEEDS_NAMESPACES = pytest.mark.skipif(LEVEL != "bwrap", reason="bubblewrap is not usable here: "
                                       "the plain-process fallback has no mount/net/pid namespaces")
+
+
+def recorded(level: str) -> str:
+    """The isolation a result records for a candidate confined at ``level``."""
+    return isolation_label(level, SECCOMP)
+
 
 LLQ = """
 import numpy as np
@@ -96,7 +103,7 @@ def _then_honest(tmp_path, task, honest_score, **kw):
     res = _eval(tmp_path, LLQ, task, "Honest", **kw)
     assert res.ok and res.score == honest_score, res.one_line()
     expected = (kw.get("limits") or Limits()).isolation or LEVEL
-    assert res.isolation == expected
+    assert res.isolation == recorded(expected)
 
 
 def _no_leak(res):
@@ -123,7 +130,7 @@ if found:
 """
     res = _eval(tmp_path, _router(attack), task, "Attack")
     _no_leak(res)
-    assert res.ok and res.score == honest_score and res.isolation == LEVEL
+    assert res.ok and res.score == honest_score and res.isolation == recorded(LEVEL)
     _then_honest(tmp_path, task, honest_score)
 
 
@@ -334,7 +341,7 @@ def test_fallback_level_still_contains_a_candidate(tmp_path, task, honest_score)
     keys and the same harness-side scoring."""
     lim = Limits(isolation="process")
     res = _eval(tmp_path, _router("import os\nos._exit(0)"), task, "Attack", limits=lim)
-    assert res.error_kind == "crash" and res.isolation == "process"
+    assert res.error_kind == "crash" and res.isolation == recorded("process")
     res = _eval(tmp_path, _router("x = bytearray(8 * 2**30)"), task, "Attack",
                 limits=Limits(isolation="process", memory_mb=1024))
     assert res.error_kind == "memory"
@@ -397,7 +404,7 @@ def test_journal_header_records_the_isolation_level(tmp_path):
                        toolbox=FakeToolBox([40]), run_baseline=False)
     s.journal.close()
     header, _records = read_journal(s.journal.path)
-    assert header["isolation"] == LEVEL
+    assert header["isolation"] == recorded(LEVEL)
 
 
 def test_idle_promise_is_kept_through_the_proxy(tmp_path, task, honest_score):

@@ -107,7 +107,7 @@ def test_shell_is_confined(tb, ws, tmp_path, monkeypatch):
     import socket
     import sys
 
-    from glia_nb.evaluation.confine import choose_isolation
+    from glia_nb.evaluation.confine import choose_isolation, seccomp_profile
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-shell-redteam-42")
     outside = tmp_path / "outside.txt"
@@ -132,7 +132,9 @@ def test_shell_is_confined(tb, ws, tmp_path, monkeypatch):
     # ``python`` is the session's interpreter (its bin directory leads PATH), pandas importable.
     assert os.path.dirname(sys.executable) + os.sep + "python" in res.text, res.text
     if choose_isolation(warn=False) == "bwrap":
-        assert not outside.exists() and not got and "CONNECTED" not in res.text
+        assert not outside.exists()
+    if choose_isolation(warn=False) == "bwrap" or seccomp_profile("shell"):
+        assert not got and "CONNECTED" not in res.text  # a network namespace or the filter
 
 
 def test_shell_output_keeps_head_and_tail(tb):
