@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from test_redteam import (LEVEL, NEEDS_NAMESPACES, _eval, _no_leak, _router,  # noqa: F401
-                          _then_honest, honest_score, task)
+                          _then_honest, honest_score, recorded, task)
 
 import glia_nb
 import workloads
@@ -100,7 +100,7 @@ if got:
     lim = Limits(isolation=level)
     res = _eval(tmp_path, _router(attack, at="reset"), task, "Attack", limits=lim)
     _no_leak(res)
-    assert res.ok and res.score == honest_score and res.isolation == level, res.one_line()
+    assert res.ok and res.score == honest_score and res.isolation == recorded(level), res.one_line()
     _then_honest(tmp_path, task, honest_score, limits=lim)
 
 
@@ -207,5 +207,5 @@ if readable:
         lim = Limits(isolation=level)
         res = _eval(tmp_path, _router(attack, at="reset"), task, "Attack", limits=lim)
         _no_leak(res)
-        assert res.ok and res.score == honest_score and res.isolation == level, res.one_line()
+        assert res.ok and res.score == honest_score and res.isolation == recorded(level), res.one_line()
     _then_honest(tmp_path, task, honest_score)
