@@ -324,6 +324,10 @@ def main(argv=None) -> int:
     load_from_env()  # the parent's seccomp filter, before any candidate code
 
     import sim_core.view  # noqa: F401  (numba loads only if the candidate imports it)
+    from glia_nb.evaluation.trace_guard import install_trace_guard
+
+    # No workloads (the trace generator) and no harness module, at every isolation level.
+    install_trace_guard()
     # Python-level guard on top of the namespaces (and the only one at level "process").
     install_audit_guard()
     return serve(rfd, wfd, sock)
