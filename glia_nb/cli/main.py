@@ -51,7 +51,7 @@ def run_simulations(scenario_name: str, router: str, seeds: int | list[int], *, 
     with contextlib.ExitStack() as stack:
         policies, start_seed = specs, None
         if not trusted:
-            from glia_nb.cli.trust import sandboxed_policies
+            from glia_nb.evaluation.simulate import sandboxed_policies
 
             policies, start_seed = stack.enter_context(sandboxed_policies(specs, scenario.cluster))
         results = simulate_seeds(

@@ -118,8 +118,9 @@ def cmd_study(args) -> int:
     if args.duration is not None and args.duration <= 0:
         raise ValueError("--duration must be > 0 seconds")
     task = sized_task(args)
-    # --budget-sims is the whole study's: the contexts share it.
-    expected = args.budget_sims if args.budget_sims else None
+    # --budget-sims is the whole study's: the contexts share it.  The bar counts against the
+    # budget (a study may finish before spending it).
+    expected = args.budget_sims or task.budget.max_simulations
     # Progress on stderr whatever stdout is (a pipe, a file, --json): a study takes minutes.
     experiments = bar(total=expected, desc=f"study {task.name}", unit="experiment")
     lock = threading.Lock()

@@ -14,6 +14,9 @@ import json
 import sys
 
 from glia_nb.cli.options import add_executor_args
+
+TRUSTED_HELP = ("run policy files in the simulating process (fast, no confinement); by default "
+                "each runs in a confined policy process (see glia doctor)")
 from glia_nb.evaluation.executors import open_executor
 
 
@@ -55,7 +58,8 @@ def cmd_sweep_one(args) -> int:
     with open_executor(getattr(args, "workers", 1), getattr(args, "dask", None)) as ex:
         doc = concurrency_sweep(args.scenario, args.router, _users(args.sweep_users, "--sweep-users"),
                                 seeds=args.seeds, duration_s=args.duration,
-                                batch_policy=args.batch_policy, executor=ex, progress=True)
+                                batch_policy=args.batch_policy, executor=ex, progress=True,
+                                trusted=args.trusted)
     if args.json:
         print(json.dumps(doc))
     else:
@@ -72,7 +76,8 @@ def cmd_sweep(args) -> int:
         raise ValueError(f"--out must name a .png, .svg or .pdf file, got {args.out!r}")
     with open_executor(args.workers, args.dask) as ex:
         curves = {r: concurrency_sweep(args.scenario, r, users, seeds=args.seeds, duration_s=args.duration,
-                                       limit=args.limit, executor=ex, progress=True)
+                                       limit=args.limit, executor=ex, progress=True,
+                                       trusted=args.trusted)
                   for r in args.routers}
     if args.out:
         _save_tradeoff(curves, args.limit, args.out)
@@ -116,13 +121,15 @@ def cmd_stack(args) -> int:
     from glia_nb.evaluation.stack import OFF_THE_SHELF, STACKS, compare_stacks
 
     known = [OFF_THE_SHELF, *STACKS]
-    stacks = args.stacks.split(",") if args.stacks else known
+    custom = _custom_stack(args)
+    stacks = args.stacks.split(",") if args.stacks else (["standard"] if custom else known)
     unknown = [s for s in stacks if s not in known]
     if unknown:
         raise ValueError(f"unknown stack {unknown[0]!r}; known: {', '.join(known)}")
     with open_executor(args.workers, args.dask) as ex:
         doc = compare_stacks(args.scenario, seeds=args.seeds, duration_s=args.duration,
-                             tune=args.tune, stacks=stacks, executor=ex,
+                             tune=args.tune, stacks=stacks, executor=ex, custom=custom,
+                             trusted=args.trusted,
                              progress=True)  # on stderr, also when it is not a terminal
     if args.json:
         print(json.dumps(doc))
@@ -169,6 +176,21 @@ def cmd_stack(args) -> int:
     return 0
 
 
+def _custom_stack(args):
+    """The standard stack with the layers given by ``--router``/``--batch-policy``/
+    ``--autoscaler`` swapped in, or None when none is given."""
+    from dataclasses import replace
+
+    from glia_nb.evaluation.stack import STACKS
+
+    given = {k: v for k, v in (("router", args.router), ("batch_policy", args.batch_policy),
+                               ("autoscaler", args.autoscaler)) if v}
+    if not given:
+        return None
+    label = "standard stack with " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in given.items())
+    return replace(STACKS["standard"], label=label, **given)
+
+
 def _print_tuning(key: str, tuning: dict) -> None:
     """Every grid setting a stack's tuning tried, cheapest first; * marks the one chosen."""
     best = (tuning["best"] or {}).get("autoscaler")
@@ -186,12 +208,14 @@ def register(sub) -> None:
     w = sub.add_parser("sweep", help="P90 TTFT vs throughput over closed-loop concurrency "
                        "for several routers (the paper's Fig. 6)")
     w.add_argument("--scenario", default="routing-h100-prefill")
-    w.add_argument("--routers", nargs="+", default=["hra", "least_prefill"])
+    w.add_argument("--routers", nargs="+", default=["hra", "least_prefill"],
+                   help="registry names or path/to/file.py:Class (sandboxed unless --trusted)")
     w.add_argument("--users", help="comma-separated user counts (default 25,50,100,200,300,400)")
     w.add_argument("--seeds", type=int, default=3)
     w.add_argument("--duration", type=float, help="override the scenario's duration (s)")
     w.add_argument("--limit", type=float, default=1.5, help="P90 TTFT bound (s)")
     add_executor_args(w)
+    w.add_argument("--trusted", action="store_true", help=TRUSTED_HELP)
     w.add_argument("--out", metavar="FILE.png", help="also draw the curves into this figure "
                    "(.png, .svg or .pdf)")
     w.add_argument("--json", action="store_true")
@@ -205,6 +229,12 @@ def register(sub) -> None:
     s.add_argument("--stacks", help="comma-separated subset of: off-the-shelf, standard, "
                    "glia-autoscaler, glia-router, glia-router-batch, glia-stack")
     s.add_argument("--tune", action="store_true", help="tune each stack's autoscaler first")
+    s.add_argument("--router", help="add a 'custom' row: the standard stack with this router "
+                   "(registry name or path/to/file.py:Class); without --stacks it is compared "
+                   "with the standard stack only")
+    s.add_argument("--batch-policy", help="the custom row's batch policy (name or file.py:Name)")
+    s.add_argument("--autoscaler", help="the custom row's autoscaler (name or file.py:Class)")
+    s.add_argument("--trusted", action="store_true", help=TRUSTED_HELP)
     add_executor_args(s)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_stack)

@@ -5,8 +5,10 @@ Two levels, strongest first (:data:`ISOLATION_LEVELS`; built-in policies run tru
 
 * ``"bwrap"`` — Debian's bubblewrap: new PID, network (loopback only, no interfaces),
   mount, IPC, UTS and user namespaces; the root file system read-only; one writable scratch
-  directory; a fresh ``/tmp``; the home directory's dot-files, the ``workloads`` package
-  (the trace generator and its length table) hidden; uid 65534; ``--die-with-parent
+  directory; a fresh ``/tmp``; outside the system directories only the way to the interpreter
+  and the project visible (other checkouts, the home directory's dot-files hidden); the
+  ``workloads`` package (the trace generator and its length table), its copies and the
+  project's git history hidden; uid 65534; ``--die-with-parent
   --new-session --clearenv``; no_new_privs.
 * ``"process"`` — where bwrap is missing or cannot create namespaces (macOS, containers
   without user namespaces, Binder): a separate process in its own session with an empty
@@ -207,24 +209,43 @@ def _needed_roots() -> list[Path]:
     return sorted(roots)
 
 
-def _hidden_paths() -> list[tuple[str, str]]:
-    """``(kind, path)`` to mask: entries of the home directory that hold none of the
-    interpreter's or the project's files (keys in dot-files, caches, shell history), and
-    the ``workloads`` package (the trace generator and its length table)."""
-    out: list[tuple[str, str]] = []
-    home = Path.home()
-    needed = _needed_roots()
-    if home.is_dir() and home != Path("/"):
-        for entry in sorted(home.iterdir()):
-            if any(entry == r or entry in r.parents for r in needed) or entry.is_symlink():
-                continue
-            out.append(("dir" if entry.is_dir() else "file", str(entry)))
-    try:
-        import workloads
+# Top-level directories kept whole: the system the interpreter and the shell run on (and the
+# mount points bwrap replaces itself).  Every other directory shows only the way to the
+# interpreter and the project.
+_SYSTEM_DIRS = frozenset({"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "dev",
+                          "proc", "sys", "run", "tmp", "var", "nix", "snap"})
 
-        out.append(("dir", str(Path(workloads.__file__).resolve().parent)))
-    except ImportError:
-        pass
+
+def _hidden_paths() -> list[tuple[str, str]]:
+    """``(kind, path)`` to mask: outside the system directories, every entry that holds none
+    of the interpreter's or the project's files (other checkouts and copies of the project,
+    keys in dot-files, caches, shell history), and every place the trace generator can be
+    read from (:func:`glia_nb.evaluation.trace_guard.trace_sources`: the ``workloads``
+    package, its copies, the project's git history)."""
+    from glia_nb.evaluation.trace_guard import trace_sources
+
+    out: list[tuple[str, str]] = []
+    needed = _needed_roots()
+    root = Path("/")
+    ancestors = sorted({a for r in needed for a in r.parents}, key=lambda p: len(p.parts))
+    for a in ancestors:
+        if (a != root and a.parts[1] in _SYSTEM_DIRS) or any(r == a or r in a.parents for r in needed):
+            continue  # a system tree, or inside the interpreter or the project: kept whole
+        try:
+            entries = sorted(a.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_symlink() or (a == root and entry.name in _SYSTEM_DIRS) or \
+                    any(entry == r or entry in r.parents for r in needed):
+                continue
+            if not os.access(entry, os.R_OK):  # unreadable here, so in there too (and a FUSE
+                continue                       # mount we cannot enter could not be covered)
+            out.append(("dir" if entry.is_dir() else "file", str(entry)))
+    hidden = [Path(p) for _kind, p in out]
+    for src in map(Path, trace_sources()):
+        if not any(h == src or h in src.parents for h in hidden):
+            out.append(("dir", str(src)))
     return out
 
 

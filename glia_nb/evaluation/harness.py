@@ -31,9 +31,10 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from glia_nb.evaluation.confine import package_roots
-from glia_nb.evaluation.secrets import redact, scrubbed_env
+from glia_nb.evaluation.secrets import known_secrets, redact, scrubbed_env
 from glia_nb.evaluation.simulate import WORST_SEED_METRICS, aggregate  # noqa: F401 (re-exported)
 from glia_nb.tasks import Task
 
@@ -134,14 +135,17 @@ def _tail(path: Path, n_chars: int = 4000) -> str:
 
 # ---------------------------------------------------------------------- evaluate
 def evaluate(policy, task: Task, out_dir=None, *, executor: Executor | None = None,
-             limits: Limits | None = None, write_artifacts: bool = True) -> EvalResult:
+             limits: Limits | None = None, write_artifacts: bool = True,
+             secrets: Sequence[str] = ()) -> EvalResult:
     """Evaluate ``policy`` on ``task``'s scenario over its evaluation seeds.
 
     ``policy`` is a policy file (``Path`` or ``"x.py"``: class ``task.class_name``), a
     ``"file.py:Class"`` spec, or a built-in router spec such as ``"llq"`` or
     ``"hra:decode_growth=0.5"``.  With ``out_dir``, telemetry of the first seed (when
     ``write_artifacts``), ``metrics.json``, ``seeds.csv`` and ``sandbox_log.txt`` (the
-    child's output) land there.  Never raises because of the candidate."""
+    child's output) land there.  The environment's keys and ``secrets`` (the caller's model
+    clients' keys) are redacted from the result and from every file written.  Never raises
+    because of the candidate."""
     limits = limits or Limits()
     fields, name = _policy_request(policy, task)
     seeds = list(task.seeds)
@@ -170,8 +174,9 @@ def evaluate(policy, task: Task, out_dir=None, *, executor: Executor | None = No
             score = task.score(summary)
         except KeyError as exc:
             err = {"kind": "exception", "message": str(exc), "traceback": None}
+    known = known_secrets(extra=secrets)
     if err is not None:  # a key in an exception message must not reach any record
-        err = redact(err)
+        err = redact(err, known)
     result = EvalResult(
         ok=err is None, score=score, summary=summary, per_seed=per_seed,
         error_kind=err["kind"] if err else None, error=err["message"] if err else None,
@@ -181,14 +186,33 @@ def evaluate(policy, task: Task, out_dir=None, *, executor: Executor | None = No
         peak_address_space_mb=raw.get("peak_address_space_mb"),
         isolation=str(raw.get("isolation") or ""))
     if out is not None:
-        write_result_files(result, out)
+        for log in LOG_FILES:  # what the candidate printed
+            _redact_file(out / log, known)
+        write_result_files(result, out, secrets=secrets)
     return result
 
 
-def write_result_files(result: EvalResult, out_dir, extra: dict | None = None) -> None:
-    """Write ``metrics.json`` (``extra`` merged in first) and ``seeds.csv`` into ``out_dir``."""
+LOG_FILES = ("sandbox_log.txt", "policy_log.txt")
+
+
+def _redact_file(path: Path, secrets: list[str]) -> None:
+    if not secrets:
+        return
+    try:
+        text = path.read_bytes().decode("utf-8", "replace")
+    except OSError:
+        return
+    clean = redact(text, secrets)
+    if clean != text:
+        path.write_text(clean)
+
+
+def write_result_files(result: EvalResult, out_dir, extra: dict | None = None,
+                       secrets: Sequence[str] = ()) -> None:
+    """Write ``metrics.json`` (``extra`` merged in first) and ``seeds.csv`` into ``out_dir``,
+    with the environment's keys and ``secrets`` redacted."""
     out = Path(out_dir)
-    doc = redact({**(extra or {}), **result.to_dict()})
+    doc = redact({**(extra or {}), **result.to_dict()}, known_secrets(extra=secrets))
     (out / "metrics.json").write_text(json.dumps(doc, indent=2, default=str))
     if result.per_seed:
         keys = list(dict.fromkeys(k for s in result.per_seed for k in s))

@@ -1,13 +1,15 @@
 """The untrusted side: run one candidate policy, answer the harness's calls, nothing else.
 
 Run (confined, see :mod:`glia_nb.evaluation.confine`) as
-``python -m glia_nb.evaluation.policy_process FD LIMITS_JSON``: ``FD`` is this end of a Unix
-socket pair to the harness.  The process hardens its limits first, then receives the
-candidate's source (never a path to the workspace), and for each seed a read-only mapping
-of the simulator's *visible* columns (request columns a router may see, replica columns,
-the queues and scalars; never the hidden decode lengths), the static cluster facts and an
-rng seed derived from the evaluation seed through a one-way hash.  It answers ``route``,
-``key`` and ``decide`` calls with data; it writes no result and holds no score.
+``python -m glia_nb.evaluation.policy_process FDS LIMITS_JSON``: ``FDS`` are the read end of
+the request pipe, the write end of the reply pipe and this end of the socket pair that
+carries the shared memory's file descriptor (:mod:`glia_nb.evaluation.wire`).  The process
+hardens its limits first, then receives the candidate's source (never a path to the
+workspace), and for each seed a read-only mapping of the simulator's *visible* columns
+(request columns a router may see, replica columns, the queues and scalars; never the
+hidden decode lengths), the static cluster facts and an rng seed derived from the
+evaluation seed through a one-way hash.  It answers ``route``, ``key`` and ``decide`` calls
+with data; it writes no result and holds no score.
 """
 from __future__ import annotations
 
@@ -103,6 +105,68 @@ def _pack(decisions, array) -> bytes:
     return out.tobytes()
 
 
+_ONE, _NONE = struct.Struct("<IBqq"), struct.pack("<IB", 0, 68)
+
+
+def _reply(decisions) -> bytes:
+    """The whole ``D`` frame of a route() result.  The usual shapes (no decision, or a list
+    of ``(int, int)`` tuples) are packed in one call; anything else (arrays, numpy ints,
+    lists as pairs, errors) goes through :func:`_pack`, which says what is wrong."""
+    if type(decisions) is list or type(decisions) is tuple:
+        n = len(decisions)
+        if n == 1:  # one request routed: most calls
+            d = decisions[0]
+            if type(d) is tuple and len(d) == 2 and type(d[0]) is int and type(d[1]) is int:
+                try:
+                    return _ONE.pack(16, 68, d[0], d[1])
+                except struct.error:  # out of int64 range: _pack raises the usual error
+                    pass
+        elif n == 0:
+            return _NONE
+        else:
+            flat = []
+            for d in decisions:
+                if type(d) is not tuple or len(d) != 2:
+                    break
+                q, r = d
+                if type(q) is not int or type(r) is not int:  # bool, numpy ints: _pack
+                    break
+                flat.append(q)
+                flat.append(r)
+            else:
+                try:
+                    return struct.pack("<IB%dq" % len(flat), 8 * len(flat), 68, *flat)
+                except struct.error:
+                    pass
+    from array import array
+
+    out = _pack(decisions, array)
+    return struct.pack("<IB", len(out), 68) + out
+
+
+def _route_loop(rfd: int, wfd: int, route, view, filename: str) -> bytes:
+    """The hot path: answer whole 6-byte route frames (one read, one write each) until
+    something else arrives, and return those bytes.  The candidate's errors become ``E``
+    frames; a broken channel raises (the process then ends)."""
+    import os
+
+    from glia_nb.evaluation import wire
+
+    read, write, events = os.read, os.write, wire.EVENTS
+    while True:
+        data = read(rfd, wire.READ_SIZE)
+        if len(data) != 6 or data[4] != 82:  # not exactly one b"R" frame
+            return data
+        try:
+            view.event = events[data[5]]
+            out = _reply(route(view))
+        except BaseException as exc:  # noqa: BLE001 - candidate code may raise anything
+            out = wire.frame(b"E", _error(exc, filename))
+        n = write(wfd, out)
+        if n != len(out):  # a large reply the pipe took in pieces
+            wire.write_all(wfd, out[n:])
+
+
 def _error(exc: BaseException, filename: str, kind: str | None = None) -> bytes:
     import os
     import traceback
@@ -158,31 +222,22 @@ def _view(fd: int, msg: dict):
     return ClusterView(st, info), info
 
 
-def serve(sock) -> int:
-    """Answer the harness until it says ``Q`` or closes the channel."""
-    from array import array
-
+def serve(rfd: int, wfd: int, sock) -> int:
+    """Answer the harness (requests on ``rfd``, replies on ``wfd``, memfds on ``sock``)
+    until it says ``Q`` or closes the channel."""
     import numpy as np
 
     from glia_nb.evaluation import wire
+    from glia_nb.evaluation.wire import write_all
 
     cls = layer = policy = key = view = filename = None
-    chan = wire.Channel(sock)
-    head = wire.HEADER
+    chan = wire.Channel(rfd, wfd)
     while True:
         try:
-            if not chan.pending:  # the hot path: a whole 6-byte route frame in one read
-                data = sock.recv(1 << 16)
+            if layer == "router" and view is not None and not chan.pending:
+                data = _route_loop(rfd, wfd, policy.route, view, filename)
                 if not data:
                     return 0
-                if len(data) == 6 and data[4] == 82 and view is not None:  # b"R"
-                    try:
-                        view.event = wire.EVENTS[data[5]]
-                        out = _pack(policy.route(view), array)
-                        sock.sendall(head.pack(len(out), 68) + out)
-                    except BaseException as exc:  # noqa: BLE001 - as below
-                        wire.send(sock, b"E", _error(exc, filename))
-                    continue
                 chan.push(data)
             kind, payload = chan.recv(MAX_FRAME)
         except wire.ChannelClosed:
@@ -190,10 +245,10 @@ def serve(sock) -> int:
         try:
             if kind == b"R":
                 view.event = wire.EVENTS[payload[0]]
-                wire.send(sock, b"D", _pack(policy.route(view), array))
+                write_all(wfd, _reply(policy.route(view)))
             elif kind == b"K":
                 p, t = KEY_ARGS.unpack(payload)
-                wire.send(sock, b"F", FLOAT.pack(float(key(p, t))))
+                chan.send(b"F", FLOAT.pack(float(key(p, t))))
             elif kind == b"A":
                 from sim_core.autoscale import ClusterStats
 
@@ -203,16 +258,15 @@ def serve(sock) -> int:
                 n = policy.decide(stats)
                 if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
                     raise InvalidDecision(f"decide() must return an int; got {n!r}")
-                wire.send(sock, b"I", INT.pack(int(n)))
+                chan.send(b"I", INT.pack(int(n)))
             elif kind == b"S":
                 msg = json.loads(payload)
-                wire.send(sock, b"O", b"{}")  # ready: the shared state's memfd comes next
-                view, info = _view(chan.recv_fd(), msg)
+                view, info = _view(wire.recv_fd(sock), msg)  # the memfd follows the frame
                 policy, key = _instantiate(cls, layer)
                 rng = np.random.default_rng(msg["rng_seed"])
                 if hasattr(policy, "reset") and layer != "batch_policy":
                     policy.reset(info, rng)
-                wire.send(sock, b"O", b"{}")
+                chan.send(b"O", b"{}")
             elif kind == b"L":
                 msg = json.loads(payload)
                 layer, filename = msg["layer"], msg["filename"]
@@ -222,21 +276,21 @@ def serve(sock) -> int:
 
                 ru = resource.getrusage(resource.RUSAGE_SELF)
                 idle = bool(isinstance(cls, type) and cls.__dict__.get("idle_when_queue_empty"))
-                wire.send(sock, b"O", json.dumps({"has_key": probe_key is not None,
-                                                  "idle_when_queue_empty": idle,
-                                                  "cpu_s": ru.ru_utime + ru.ru_stime}).encode())
+                chan.send(b"O", json.dumps({"has_key": probe_key is not None,
+                                            "idle_when_queue_empty": idle,
+                                            "cpu_s": ru.ru_utime + ru.ru_stime}).encode())
             elif kind == b"Q":
                 import resource
 
                 ru = resource.getrusage(resource.RUSAGE_SELF)
-                wire.send(sock, b"O", json.dumps({"cpu_s": ru.ru_utime + ru.ru_stime}).encode())
+                chan.send(b"O", json.dumps({"cpu_s": ru.ru_utime + ru.ru_stime}).encode())
                 return 0
             else:
                 raise ValueError(f"unknown request {kind!r}")
         except BaseException as exc:  # noqa: BLE001 - candidate code may raise anything
             # KeyboardInterrupt and SystemExit from the candidate are failures of the
             # candidate, reported like any error; the harness decides what happens next.
-            wire.send(sock, b"E", _error(exc, filename))
+            chan.send(b"E", _error(exc, filename))
 
 
 def _instantiate(cls, layer: str):
@@ -256,22 +310,27 @@ def _instantiate(cls, layer: str):
 
 
 def main(argv=None) -> int:
-    """Entry point: harden, then serve the harness on the inherited socket."""
+    """Entry point: harden, then serve the harness on the inherited pipes and socket."""
     argv = sys.argv[1:] if argv is None else argv
     from glia_nb.evaluation.confine import harden
 
     harden(json.loads(argv[1]))
     import socket
 
-    sock = socket.socket(fileno=int(argv[0]))
+    rfd, wfd, sfd = (int(fd) for fd in argv[0].split(","))
+    sock = socket.socket(fileno=sfd)
     import numpy  # noqa: F401  (before the candidate: its imports then cost nothing)
     from glia_nb.evaluation.seccomp_filter import load_from_env
     load_from_env()  # the parent's seccomp filter, before any candidate code
 
     import sim_core.view  # noqa: F401  (numba loads only if the candidate imports it)
+    from glia_nb.evaluation.trace_guard import install_trace_guard
+
+    # No workloads (the trace generator) and no harness module, at every isolation level.
+    install_trace_guard()
     # Python-level guard on top of the namespaces (and the only one at level "process").
     install_audit_guard()
-    return serve(sock)
+    return serve(rfd, wfd, sock)
 
 
 if __name__ == "__main__":  # pragma: no cover - exercised through subprocesses

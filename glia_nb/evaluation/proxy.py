@@ -6,7 +6,8 @@ evaluation.  The harness puts the simulator's *visible* arrays (``rv``, ``rf``, 
 ``slots``, ``qbuf``, ``si``, ``sf``; never ``rh``, which holds decode lengths) into a
 sealed memfd: the engine keeps writing them in place, and the policy process maps them
 read-only (``F_SEAL_FUTURE_WRITE`` stops it from ever mapping them writable).  A routing
-call is then a 6-byte message and a reply of int64 pairs, so nothing is copied per call.
+call is then a 6-byte frame down one pipe and a reply of int64 pairs up another
+(:mod:`glia_nb.evaluation.wire`), so nothing is copied per call.
 
 :class:`PolicyProcess` objects stand in for the candidate inside ``simulate``: a router
 (``route``), a batch policy (``key``) or an autoscaler (``decide``).  Whatever goes wrong
@@ -22,6 +23,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -38,6 +40,7 @@ ERROR_KINDS = ("import", "missing_class", "exception", "invalid_decision", "time
                "network", "crash")
 _ROUTE_FRAMES = {ev: wire.HEADER.pack(1, ord("R")) + bytes((code,))
                  for ev, code in wire.EVENT_CODES.items()}
+_PAIR = struct.Struct("<qq")
 SHARED_ARRAYS = ("rv", "rf", "pi", "slots", "qbuf", "si", "sf")
 MAX_REPLY = 64 * 2**20
 _SEALS = (getattr(fcntl, "F_SEAL_SEAL", 1) | getattr(fcntl, "F_SEAL_SHRINK", 2)
@@ -85,21 +88,33 @@ class PolicyProcess:
         self.cpu_s: float | None = None
         self.expired = False
         self.scratch = tempfile.mkdtemp(prefix="glia-policy-")
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock = parent
-        self.chan = wire.Channel(parent)
+        # Frames travel over two pipes (the hot path); the socket pair only carries each
+        # seed's memfd (SCM_RIGHTS).  The child's ends are closed here once it has them,
+        # so its death is an EOF on the reply pipe.
+        to_child, self._to_policy = os.pipe()
+        self._from_policy, from_child = os.pipe()
+        self.sock, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.shutdown(socket.SHUT_RD)  # one way: the policy cannot send on it at all
+        self.chan = wire.Channel(self._from_policy, self._to_policy)
+        ends = (to_child, from_child, child.fileno())
         env = {"PYTHONPATH": os.pathsep.join(package_roots("glia_nb", "sim_core"))}
         argv = [sys.executable, "-I", "-c",
                 "import sys; sys.path[:0] = sys.argv[3].split(':'); "
                 "from glia_nb.evaluation.policy_process import main; sys.exit(main(sys.argv[1:3]))",
-                str(child.fileno()), json.dumps(limits.to_dict()), env["PYTHONPATH"]]
+                ",".join(map(str, ends)), json.dumps(limits.to_dict()), env["PYTHONPATH"]]
         with open(log_path, "ab") as log:
             try:
                 self.proc = popen_confined(argv, level=level, scratch=self.scratch, env=env,
-                                           pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL,
+                                           pass_fds=ends, stdin=subprocess.DEVNULL,
                                            stdout=log, stderr=subprocess.STDOUT)
+            except BaseException:
+                self.chan.close()
+                self.sock.close()
+                raise
             finally:
                 child.close()
+                os.close(to_child)
+                os.close(from_child)
         self._watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), self._expire)
         self._watchdog.daemon = True
         self._watchdog.start()
@@ -120,11 +135,10 @@ class PolicyProcess:
         # Blocking I/O (no poll per call); the watchdog kills the process at the deadline.
         try:
             if kind is not None:
-                wire.send(self.sock, kind, payload)
+                self.chan.send(kind, payload)
+                for fd in fds:  # the memfd follows its frame on the socket
+                    wire.send_fd(self.sock, fd)
             rkind, reply = self.chan.recv(MAX_REPLY)
-            if fds and rkind == b"O":  # the policy is ready for the file descriptor
-                wire.send_fd(self.sock, fds[0])
-                rkind, reply = self.chan.recv(MAX_REPLY)
         except (wire.ChannelClosed, ConnectionError, OSError) as exc:
             raise self._failed(exc) from None
         except wire.FrameTooLarge as exc:
@@ -207,27 +221,26 @@ class PolicyProcess:
     def route(self, view):
         """Ask the candidate router; the harness's facade validates the pairs it returns.
 
-        The hot path (some 7,000-14,000 calls a run): one ``sendall`` of a prepared frame and
-        one ``recv`` that usually holds the whole reply; anything else (an error, a reply
+        The hot path (some 7,000-14,000 calls a run): one ``write`` of a prepared frame and
+        one ``read`` that usually holds the whole reply; anything else (an error, a reply
         split over reads) goes through :meth:`call`'s general path."""
-        data = b""
         if not self.chan.pending:
             try:
-                self.sock.sendall(_ROUTE_FRAMES[view.event])
-                data = self.sock.recv(1 << 16)
+                os.write(self._to_policy, _ROUTE_FRAMES[view.event])  # 6 bytes: atomic
+                data = os.read(self._from_policy, wire.READ_SIZE)
             except OSError as exc:
                 raise self._failed(exc) from None
-            if len(data) >= wire.HEADER.size and data[4] == 68:  # b"D", the whole frame
-                n = int.from_bytes(data[:4], "little")
-                if len(data) == wire.HEADER.size + n:
-                    if n == 0:
-                        return ()
-                    return np.frombuffer(data, "<i8", offset=wire.HEADER.size).reshape(-1, 2).tolist()
+            if data[4:5] == b"D":
+                n = len(data) - 5  # wire.HEADER.size
+                if n == 16 and data[:4] == b"\x10\0\0\0":  # one request routed: most calls
+                    return (_PAIR.unpack_from(data, 5),)
+                if int.from_bytes(data[:4], "little") == n:  # the whole frame
+                    return _decisions(data, 5, n)
             self.chan.push(data)
             _kind, reply = self.call(None)
         else:
             _kind, reply = self.call(b"R", bytes((wire.EVENT_CODES[view.event],)))
-        return np.frombuffer(reply, "<i8").reshape(-1, 2).tolist()
+        return _decisions(reply, 0, len(reply))
 
     def _key(self, prompt_tokens: int, arrived_at: float) -> float:
         from glia_nb.evaluation.policy_process import FLOAT, KEY_ARGS
@@ -262,9 +275,8 @@ class PolicyProcess:
         """Say goodbye, then kill whatever is left and remove the scratch directory."""
         if self.proc.poll() is None:
             try:
-                self.sock.settimeout(2.0)
-                wire.send(self.sock, b"Q")
-                _kind, reply = self.chan.recv(4096)
+                self.chan.send(b"Q")
+                _kind, reply = self.chan.recv(4096, timeout=2.0)
                 # The policy's own count of its CPU time (for benchmarks, not for scores).
                 self.cpu_s = float(json.loads(reply).get("cpu_s", 0.0))
                 self.proc.wait(timeout=2.0)
@@ -272,6 +284,7 @@ class PolicyProcess:
                 pass
         self._watchdog.cancel()
         self.kill()
+        self.chan.close()
         self.sock.close()
         shutil.rmtree(self.scratch, ignore_errors=True)
 
@@ -280,6 +293,17 @@ class PolicyProcess:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _decisions(data: bytes, offset: int, n: int):
+    """The ``(request, replica)`` pairs in ``n`` bytes of int64 pairs at ``offset``."""
+    if n == 0:
+        return ()
+    if n % 16:
+        raise PolicyError("invalid_decision", f"the policy's reply of {n} bytes is not a "
+                                              "whole number of (request, replica) pairs")
+    flat = iter(struct.unpack_from("<%dq" % (n // 8), data, offset))
+    return list(zip(flat, flat))
 
 
 class _IdleWhenQueueEmpty(PolicyProcess):

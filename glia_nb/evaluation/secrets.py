@@ -1,10 +1,13 @@
 """Secrets: which environment variables are credentials, and the one redaction function.
 
 A secret is the value of any environment variable whose name contains KEY, TOKEN, SECRET,
-PASSWORD or CREDENTIAL (the LLM clients read their keys from such variables), plus any value
-registered by a client that got its key another way (:func:`known_secrets` ``extra``).
-:func:`redact` replaces each one with ``[REDACTED]``; it is applied where text leaves the
-trusted side: the journal writer and the tool results sent back to a model.
+PASSWORD or CREDENTIAL (the LLM clients read their keys from such variables), plus the values
+a caller passes as :func:`known_secrets` ``extra``: the keys its model clients hold however
+they got them (``api_key=...`` in a notebook), found by :func:`secrets_of`.  No registry: the
+values travel with the objects that need them (a session's journal and toolbox, an
+evaluation).  :func:`redact` replaces each one with ``[REDACTED]``; it is applied where text
+leaves the trusted side: the journal writer, the harness's result and log files, the ledger,
+published studies and the tool results sent back to a model.
 """
 from __future__ import annotations
 
@@ -44,6 +47,17 @@ def redact(value: Any, secrets: Iterable[str] | None = None) -> Any:
     return value
 
 
+def secrets_of(*holders: Any) -> tuple[str, ...]:
+    """The credential values ``holders`` hold: LLM clients (their ``secrets``, see
+    :func:`glia_nb.llm.base.held_secrets`), or anything running on one (a ``client``
+    attribute, or an ``agent`` with a ``client``, as the Researcher and the Supervisor)."""
+    found: list[str] = []
+    for h in holders:
+        for obj in (h, getattr(h, "client", None), getattr(getattr(h, "agent", None), "client", None)):
+            found.extend(v for v in (getattr(obj, "secrets", None) or ()) if isinstance(v, str) and v)
+    return tuple(dict.fromkeys(found))
+
+
 def scrubbed_env(extra: dict | None = None) -> dict:
     """The current environment without credentials, for trusted helper processes."""
     env = {k: v for k, v in os.environ.items() if not SECRET_NAME.search(k)}
@@ -51,4 +65,4 @@ def scrubbed_env(extra: dict | None = None) -> dict:
     return env
 
 
-__all__ = ["known_secrets", "redact", "scrubbed_env", "SECRET_NAME", "MASK"]
+__all__ = ["known_secrets", "redact", "secrets_of", "scrubbed_env", "SECRET_NAME", "MASK"]

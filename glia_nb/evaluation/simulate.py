@@ -9,6 +9,12 @@
   one is given (the jobs are picklable).
 * :func:`aggregate` — the summary over seeds (means, worst seeds, a CI of ``mean_e2e_s``).
 * :func:`evaluate_config` — :func:`run_seeds` then :func:`aggregate`.
+* :func:`sandboxed_policies` — every ``file.py:Class`` policy of a stack swapped for a
+  confined policy process (untrusted code); :func:`is_policy_file` says which specs are files.
+
+Policy files are untrusted: every function here that takes specs runs them sandboxed unless
+``trusted=True`` (``--trusted`` on the command line).  Registry names, classes and instances
+are trusted code and run in-process.
 
 ``glia simulate``, the sandboxed evaluator's worker, sweeps and stack comparisons
 (:mod:`glia_nb.evaluation.stack`) and the notebook helpers (:mod:`glia_nb.widgets.progress`)
@@ -19,15 +25,19 @@ module before it may load numba, and importing it must stay cheap.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import time
 from concurrent.futures import Executor, as_completed
 from typing import Any, Sequence
 
 from glia_nb.progress import progress as progress_bar
 from glia_nb.tasks.layers import LAYERS
 
-__all__ = ["seed_list", "simulate_config", "simulate_seeds", "simulate_jobs", "check_stack", "run_seed", "run_seeds",
-           "aggregate", "evaluate_config", "WORST_SEED_METRICS"]
+__all__ = ["seed_list", "simulate_config", "simulate_seeds", "simulate_jobs", "check_stack", "run_seed",
+           "run_seeds", "aggregate", "evaluate_config", "WORST_SEED_METRICS", "is_policy_file",
+           "sandboxed_policies"]
 
 # Tail metrics that bounds are checked against run by run: the summary also carries their
 # worst seed (``<metric>_worst_seed``), since a mean over seeds can hide a run that breaks them.
@@ -119,17 +129,78 @@ def check_stack(router: Any = "llq", batch_policy: Any = None, autoscaler: Any =
             LAYERS[layer].maker()(spec)
 
 
+def is_policy_file(spec) -> bool:
+    """True for a ``path/to/file.py:Name`` spec (untrusted code), False for registry names,
+    classes and instances."""
+    from sim_core.policies import split_file_spec
+
+    return isinstance(spec, str) and split_file_spec(spec) is not None
+
+
+@contextlib.contextmanager
+def sandboxed_policies(specs: dict, cluster, *, wall_s: float = 3600.0, log_dir=None):
+    """Yield ``(policies, start_seed)``: ``specs`` (``{"router": ..., "batch_policy": ...,
+    "autoscaler": ...}``) with each policy file replaced by a confined policy process, and
+    ``start_seed(seed)`` returning the ``share_state`` hook of that seed's simulation (None
+    when nothing is sandboxed).  Every process is killed on exit."""
+    from pathlib import Path
+
+    from glia_nb.evaluation.confine import HardLimits, choose_isolation
+    from glia_nb.evaluation.proxy import PolicyProcess, share_with
+    from sim_core.facade import cluster_info
+    from sim_core.routers import RouterLoadError
+
+    procs, out = [], dict(specs)
+    try:
+        level = None
+        for layer, spec in specs.items():
+            if not is_policy_file(spec):
+                continue
+            level = level or choose_isolation()
+            head, _, name = str(spec).rpartition(":")
+            try:
+                source = Path(head).read_bytes().decode("utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise RouterLoadError(f"policy file {head} cannot be read as UTF-8 text: {exc}") from exc
+            log = Path(log_dir) / f"policy_{layer}.log" if log_dir else Path(os.devnull)
+            p = PolicyProcess(level=level, limits=HardLimits(cpu_s=int(wall_s) + 30),
+                              deadline=time.monotonic() + wall_s, log_path=str(log))
+            procs.append(p)
+            p.load(source, head, name, layer)
+            out[layer] = p
+
+        def start_seed(seed: int):
+            if not procs:
+                return None
+            for p in procs:
+                p.for_seed(seed, cluster_info(cluster))
+            return share_with(procs)
+        yield out, start_seed
+    finally:
+        for p in procs:
+            p.close()
+
+
 def run_seed(args: tuple) -> dict:
     """One simulation's summary (a picklable job: scenario, seed, router, batch policy,
-    autoscaler)."""
-    return dict(simulate_config(*args).summary)
+    autoscaler and, optionally, ``trusted``).  Unless trusted, policy files run in confined
+    policy processes that this job starts and kills (on whatever worker runs it)."""
+    scenario, seed, router, batch_policy, autoscaler, *rest = args
+    specs = {"router": router, "batch_policy": batch_policy, "autoscaler": autoscaler}
+    if (rest and rest[0]) or not any(is_policy_file(s) for s in specs.values()):
+        return dict(simulate_config(scenario, seed, **specs).summary)
+    with sandboxed_policies(specs, scenario.cluster) as (policies, start_seed):
+        return dict(simulate_config(scenario, seed, **policies,
+                                    share_state=start_seed(seed)).summary)
 
 
 def run_seeds(scenario, seeds: int | Sequence[int], router: Any = "llq",
               batch_policy: Any = None, autoscaler: Any = None, *,
-              executor: Executor | None = None) -> list[dict]:
-    """The summary of each seed, in seed order (on ``executor`` when given)."""
-    jobs = [(scenario, s, router, batch_policy, autoscaler) for s in seed_list(scenario, seeds)]
+              executor: Executor | None = None, trusted: bool = False) -> list[dict]:
+    """The summary of each seed, in seed order (on ``executor`` when given); policy files
+    run sandboxed unless ``trusted``."""
+    jobs = [(scenario, s, router, batch_policy, autoscaler, trusted)
+            for s in seed_list(scenario, seeds)]
     if executor is None:
         return [run_seed(j) for j in jobs]
     return list(executor.map(run_seed, jobs))
@@ -161,9 +232,10 @@ def aggregate(per_seed: list[dict], confidence: float = 0.90) -> dict:
 
 def evaluate_config(scenario, *, router: Any = "llq", batch_policy: Any = None,
                     autoscaler: Any = None, seeds: int | Sequence[int] = 3, duration_s=None,
-                    executor: Executor | None = None) -> dict:
+                    executor: Executor | None = None, trusted: bool = False) -> dict:
     """Aggregate summary (see :func:`aggregate`) of one stack on ``scenario`` (a preset name
-    or a Scenario) over ``seeds``, with the per-seed summaries under ``"per_seed"``."""
+    or a Scenario) over ``seeds``, with the per-seed summaries under ``"per_seed"``.
+    Policy files run sandboxed unless ``trusted``."""
     from workloads import get_scenario
 
     sc = get_scenario(scenario, duration_s=duration_s)
@@ -171,7 +243,8 @@ def evaluate_config(scenario, *, router: Any = "llq", batch_policy: Any = None,
         from sim_core.autoscale import AutoscaleConfig
 
         sc = sc.replace(autoscale=AutoscaleConfig())
-    per_seed = run_seeds(sc, seeds, router, batch_policy, autoscaler, executor=executor)
+    per_seed = run_seeds(sc, seeds, router, batch_policy, autoscaler, executor=executor,
+                         trusted=trusted)
     out = aggregate(per_seed)
     out["per_seed"] = per_seed
     return out

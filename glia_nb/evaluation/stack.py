@@ -35,6 +35,7 @@ DEFAULT_SWEEP_USERS = (25, 50, 100, 200, 300, 400)
 # (config-autoscaler ``container-concurrency-target-percentage``), a common production default.
 OFF_THE_SHELF_UTILISATION = 0.7
 OFF_THE_SHELF = "off-the-shelf"   # compare_stacks' key for the untuned standard stack
+CUSTOM = "custom"                 # compare_stacks' key for a stack given by the caller
 
 
 @dataclass(frozen=True)
@@ -101,9 +102,11 @@ def slo_throughput(points: Sequence[dict], limit: float = TTFT_LIMIT_S,
 
 def concurrency_sweep(scenario="routing-h100-prefill", router="llq", users=DEFAULT_SWEEP_USERS,
                       *, seeds=3, duration_s=None, batch_policy=None, limit=TTFT_LIMIT_S,
-                      executor: Executor | None = None, progress: bool = False) -> dict:
+                      executor: Executor | None = None, progress: bool = False,
+                      trusted: bool = False) -> dict:
     """Run a closed-loop scenario at each user count; one point per count (means over seeds).
-    ``progress`` shows a bar over the user counts."""
+    ``progress`` shows a bar over the user counts; policy files run sandboxed unless
+    ``trusted``."""
     keys = ("throughput_qps", "p90_ttft_s", "mean_ttft_s", "mean_e2e_s", "p90_e2e_s",
             "restart_fraction", "num_requests")
     points = []
@@ -114,7 +117,7 @@ def concurrency_sweep(scenario="routing-h100-prefill", router="llq", users=DEFAU
     for u in users:
         agg = evaluate_config(get_scenario(scenario, duration_s=duration_s, users=int(u)),
                               router=router, batch_policy=batch_policy, seeds=seeds,
-                              executor=executor)
+                              executor=executor, trusted=trusted)
         points.append({"users": int(u), **{k: agg.get(k) for k in keys},
                        "p90_ttft_per_seed": [s["p90_ttft_s"] for s in agg["per_seed"]]})
     name = scenario if isinstance(scenario, str) else scenario.name
@@ -164,16 +167,18 @@ def grid_specs(name: str, grid: dict[str, Sequence] | None = None) -> list[str]:
 def tune_autoscaler(scenario="autoscale-a10", stack: StackConfig = STACKS["standard"], *,
                     family: str | None = None, grid=None, seeds=3, duration_s=None,
                     limit: float = SLOWDOWN_LIMIT, executor: Executor | None = None,
-                    progress: bool = False) -> dict:
+                    progress: bool = False, trusted: bool = False) -> dict:
     """Evaluate every grid setting of the stack's autoscaler family and return the cheapest
     one (fewest mean GPU-hours) whose p95 slowdown is within ``limit`` in every seed and
     which never asked for more replicas than the pool holds (``capped_ticks``).
-    ``progress`` shows a bar over the grid (stderr in a terminal, a widget in Jupyter)."""
+    ``progress`` shows a bar over the grid (stderr in a terminal, a widget in Jupyter);
+    the stack's policy files run sandboxed unless ``trusted``."""
     return _tune(scenario, stack, family=family, grid=grid, seeds=seeds, duration_s=duration_s,
-                 limit=limit, executor=executor, progress=progress)[0]
+                 limit=limit, executor=executor, progress=progress, trusted=trusted)[0]
 
 
-def _tune(scenario, stack, *, family, grid, seeds, duration_s, limit, executor, progress):
+def _tune(scenario, stack, *, family, grid, seeds, duration_s, limit, executor, progress,
+          trusted=False):
     """:func:`tune_autoscaler`'s document and the aggregate of each setting it evaluated."""
     family = family or (stack.autoscaler or "throughput").split(":")[0]
     rows, aggregates = [], {}
@@ -184,7 +189,7 @@ def _tune(scenario, stack, *, family, grid, seeds, duration_s, limit, executor, 
     for spec in specs:
         agg = evaluate_config(scenario, router=stack.router, batch_policy=stack.batch_policy,
                               autoscaler=spec, seeds=seeds, duration_s=duration_s,
-                              executor=executor)
+                              executor=executor, trusted=trusted)
         aggregates[spec] = agg
         worst = agg["p95_slowdown_worst_seed"]
         capped = int(agg["capped_ticks_worst_seed"])
@@ -282,7 +287,8 @@ def _off_the_shelf_stack(scenario) -> tuple[StackConfig, dict]:
 def compare_stacks(scenario="autoscale-a10", *, seeds=3, duration_s=None, tune: bool = False,
                    stacks: Iterable[str] = (OFF_THE_SHELF, *STACKS),
                    limit: float = SLOWDOWN_LIMIT, executor: Executor | None = None,
-                   progress: bool = False) -> dict:
+                   progress: bool = False, custom: StackConfig | None = None,
+                   trusted: bool = False) -> dict:
     """GPU-hours of each stack at equal constraint (p95 slowdown <= ``limit`` in every seed).
 
     Without ``tune`` each stack uses its autoscaler as listed in :data:`STACKS`; with
@@ -291,9 +297,12 @@ def compare_stacks(scenario="autoscale-a10", *, seeds=3, duration_s=None, tune: 
     (:func:`off_the_shelf_autoscaler`), never tuned: the paper's baseline.  Each row
     also has ``peak_replicas`` and ``capped_ticks`` (worst seed); ``capped_stacks`` names
     the stacks whose autoscaler asked for more replicas than the pool holds.
-    ``progress`` shows a bar over the stacks (and over each tuning grid)."""
+    ``progress`` shows a bar over the stacks (and over each tuning grid).  ``custom`` (say,
+    the standard stack with your own router file) is compared too, under the key
+    :data:`CUSTOM`; with ``tune`` its autoscaler is tuned when it is a family of
+    :data:`AUTOSCALER_GRIDS`.  Policy files run sandboxed unless ``trusted``."""
     rows = {}
-    keys = list(stacks)
+    keys = list(stacks) + ([CUSTOM] if custom is not None else [])
     peak = None
     if progress:
         keys = _bar(keys, desc="stacks", unit="stack")
@@ -301,19 +310,20 @@ def compare_stacks(scenario="autoscale-a10", *, seeds=3, duration_s=None, tune: 
         if key == OFF_THE_SHELF:
             st, peak = _off_the_shelf_stack(scenario)
         else:
-            st = STACKS[key]
+            st = custom if key == CUSTOM else STACKS[key]
         tuning, agg = None, None
-        if tune and key != OFF_THE_SHELF:
+        family = (st.autoscaler or "throughput").split(":")[0]
+        if tune and key != OFF_THE_SHELF and family in AUTOSCALER_GRIDS:
             tuning, tried = _tune(scenario, st, family=None, grid=None, seeds=seeds,
                                   duration_s=duration_s, limit=limit, executor=executor,
-                                  progress=progress)
+                                  progress=progress, trusted=trusted)
             if tuning["best"] is not None:
                 st = st.with_autoscaler(tuning["best"]["autoscaler"])
                 agg = tried[st.autoscaler]  # already simulated on these seeds
         if agg is None:
             agg = evaluate_config(scenario, router=st.router, batch_policy=st.batch_policy,
                                   autoscaler=st.autoscaler, seeds=seeds, duration_s=duration_s,
-                                  executor=executor)
+                                  executor=executor, trusted=trusted)
         rows[key] = {"label": st.label, "router": st.router, "batch_policy": st.batch_policy,
                      "autoscaler": st.autoscaler, "gpu_hours": agg["gpu_hours"],
                      "busy_gpu_hours": agg["busy_gpu_hours"],
@@ -357,4 +367,4 @@ __all__ = ["StackConfig", "STACKS", "AUTOSCALER_GRIDS", "TTFT_LIMIT_S", "SLOWDOW
            "DEFAULT_SWEEP_USERS", "concurrency_sweep",
            "slo_throughput", "sweep_bar", "grid_specs", "tune_autoscaler", "compare_stacks",
            "peak_decode_throughput", "off_the_shelf_autoscaler",
-           "OFF_THE_SHELF", "OFF_THE_SHELF_UTILISATION"]
+           "OFF_THE_SHELF", "OFF_THE_SHELF_UTILISATION", "CUSTOM"]

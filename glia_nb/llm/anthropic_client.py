@@ -138,6 +138,7 @@ class AnthropicClient(SDKClient):
             ledger=ledger,
             sleep=sleep,
             classify=sdk_classifier(anthropic),
+            api_key=key,
         )
         kwargs: dict[str, Any] = {"api_key": key, "timeout": timeout, "max_retries": 0}
         if base_url:

@@ -15,11 +15,23 @@ from glia_nb.llm.types import Completion, Message, ToolSpec, Usage
 DEFAULT_MAX_TOKENS = 8192  # reasoning models spend part of this on hidden reasoning; cut to fit the window
 DEFAULT_TIMEOUT_S = 600.0  # long reasoning calls take minutes; matches the SDKs' default
 SMALL_WINDOW_TOKENS = 16_384  # up to this, a reply is capped at a quarter of the window
+NO_KEY = "not-needed"  # what a keyless local server is sent as its API key: not a secret
+
+
+def held_secrets(*values: str | None) -> tuple[str, ...]:
+    """The credential values among ``values`` (an API key given to a client, or read from
+    the environment), without blanks and the keyless placeholder :data:`NO_KEY`."""
+    return tuple(dict.fromkeys(v for v in values if v and v != NO_KEY))
 
 
 @runtime_checkable
 class LLMClient(Protocol):
-    """What the agent loop needs from a model: one synchronous completion call."""
+    """What the agent loop needs from a model: one synchronous completion call.
+
+    A client that holds credentials also offers ``secrets`` (a tuple of their values, see
+    :func:`held_secrets`): a session redacts them from everything it journals, writes or sends
+    back to a model, however the key reached the client (``api_key=...`` or the environment).
+    It is not part of the protocol, so that any object with ``complete`` still qualifies."""
 
     provider: str
     model: str
@@ -95,6 +107,7 @@ class SDKClient:
         ledger: UsageLedger | None,
         sleep: Callable[[float], None],
         classify: Callable[[BaseException], Failure | None],
+        api_key: str | None = None,
     ) -> None:
         if not model:
             raise ValueError(f"{self.provider}: a model name is required")
@@ -107,6 +120,7 @@ class SDKClient:
         self.meter = TokenMeter()
         self.max_output_tokens: int | None = None  # a cap on every reply (the CLI's --max-tokens)
         self.ledger = ledger
+        self.secrets = held_secrets(api_key)  # for redaction by whoever records this client's work
         self._sleep = sleep
         self._classify = classify
 

@@ -25,6 +25,7 @@ class ScriptedClient:
     """
 
     provider = "scripted"
+    secrets: tuple[str, ...] = ()  # holds no credentials
 
     def __init__(
         self,

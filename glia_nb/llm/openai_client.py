@@ -10,7 +10,7 @@ import time
 from typing import Any, Callable, Mapping, Sequence
 
 from glia_nb.llm.accounting import UsageLedger
-from glia_nb.llm.base import DEFAULT_TIMEOUT_S, SDKClient, sdk_classifier
+from glia_nb.llm.base import DEFAULT_TIMEOUT_S, NO_KEY, SDKClient, sdk_classifier
 from glia_nb.llm.context import DEFAULT_LOCAL_CONTEXT, probe_context_window
 from glia_nb.llm.retry import LLMConfigError, LLMError, RetryPolicy
 from glia_nb.llm.types import Message, ToolCall, ToolSpec, Usage
@@ -172,6 +172,7 @@ class OpenAIClient(SDKClient):
             ledger=ledger,
             sleep=sleep,
             classify=sdk_classifier(openai, base_url or ""),
+            api_key=api_key,
         )
         kwargs: dict[str, Any] = {"api_key": api_key, "timeout": timeout, "max_retries": 0}
         if base_url:
@@ -221,7 +222,7 @@ class OpenAICompatibleClient(OpenAIClient):
         base_url: str | None = None,
         model: str | None = None,
         *,
-        api_key: str | None = "not-needed",
+        api_key: str | None = NO_KEY,
         timeout: float = DEFAULT_TIMEOUT_S,
         retry: RetryPolicy | None = None,
         prices: Mapping[str, Any] | None = None,
@@ -238,7 +239,7 @@ class OpenAICompatibleClient(OpenAIClient):
         if not model:
             raise LLMConfigError("openai-compatible client needs the served model's name")
         self._init(
-            model, api_key or "not-needed", url, timeout, retry, prices, False, context_window, ledger, http_client, sleep
+            model, api_key or NO_KEY, url, timeout, retry, prices, False, context_window, ledger, http_client, sleep
         )
         if not context_window:  # a local model's name says nothing about the window it was served with
             self.context_window, self.context_source = DEFAULT_LOCAL_CONTEXT, "default"

@@ -18,7 +18,7 @@ import platform
 import threading
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from glia_nb.research.jsonable import finite_or_none, to_jsonable
 from glia_nb.research.records import SCHEMA_VERSION, Record, record_type
@@ -64,11 +64,12 @@ def environment_info() -> dict[str, Any]:
     }
 
 
-def _dumps(record: Mapping[str, Any]) -> bytes:
+def _dumps(record: Mapping[str, Any], secrets: Sequence[str] = ()) -> bytes:
     # allow_nan=False: to_jsonable already mapped non-finite floats; this guards the rule.
-    from glia_nb.evaluation.secrets import redact  # keys never reach the journal
+    from glia_nb.evaluation.secrets import known_secrets, redact  # keys never reach the journal
 
-    return json.dumps(to_jsonable(redact(dict(record))), ensure_ascii=False, allow_nan=False).encode("utf-8") + b"\n"
+    clean = redact(dict(record), known_secrets(extra=secrets))
+    return json.dumps(to_jsonable(clean), ensure_ascii=False, allow_nan=False).encode("utf-8") + b"\n"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -92,12 +93,15 @@ class JournalLockedError(RuntimeError):
 class Journal:
     """An open journal to append to. Build with :meth:`create` or :meth:`open`.
 
-    ``append`` is thread-safe; one process should write a journal at a time.
+    ``append`` is thread-safe; one process should write a journal at a time.  Every record
+    is written with the keys of the environment and ``secrets`` (values the session's model
+    clients hold, say an ``api_key=`` given in a notebook) replaced by ``[REDACTED]``.
     """
 
     def __init__(self, path: Path, fh: Any, header: dict[str, Any], next_seq: int, dropped_bytes: int = 0,
-                 written: bytes = b""):
+                 written: bytes = b"", secrets: Sequence[str] = ()):
         self.path = path
+        self.secrets = tuple(secrets)
         self.header = header
         self.dropped_bytes = dropped_bytes  # torn tail removed by open()
         self._fh = fh
@@ -122,7 +126,8 @@ class Journal:
         return fh
 
     @classmethod
-    def create(cls, path: str | os.PathLike, header: Mapping[str, Any] | None = None, *, overwrite: bool = False) -> "Journal":
+    def create(cls, path: str | os.PathLike, header: Mapping[str, Any] | None = None, *, overwrite: bool = False,
+               secrets: Sequence[str] = ()) -> "Journal":
         """Start a new journal at ``path`` and write its header record.
 
         The header holds ``type``, ``seq`` (0), ``version`` (glia-nb), ``created``, the
@@ -138,7 +143,7 @@ class Journal:
         p.parent.mkdir(parents=True, exist_ok=True)
         record = {"type": "header", "seq": 0, "schema": SCHEMA_VERSION, **environment_info(), "created": _now(),
                   **extra}
-        data = _dumps(record)  # serialize before touching the file, so a bad header leaves none
+        data = _dumps(record, secrets)  # serialize before touching the file, so a bad header leaves none
         fh = open(p, "wb" if overwrite else "xb")
         try:
             fh.write(data)
@@ -150,10 +155,10 @@ class Journal:
         _fsync_dir(p.parent)
         fh.close()
         # Reopen in append mode so every later write lands at the end (O_APPEND).
-        return cls(p, cls._exclusive(open(p, "ab"), p), json.loads(data), 1, written=data)
+        return cls(p, cls._exclusive(open(p, "ab"), p), json.loads(data), 1, written=data, secrets=secrets)
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> "Journal":
+    def open(cls, path: str | os.PathLike, *, secrets: Sequence[str] = ()) -> "Journal":
         """Open an existing journal to append to (resume), continuing its ``seq``.
 
         A torn last line (a crash mid-write) is truncated away first; ``dropped_bytes``
@@ -180,7 +185,8 @@ class Journal:
             fh.flush()
             os.fsync(fh.fileno())
         last = max([int(header.get("seq", 0))] + [int(r.get("seq", 0)) for r in records])
-        return cls(p, out, header, last + 1, dropped_bytes=size - valid_len, written=p.read_bytes())
+        return cls(p, out, header, last + 1, dropped_bytes=size - valid_len, written=p.read_bytes(),
+                   secrets=secrets)
 
     @property
     def next_seq(self) -> int:
@@ -209,7 +215,7 @@ class Journal:
             if self._fh.closed:
                 raise ValueError(f"journal {self.path} is closed")
             record = {"seq": self._next_seq, "ts": _now(), "type": type, **body}
-            data = _dumps(record)
+            data = _dumps(record, self.secrets)
             self._fh.write(data)
             self._written += data
             self._fh.flush()

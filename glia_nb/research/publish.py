@@ -84,9 +84,10 @@ class Redactor:
     prefixes: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def for_study(cls, study_dir: Path) -> "Redactor":
-        """Secrets from the current environment; paths of the study and of this machine."""
-        return cls(tuple(known_secrets(min_len=_MIN_SECRET_LEN)),
+    def for_study(cls, study_dir: Path, secrets: Iterable[str] = ()) -> "Redactor":
+        """Secrets from the current environment and ``secrets`` (say, the keys of the model
+        clients a notebook built); paths of the study and of this machine."""
+        return cls(tuple(known_secrets(extra=secrets, min_len=_MIN_SECRET_LEN)),
                    tuple(_machine_prefixes([(Path(study_dir), "<study>")])))
 
     def text(self, s: str) -> str:
@@ -233,12 +234,15 @@ def _binder_files(out: Path, version: str, python: str | None) -> None:
 
 
 def publish_study(study_dir: str | os.PathLike, out: str | os.PathLike, *, title: str | None = None,
-                  lineage_only: bool = False, overwrite: bool = False) -> Path:
+                  lineage_only: bool = False, overwrite: bool = False,
+                  secrets: Iterable[str] = ()) -> Path:
     """Write the case-study folder of the study at ``study_dir`` into ``out``; returns ``out``.
 
     ``lineage_only`` keeps only the policy files of the best design's lineage (the chain of
     experiments that were each a new best). Refuses a non-empty ``out`` unless ``overwrite``
-    (then only files this function writes are replaced)."""
+    (then only files this function writes are replaced).  Keys of the environment and
+    ``secrets`` (e.g. :func:`glia_nb.evaluation.secrets.secrets_of` a notebook's clients, or
+    ``session.secrets``) are redacted from everything written."""
     from glia_nb.research.casestudy_notebook import build_notebook
 
     root = Path(study_dir).resolve()
@@ -249,7 +253,7 @@ def publish_study(study_dir: str | os.PathLike, out: str | os.PathLike, *, title
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} exists and is not empty (pass overwrite=True / --overwrite)")
     out.mkdir(parents=True, exist_ok=True)
-    red = Redactor.for_study(root)
+    red = Redactor.for_study(root, secrets)
     contexts, header0, task = [], None, None
     labels: set[str] = set()
     for s in sessions:

@@ -15,10 +15,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from glia_nb.evaluation.harness import EvalResult, Limits, evaluate
-from glia_nb.evaluation.secrets import redact
+from glia_nb.evaluation.secrets import known_secrets, redact
 from glia_nb.llm.types import ToolSpec
 from glia_nb.research.experiment_report import format_report
 from glia_nb.research.owned import RecordSnapshot, restored_note
@@ -97,8 +97,12 @@ class ToolBox:
 
     def __init__(self, workspace: Workspace, *, limits: Limits | None = None, executor=None,
                  max_simulations: int | None = None, max_output_chars: int = 8000,
-                 max_shell_timeout_s: float = 600.0, unlimited: bool = False):
+                 max_shell_timeout_s: float = 600.0, unlimited: bool = False,
+                 secrets: Sequence[str] = ()):
         self.workspace = workspace
+        # Keys of the session's model clients (set by the session): redacted like the
+        # environment's from results, metrics, the ledger and logs.
+        self.secrets = tuple(secrets)
         self.limits = limits or Limits()
         self.executor = executor
         self.max_simulations = (None if unlimited else workspace.task.budget.max_simulations
@@ -188,7 +192,8 @@ class ToolBox:
         except Exception as exc:  # a tool bug or an OS error must not end the session
             res = ToolResult(f"{name} failed: {type(exc).__name__}: {exc}", is_error=True)
         # The one boundary where tool output goes back to a model: no key crosses it.
-        return ToolResult(redact(res.text), res.is_error, redact(res.data))
+        known = known_secrets(extra=self.secrets)
+        return ToolResult(redact(res.text, known), res.is_error, redact(res.data, known))
 
     def _restore(self, records: RecordSnapshot) -> list[str]:
         """Put back the workspace's records and the journal as the harness wrote them;
@@ -285,12 +290,12 @@ class ToolBox:
         records = RecordSnapshot(ws.path, lambda: [f for f in ws.record_files() if f.parent != folder
                                                    or f.name == task.policy_file])
         result = evaluate(folder / task.policy_file, task, folder, executor=self.executor,
-                          limits=self.limits)
+                          limits=self.limits, secrets=self.secrets)
         altered = self._restore(records)
         if altered:  # the candidate reached the workspace (plain-process level): no score
             result = replace(result, ok=False, score=None, error_kind="tamper",
                              error=restored_note(altered, "the candidate"))
-        row = ws.record_experiment(exp_id, name, hypothesis, result, folder)
+        row = ws.record_experiment(exp_id, name, hypothesis, result, folder, secrets=self.secrets)
         self.simulations_used += 1  # the unit of the budget: one experiment, whatever happened
         text = format_report(ws, exp_id, name, result, prev_best, self.simulations_used,
                              self.max_simulations)
@@ -302,9 +307,11 @@ class ToolBox:
         score in the workspace (``TASK.md`` is re-rendered with it)."""
         ws, task = self.workspace, self.workspace.task
         exp_id, folder = ws.new_experiment(f"baseline-{task.baseline}", exp_id=0, snapshot=False)
-        result = evaluate(task.baseline, task, folder, executor=self.executor, limits=self.limits)
+        result = evaluate(task.baseline, task, folder, executor=self.executor, limits=self.limits,
+                          secrets=self.secrets)
         ws.record_experiment(exp_id, f"baseline-{task.baseline}",
-                             f"the baseline {task.layer.replace('_', ' ')} {task.baseline}", result, folder)
+                             f"the baseline {task.layer.replace('_', ' ')} {task.baseline}", result, folder,
+                             secrets=self.secrets)
         if result.ok:
             ws.set_baseline(result.score, result.summary, experiment=exp_id)
         return result

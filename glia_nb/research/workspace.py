@@ -27,9 +27,10 @@ import shutil
 import stat
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from glia_nb.evaluation.harness import write_result_files
+from glia_nb.evaluation.secrets import known_secrets, redact
 from glia_nb.research.journal import finite_or_none
 from glia_nb.tasks import Task
 
@@ -213,9 +214,10 @@ class Workspace:
         return exp_id, folder
 
     def record_experiment(self, exp_id: int, name: str, hypothesis: str, result,
-                          folder) -> dict:
+                          folder, *, secrets: Sequence[str] = ()) -> dict:
         """Write ``metrics.json``/``seeds.csv`` for ``result`` (an
-        :class:`~glia_nb.evaluation.harness.EvalResult`) and append its ledger row; returns the row."""
+        :class:`~glia_nb.evaluation.harness.EvalResult`) and append its ledger row; returns the row.
+        The environment's keys and ``secrets`` (the session's model clients') are redacted."""
         folder = Path(folder)
         s = result.summary or {}
         ci = s.get("mean_e2e_ci90_s") or [None, None]
@@ -232,8 +234,10 @@ class Workspace:
             "wall_s": round(float(result.wall_s), 3), "created_at": _now(),
             "folder": self.relative(folder),
         }
+        row = redact(row, known_secrets(extra=secrets))
         write_result_files(result, folder, extra={"experiment": {
-            k: row[k] for k in ("id", "name", "hypothesis", "created_at", "folder")}})
+            k: row[k] for k in ("id", "name", "hypothesis", "created_at", "folder")}},
+            secrets=secrets)
         with open(self.ledger_path, "a", newline="") as fh:
             csv.writer(fh).writerow(["" if row[c] is None else row[c] for c in LEDGER_COLUMNS])
         return row

@@ -53,6 +53,7 @@ class SessionLoop(StepMode):
         self.task, self.workspace, self.journal, self.tracker = task, workspace, journal, tracker
         self.toolbox, self.researcher, self.supervisor = parts.toolbox, parts.researcher, parts.supervisor
         self.context_limit_tokens = parts.context_limit_tokens
+        self.secrets = parts.secrets  # the model clients' keys: redacted from every record
         self.sizing = getattr(parts, "sizing", None)
         self.max_unusable_turns = MAX_UNUSABLE_TURNS
         self._unusable = 0

@@ -95,7 +95,8 @@ class Session(SessionLoop):
             context_limit_tokens=context_limit_tokens, toolbox=toolbox, researcher_config=researcher_config,
             session_id=session_id, run_baseline=run_baseline,
         )
-        journal = Journal.create(wiring.workspace_dir(b.workspace) / JOURNAL_NAME, b.header)
+        journal = Journal.create(wiring.workspace_dir(b.workspace) / JOURNAL_NAME, b.header,
+                                 secrets=b.parts.secrets)
         return cls(task=b.task, workspace=b.workspace, journal=journal, parts=b.parts, tracker=b.tracker,
                    approval=approval, run_baseline=run_baseline)
 
@@ -128,7 +129,7 @@ class Session(SessionLoop):
         state = b.state
         if approval is not None:
             state.approval = check_approval(approval)
-        journal = Journal.open(Path(workspace_dir) / JOURNAL_NAME)
+        journal = Journal.open(Path(workspace_dir) / JOURNAL_NAME, secrets=b.parts.secrets)
         session = cls(task=b.task, workspace=b.workspace, journal=journal, parts=b.parts, tracker=b.tracker,
                       approval=b.header.get("approval", "auto"), run_baseline=bool(b.header.get("run_baseline", True)),
                       state=state)

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from glia_nb.evaluation.secrets import known_secrets, redact, secrets_of
 from glia_nb.research.agent import Agent, AgentConfig, call_fields
 from glia_nb.research import sizing as sz
 from glia_nb.llm.context import context_window_of
@@ -236,6 +237,7 @@ class Parts:
     supervisor: SupervisorLike | None
     context_limit_tokens: int | None
     sizing: sz.PromptSizing | None = None
+    secrets: tuple[str, ...] = ()  # credential values the session's model clients hold
 
 
 def assemble(*, task: Any, workspace: Any, tracker: BudgetTracker, toolbox: Any, researcher: Any,
@@ -248,7 +250,11 @@ def assemble(*, task: Any, workspace: Any, tracker: BudgetTracker, toolbox: Any,
                                        context_limit_tokens=context_limit_tokens)
     supervisor = build_supervisor(supervisor_client, client, supervisor_config)
     limit = context_limit_tokens if context_limit_tokens is not None else getattr(client, "context_window", None)
-    return Parts(guard, r, info, supervisor, limit, sz.sizing_for(limit) if client is not None else None)
+    guard.secrets = secrets_of(client, r, supervisor)  # known only now: the Researcher runs on the guard
+    if hasattr(guard.inner, "secrets"):  # for the files it writes (metrics, ledger, logs)
+        guard.inner.secrets = guard.secrets
+    return Parts(guard, r, info, supervisor, limit, sz.sizing_for(limit) if client is not None else None,
+                 guard.secrets)
 
 
 def journal_header(task: Any, parts: Parts, *, seed: int, approval: str, config: SupervisorConfig | None,
@@ -365,6 +371,7 @@ class GuardedToolBox:
     def __init__(self, inner: Any, tracker: BudgetTracker) -> None:
         self.inner, self.tracker = inner, tracker
         self.on_experiment: Callable[[Mapping[str, Any], Any], None] | None = None  # set by the session
+        self.secrets: tuple[str, ...] = ()  # the model clients' keys, set by assemble()
 
     @property
     def journal(self) -> Any:
@@ -391,6 +398,9 @@ class GuardedToolBox:
                               f"score {same.get('score')}. Change the policy before the next run.", False,
                               {"duplicate_of": same["id"], "experiment": same})
         result = self.inner.call(name, arguments)
+        if self.secrets:  # whatever the toolbox, no key goes back to the model
+            known = known_secrets(extra=self.secrets)
+            result = type(result)(redact(result.text, known), result.is_error, redact(result.data, known))
         if name == RUN_EXPERIMENT and self.on_experiment is not None:
             self.on_experiment(arguments, result)
         return result

@@ -178,6 +178,57 @@ os._exit(0)
     _then_honest(tmp_path, task, honest_score)
 
 
+def test_forged_frames_and_a_one_way_fd_socket(tmp_path, task, honest_score):
+    """The candidate writes straight into the pipe its process answers on: a frame that
+    announces more than the harness accepts, and a well-formed frame of decisions that the
+    candidate's route() never returned.  Both are refused as invalid decisions.  The socket
+    that carries the memfds takes nothing back."""
+    find_pipe = """
+import fcntl, os, stat, struct
+def reply_pipe():
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            st = os.fstat(fd)
+            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        except OSError:
+            continue
+        if stat.S_ISFIFO(st.st_mode) and flags & os.O_ACCMODE == os.O_WRONLY:
+            return fd
+    raise RuntimeError("no reply pipe found")
+"""
+    oversized = find_pipe + "os.write(reply_pipe(), struct.pack('<IB', 2**31, ord('D')))\n"
+    replica_99 = find_pipe + ("q = int(view.queue[0])\n"
+                              "os.write(reply_pipe(), struct.pack('<IBqq', 16, ord('D'), q, 99))\n")
+    for attack, needle in ((oversized, "too large"), (replica_99, "replica 99")):
+        res = _eval(tmp_path, _router(attack), task, "Attack")
+        assert not res.ok and res.error_kind == "invalid_decision", res.one_line()
+        assert needle in res.error, res.error
+    # The socket that brings each seed's memfd is one-way: nothing goes back on it.
+    back_channel = """
+import os, stat
+socks = []
+for name in os.listdir("/proc/self/fd"):
+    try:
+        if stat.S_ISSOCK(os.fstat(int(name)).st_mode):
+            socks.append(int(name))
+    except OSError:  # the directory listing's own descriptor, closed by now
+        pass
+for fd in socks:
+    try:
+        os.write(fd, b"x")
+        raise RuntimeError("LEAK: wrote to the harness's socket")
+    except BrokenPipeError:
+        pass
+if not socks:
+    raise RuntimeError("no socket found")
+"""
+    res = _eval(tmp_path, _router(back_channel), task, "Attack")
+    _no_leak(res)
+    assert res.ok and res.score == honest_score, res.one_line()
+    _then_honest(tmp_path, task, honest_score)
+
+
 def test_patched_result_class_does_not_poison_the_pool(tmp_path, task, honest_score):
     attack = """
 import sim_core.results as r
