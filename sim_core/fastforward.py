@@ -102,7 +102,8 @@ def ff_step(pi, pf, blob, r, now):
     """Replica r's stretch iteration ended at ``now`` (the heap's top): start the next one,
     exactly as finishing and forming it would (same latency arguments, same float sums).
     Returns its end, which the caller puts in the heap in place of the top (the heap is
-    not passed down: a third level of inlining kept atomic reference counts on it)."""
+    not passed down: with numba's runtime on, a third level of inlining kept atomic
+    reference counts on it)."""
     nb = pi[P_BATCH_LEN, r]
     pi[P_FF_DONE, r] += 1
     pi[P_FF_LEFT, r] -= 1
