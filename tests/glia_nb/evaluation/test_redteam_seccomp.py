@@ -9,9 +9,9 @@ evaluated right after scores exactly its honest value.
 """
 from __future__ import annotations
 
-import socket
 
 import pytest
+from net_probe import accepted, listener
 from test_redteam import (LEVEL, SECCOMP, _eval, _no_leak, _router, _then_honest,  # noqa: F401
                           honest_score, recorded, task)
 
@@ -32,30 +32,9 @@ def denied(what, rc, want=errno.EPERM):
 """
 
 
-def _listener():
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(4)
-    srv.settimeout(0.2)
-    return srv, srv.getsockname()[1]
-
-
-def _accepted(srv) -> list:
-    got = []
-    for _ in range(5):  # bounded: did anything reach the listener?
-        try:
-            conn, _addr = srv.accept()
-            got.append(conn)
-            conn.close()
-        except (TimeoutError, socket.timeout):
-            pass
-    srv.close()
-    return got
-
-
 @pytest.mark.parametrize("level", LEVELS)
 def test_no_inet_socket_through_python_ctypes_or_raw_syscall(tmp_path, task, honest_score, level):
-    srv, port = _listener()
+    srv, port = listener()
     attack = CHECK + f"""
 import socket, struct
 try:
@@ -79,7 +58,7 @@ denied("io_uring_setup", libc.syscall(425, 4, ctypes.create_string_buffer(120)))
 """
     lim = Limits(isolation=level)
     res = _eval(tmp_path, _router(attack), task, "Attack", limits=lim)
-    assert not _accepted(srv)
+    assert not accepted(srv)
     _no_leak(res)
     assert res.ok and res.score == honest_score and res.isolation == recorded(level), res.one_line()
     _then_honest(tmp_path, task, honest_score, limits=lim)

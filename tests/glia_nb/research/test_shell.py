@@ -3,9 +3,9 @@ fallback (which has no network namespace), while pipes, subprocesses and the ses
 python keep working; the tool's result records the isolation with its filter."""
 from __future__ import annotations
 
-import socket
 
 import pytest
+from net_probe import accepted, listener
 
 from glia_nb.evaluation.confine import choose_isolation, isolation_label, seccomp_profile
 from glia_nb.research.shell import run_confined
@@ -23,36 +23,15 @@ def ws(tmp_path):
     return Workspace.create(tmp_path, get_task("routing-a10"), "s1")
 
 
-def _listener():
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(4)
-    srv.settimeout(0.2)
-    return srv, srv.getsockname()[1]
-
-
-def _accepted(srv) -> list:
-    got = []
-    for _ in range(5):  # bounded: did anything reach the listener?
-        try:
-            conn, _addr = srv.accept()
-            got.append(conn)
-            conn.close()
-        except (TimeoutError, socket.timeout):
-            pass
-    srv.close()
-    return got
-
-
 @pytest.mark.parametrize("level", LEVELS)
 def test_no_connection_from_the_shell_at_either_level(ws, level):
-    srv, port = _listener()
+    srv, port = listener()
     cmd = (f"python -c \"import socket; socket.create_connection(('127.0.0.1', {port}))\"; "
            f"echo python=$?; "
            f"(exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null && echo CONNECTED; "
            f"python -c \"import ctypes; print('raw fd', ctypes.CDLL(None).socket(2, 1, 0))\"")
     text, rc, timed_out, _total = run_confined(cmd, ws.path, 60, 8000, level)
-    assert not _accepted(srv), text
+    assert not accepted(srv), text
     assert not timed_out and "PermissionError: [Errno 1] Operation not permitted" in text, text
     assert "python=1" in text and "CONNECTED" not in text and "raw fd -1" in text, text
 
