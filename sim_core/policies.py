@@ -69,6 +69,13 @@ def split_file_spec(spec: str) -> tuple[str, str] | None:
     return (head, tail) if sep and head.endswith(".py") else None
 
 
+def spec_label(spec) -> str:
+    """A short name for a policy spec: ``file.py:ClassName`` for a file spec (the folders
+    dropped), the spec itself otherwise (legends, table rows)."""
+    parts = split_file_spec(spec)
+    return f"{Path(parts[0]).name}:{parts[1]}" if parts else str(spec)
+
+
 def load_policy_class(path: str | Path, class_name: str, layer: str | None = None):
     """Import ``class_name`` (a class, or for batch policies also a function) from a Python
     file, without touching ``sys.path`` and without leaving the module in ``sys.modules``.

@@ -9,6 +9,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from sim_core.policies import spec_label
 from glia_nb.plots.requests import outside_legend
 from glia_nb.plots.research import seeds_text
 
@@ -36,7 +37,7 @@ def ttft_tradeoff(curves: Mapping[str, dict], limit: float = 1.5, ax=None, label
         pts = doc["points"]
         x = [p["throughput_qps"] for p in pts]
         y = [p["p90_ttft_s"] for p in pts]
-        line, = ax.plot(x, y, marker="o", label=(labels or {}).get(name, name))
+        line, = ax.plot(x, y, marker="o", label=(labels or {}).get(name, spec_label(name)))
         for p in pts:
             ax.annotate(str(p["users"]), (p["throughput_qps"], p["p90_ttft_s"]),
                         textcoords="offset points", xytext=(3, 4), fontsize=8,
@@ -46,7 +47,7 @@ def ttft_tradeoff(curves: Mapping[str, dict], limit: float = 1.5, ax=None, label
     ax.set_ylabel("p90 time to first token (s, log scale)")
     ax.set_yscale("log")
     seeds = next((d.get("seeds") for d in curves.values() if d.get("seeds")), None)
-    base = f"; baseline: {(labels or {}).get(baseline, baseline)}" if baseline else ""
+    base = f"; baseline: {(labels or {}).get(baseline, spec_label(baseline))}" if baseline else ""
     ax.set_title(f"Tail TTFT vs throughput{_on(seeds)}; numbers: closed-loop users{base}", fontsize=10)
     outside_legend(ax)
     return ax

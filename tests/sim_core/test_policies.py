@@ -90,3 +90,11 @@ def test_the_cli_reports_a_misspelt_parameter_in_one_line(capsys):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1
     assert err.startswith("glia: error:") and "valid parameters: decode_growth" in err
+
+
+def test_spec_label_drops_the_folders_of_a_file_spec():
+    from sim_core.policies import spec_label
+
+    assert spec_label("/tmp/pytest-7/run0/llq.py:LLQ") == "llq.py:LLQ"
+    assert spec_label("hra:headroom=0.6") == "hra:headroom=0.6"  # a registry spec stays whole
+    assert spec_label("llq") == "llq"
