@@ -44,12 +44,17 @@ LLQ = textwrap.dedent("""
 def round_trip_floor(n: int) -> float:
     """CPU seconds (both processes) of ``n`` bare round trips over a pair of pipes, shaped
     like routing calls (a 6-byte request, a 21-byte reply of one decision): the least any
-    one-call-per-event proxy can cost on this machine."""
+    one-call-per-event proxy can cost on this machine.  Both ends share one CPU, as the
+    harness and the policy process do while a seed runs (``PolicyProcess._pin``)."""
     import os
     import resource
 
+    from glia_nb.evaluation.proxy import current_cpu
+
     req_r, req_w = os.pipe()
     rep_r, rep_w = os.pipe()
+    mine_cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {current_cpu() or min(mine_cpus)})
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
@@ -63,6 +68,7 @@ def round_trip_floor(n: int) -> float:
         os.read(rep_r, 1 << 16)
     mine = time.process_time() - t
     os.waitpid(pid, 0)
+    os.sched_setaffinity(0, mine_cpus)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     for fd in (req_r, req_w, rep_r, rep_w):
         os.close(fd)

@@ -14,6 +14,7 @@ with data; it writes no result and holds no score.
 from __future__ import annotations
 
 import json
+import os
 import struct
 import sys
 
@@ -261,6 +262,11 @@ def serve(rfd: int, wfd: int, sock) -> int:
                 chan.send(b"I", INT.pack(int(n)))
             elif kind == b"S":
                 msg = json.loads(payload)
+                if isinstance(msg.get("cpu"), int):
+                    try:
+                        os.sched_setaffinity(0, {msg["cpu"]})
+                    except OSError:
+                        pass
                 view, info = _view(wire.recv_fd(sock), msg)  # the memfd follows the frame
                 policy, key = _instantiate(cls, layer)
                 rng = np.random.default_rng(msg["rng_seed"])

@@ -62,6 +62,15 @@ def policy_rng_seed(seed: int) -> int:
                           "little")
 
 
+def current_cpu() -> int | None:
+    """The CPU this thread runs on (Linux), else None."""
+    try:
+        with open("/proc/thread-self/stat", "rb") as fh:
+            return int(fh.read().rsplit(b")", 1)[1].split()[36])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _shared_memory(size: int) -> tuple[int, bool]:
     """A file descriptor of ``size`` bytes and whether it can be sealed (memfd on Linux)."""
     if hasattr(os, "memfd_create"):
@@ -87,6 +96,7 @@ class PolicyProcess:
         self._seed = 0
         self.cpu_s: float | None = None
         self.expired = False
+        self._affinity: set | None = None
         self.scratch = tempfile.mkdtemp(prefix="glia-policy-")
         # Frames travel over two pipes (the hot path); the socket pair only carries each
         # seed's memfd (SCM_RIGHTS).  The child's ends are closed here once it has them,
@@ -212,8 +222,29 @@ class PolicyProcess:
 
     def start_seed(self, fd: int, size: int, layout: list) -> None:
         """Hand the policy process its read-only view of the seed's shared state."""
+        cpu = self._pin()
         self.call(b"S", json.dumps({"size": size, "layout": layout, "info": self._info,
-                                    "rng_seed": policy_rng_seed(self._seed)}).encode(), fds=(fd,))
+                                    "rng_seed": policy_rng_seed(self._seed),
+                                    "cpu": cpu}).encode(), fds=(fd,))
+
+    def _pin(self) -> int | None:
+        """Pin this thread, for this seed, to the CPU it runs on; the policy process pins
+        itself there too.  The two strictly take turns, so nothing runs less in parallel, and
+        a wake-up on the same CPU costs a fraction of one that crosses CPUs (measured by
+        ``benchmarks/bench_sandbox.py``).  Re-chosen each seed, so the scheduler can spread
+        parallel evaluations; undone by :meth:`close`."""
+        if not hasattr(os, "sched_setaffinity"):
+            return None
+        if self._affinity is not None:
+            os.sched_setaffinity(0, self._affinity)
+        cpu = current_cpu()
+        if cpu is None:
+            return None
+        mine = os.sched_getaffinity(0)
+        if len(mine) > 1:  # (a sibling proxy of the same simulation may have pinned it already)
+            self._affinity = self._affinity or mine
+            os.sched_setaffinity(0, {cpu})
+        return cpu
 
     def reset(self, info, rng) -> None:
         """Done on the policy side when the seed starts (:meth:`share_state`)."""
@@ -283,6 +314,9 @@ class PolicyProcess:
             except (OSError, ValueError, EOFError, subprocess.TimeoutExpired):
                 pass
         self._watchdog.cancel()
+        if self._affinity is not None:
+            os.sched_setaffinity(0, self._affinity)
+            self._affinity = None
         self.kill()
         self.chan.close()
         self.sock.close()
