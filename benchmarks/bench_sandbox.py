@@ -92,7 +92,8 @@ def sandboxed_run(path: Path, sc, trace, seed: int, level: str) -> tuple:
         harness = time.process_time() - t
     finally:
         proc.close()
-    return harness, (proc.cpu_s or 0.0) - proc.start_cpu_s, res, proc.start_cpu_s, proc.isolation
+    start = proc.start_cpu_s or 0.0
+    return harness, (proc.cpu_s or 0.0) - start, res, start, proc.isolation
 
 
 def main() -> None:

@@ -216,12 +216,13 @@ _SYSTEM_DIRS = frozenset({"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr
                           "proc", "sys", "run", "tmp", "var", "nix", "snap"})
 
 
-def _hidden_paths() -> list[tuple[str, str]]:
+def _hidden_paths(extra=()) -> list[tuple[str, str]]:
     """``(kind, path)`` to mask: outside the system directories, every entry that holds none
     of the interpreter's or the project's files (other checkouts and copies of the project,
     keys in dot-files, caches, shell history), and every place the trace generator can be
     read from (:func:`glia_nb.evaluation.trace_guard.trace_sources`: the ``workloads``
-    package, its copies, the project's git history)."""
+    package, its copies, the project's git history), and the ``extra`` directories (where
+    earlier runs' telemetry lies) that hold none of the interpreter's or the project's files."""
     from glia_nb.evaluation.trace_guard import trace_sources
 
     out: list[tuple[str, str]] = []
@@ -243,14 +244,17 @@ def _hidden_paths() -> list[tuple[str, str]]:
                 continue                       # mount we cannot enter could not be covered)
             out.append(("dir" if entry.is_dir() else "file", str(entry)))
     hidden = [Path(p) for _kind, p in out]
-    for src in map(Path, trace_sources()):
+    for src in [*map(Path, trace_sources()), *(Path(e).resolve() for e in extra)]:
+        if not src.is_dir() or any(r == src or src in r.parents for r in needed):
+            continue  # gone, or it would take the interpreter or the project with it
         if not any(h == src or h in src.parents for h in hidden):
             out.append(("dir", str(src)))
+            hidden.append(src)
     return out
 
 
 def bwrap_argv(exe: str, *, scratch: str | None, cwd: str | None = None,
-               hide: bool = True, readonly=()) -> list[str]:
+               hide: bool = True, readonly=(), hidden=()) -> list[str]:
     """The bubblewrap prefix: every namespace, read-only root, ``scratch`` writable except
     the ``readonly`` paths inside it (harness-owned records)."""
     argv = [exe, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
@@ -263,7 +267,7 @@ def bwrap_argv(exe: str, *, scratch: str | None, cwd: str | None = None,
         if tmp in root.parents:
             argv += ["--ro-bind", str(root), str(root)]
     if hide:
-        for kind, path in _hidden_paths():
+        for kind, path in _hidden_paths(hidden):
             argv += (["--tmpfs", path] if kind == "dir" else ["--ro-bind", "/dev/null", path])
     if scratch is not None:
         argv += ["--bind", scratch, scratch]
@@ -284,25 +288,26 @@ def confined_env(extra: dict | None = None) -> dict:
 
 
 def popen_confined(argv: list[str], *, level: str, scratch: str, env: dict | None = None,
-                   pass_fds=(), readonly=(), seccomp: str | None = "policy",
+                   pass_fds=(), readonly=(), seccomp: str | None = "policy", hidden=(),
                    **popen_kw) -> ConfinedProcess:
     """Start ``argv`` confined at ``level`` (``"bwrap"`` or ``"process"``) with ``scratch``
     as its working and only writable directory.  The caller kills the process group.
 
     ``seccomp`` names the filter profile (:data:`.seccomp_filter.PROFILES`) handed to the
     child in its environment; ``argv`` must load it
-    (:func:`.seccomp_filter.load_from_env`) after its imports, before running untrusted code."""
+    (:func:`.seccomp_filter.load_from_env`) after its imports, before running untrusted code.
+    ``hidden``: more directories to mount empty at level ``bwrap`` (earlier runs' telemetry)."""
     sec = _seccomp_env(seccomp)
     env = confined_env({**(env or {}), **sec})
     proc = _popen(argv, level=level, scratch=scratch, env=env, pass_fds=pass_fds,
-                  readonly=readonly, **popen_kw)
+                  readonly=readonly, hidden=hidden, **popen_kw)
     proc.level, proc.seccomp = level, seccomp if sec else None
     return proc
 
 
-def _popen(argv, *, level, scratch, env, pass_fds, readonly, **popen_kw) -> ConfinedProcess:
+def _popen(argv, *, level, scratch, env, pass_fds, readonly, hidden=(), **popen_kw) -> ConfinedProcess:
     if level == "bwrap":
-        full = [*bwrap_argv(bwrap_path(), scratch=scratch, readonly=readonly)]
+        full = [*bwrap_argv(bwrap_path(), scratch=scratch, readonly=readonly, hidden=hidden)]
         for k, v in env.items():
             full += ["--setenv", k, v]
         return ConfinedProcess([*full, *argv], env={}, pass_fds=pass_fds,
@@ -310,7 +315,8 @@ def _popen(argv, *, level, scratch, env, pass_fds, readonly, **popen_kw) -> Conf
     if level != "process":
         raise ValueError(f"unknown isolation level {level!r}")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
-        os.chmod(scratch, 0o777)
+        # Sticky: nobody may add files here but not rename or remove the harness's.
+        os.chmod(scratch, 0o1777)
         try:
             return ConfinedProcess(argv, env=env, cwd=scratch, pass_fds=pass_fds,
                                    start_new_session=True, user=NOBODY, group=NOBODY,

@@ -330,10 +330,11 @@ def main(argv=None) -> int:
     load_from_env()  # the parent's seccomp filter, before any candidate code
 
     import sim_core.view  # noqa: F401  (numba loads only if the candidate imports it)
-    from glia_nb.evaluation.trace_guard import install_trace_guard
+    from glia_nb.evaluation.trace_guard import hidden_from_env, install_trace_guard, trace_sources
 
-    # No workloads (the trace generator) and no harness module, at every isolation level.
-    install_trace_guard()
+    # No workloads (the trace generator), no harness module and no earlier run's telemetry,
+    # at every isolation level.
+    install_trace_guard([*trace_sources(), *hidden_from_env()])
     # Python-level guard on top of the namespaces (and the only one at level "process").
     install_audit_guard()
     return serve(rfd, wfd, sock)

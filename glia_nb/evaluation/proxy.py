@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import math
 import mmap
 import os
 import shutil
@@ -30,11 +31,14 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 
 from glia_nb.evaluation import wire
 from glia_nb.evaluation.confine import HardLimits, package_roots, popen_confined
+from glia_nb.evaluation.trace_guard import HIDDEN_ENV
+from glia_nb.runs import runs_dir
 
 ERROR_KINDS = ("import", "missing_class", "exception", "invalid_decision", "timeout", "memory",
                "network", "crash")
@@ -62,6 +66,21 @@ def policy_rng_seed(seed: int) -> int:
                           "little")
 
 
+def _json_object(data: bytes) -> dict:
+    """``data`` as a JSON object; ValueError for anything else (the policy sent it)."""
+    doc = json.loads(data)
+    if not isinstance(doc, dict):
+        raise ValueError("not a JSON object")
+    return doc
+
+
+def _finite(value) -> float | None:
+    """A finite float, or None (a figure the policy reports about itself)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
 def current_cpu() -> int | None:
     """The CPU this thread runs on (Linux), else None."""
     try:
@@ -87,7 +106,10 @@ def _shared_memory(size: int) -> tuple[int, bool]:
 class PolicyProcess:
     """One confined policy process for one evaluation (all its seeds)."""
 
-    def __init__(self, *, level: str, limits: HardLimits, deadline: float, log_path: str):
+    def __init__(self, *, level: str, limits: HardLimits, deadline: float, log_path: str,
+                 hidden=()):
+        """``hidden``: directories of earlier runs' telemetry to keep from the candidate, on
+        top of the runs folder (:func:`glia_nb.runs.runs_dir`) and the trace generator."""
         self.level, self.limits, self.deadline = level, limits, deadline
         self.log_path = log_path
         self.layer = "router"
@@ -107,7 +129,9 @@ class PolicyProcess:
         self.sock.shutdown(socket.SHUT_RD)  # one way: the policy cannot send on it at all
         self.chan = wire.Channel(self._from_policy, self._to_policy)
         ends = (to_child, from_child, child.fileno())
-        env = {"PYTHONPATH": os.pathsep.join(package_roots("glia_nb", "sim_core"))}
+        hidden = sorted({str(runs_dir().resolve()), *(str(Path(h).resolve()) for h in hidden)})
+        env = {"PYTHONPATH": os.pathsep.join(package_roots("glia_nb", "sim_core")),
+               HIDDEN_ENV: json.dumps(hidden)}
         argv = [sys.executable, "-I", "-c",
                 "import sys; sys.path[:0] = sys.argv[3].split(':'); "
                 "from glia_nb.evaluation.policy_process import main; sys.exit(main(sys.argv[1:3]))",
@@ -115,7 +139,7 @@ class PolicyProcess:
         with open(log_path, "ab") as log:
             try:
                 self.proc = popen_confined(argv, level=level, scratch=self.scratch, env=env,
-                                           pass_fds=ends, stdin=subprocess.DEVNULL,
+                                           pass_fds=ends, hidden=hidden, stdin=subprocess.DEVNULL,
                                            stdout=log, stderr=subprocess.STDOUT)
             except BaseException:
                 self.chan.close()
@@ -200,9 +224,13 @@ class PolicyProcess:
         _kind, reply = self.call(b"L", json.dumps({"source": source, "filename": filename,
                                                    "class_name": class_name,
                                                    "layer": layer}).encode())
-        doc = json.loads(reply)
-        self.has_key = bool(doc.get("has_key"))
-        self.start_cpu_s = float(doc.get("cpu_s", 0.0))  # start-up and import (benchmarks)
+        try:
+            doc = _json_object(reply)
+        except ValueError:
+            self.kill()
+            raise PolicyError("crash", "the policy process answered the load with garbage") from None
+        self.has_key = doc.get("has_key") is True
+        self.start_cpu_s = _finite(doc.get("cpu_s"))  # start-up and import (benchmarks)
         if layer == "router" and doc.get("idle_when_queue_empty") is True:
             # The candidate's class promises to do nothing while the global queue is empty;
             # the facade reads that promise from the router's own class, so take it over.
@@ -238,9 +266,9 @@ class PolicyProcess:
         if self._affinity is not None:
             os.sched_setaffinity(0, self._affinity)
         cpu = current_cpu()
-        if cpu is None:
-            return None
         mine = os.sched_getaffinity(0)
+        if cpu is None or os.getloadavg()[0] >= len(mine):
+            return None  # busy CPUs: the scheduler, not a pin, should place the two
         if len(mine) > 1:  # (a sibling proxy of the same simulation may have pinned it already)
             self._affinity = self._affinity or mine
             os.sched_setaffinity(0, {cpu})
@@ -303,24 +331,27 @@ class PolicyProcess:
             pass
 
     def close(self) -> None:
-        """Say goodbye, then kill whatever is left and remove the scratch directory."""
-        if self.proc.poll() is None:
-            try:
-                self.chan.send(b"Q")
-                _kind, reply = self.chan.recv(4096, timeout=2.0)
-                # The policy's own count of its CPU time (for benchmarks, not for scores).
-                self.cpu_s = float(json.loads(reply).get("cpu_s", 0.0))
-                self.proc.wait(timeout=2.0)
-            except (OSError, ValueError, EOFError, subprocess.TimeoutExpired):
-                pass
-        self._watchdog.cancel()
-        if self._affinity is not None:
-            os.sched_setaffinity(0, self._affinity)
-            self._affinity = None
-        self.kill()
-        self.chan.close()
-        self.sock.close()
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        """Say goodbye, then kill whatever is left, give this thread its CPUs back and
+        remove the scratch directory (whatever the policy answered, or did not)."""
+        try:
+            if self.proc.poll() is None:
+                try:
+                    self.chan.send(b"Q")
+                    _kind, reply = self.chan.recv(4096, timeout=2.0)
+                    # The policy's own count of its CPU time (for benchmarks, not for scores).
+                    self.cpu_s = _finite(_json_object(reply).get("cpu_s"))
+                    self.proc.wait(timeout=2.0)
+                except (OSError, ValueError, EOFError, subprocess.TimeoutExpired):
+                    pass
+        finally:
+            self._watchdog.cancel()
+            if self._affinity is not None:
+                os.sched_setaffinity(0, self._affinity)
+                self._affinity = None
+            self.kill()
+            self.chan.close()
+            self.sock.close()
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
     def __enter__(self) -> "PolicyProcess":
         return self

@@ -16,6 +16,8 @@ Default allow; these system calls fail with ``EPERM`` (profiles in :data:`PROFIL
   a ``CLONE_NEW*`` flag; ``keyctl``, ``add_key``, ``request_key``; ``bpf``,
   ``perf_event_open``, ``userfaultfd``, ``open_by_handle_at``; ``kexec_*``, module loading;
   ``personality`` (the kernel reads only 32 bits of its argument, a filter all 64);
+* ``setsid``, ``setpgid``: a process stays in the process group the harness kills when a
+  call ends (at level ``"process"`` there is no PID namespace to take stragglers with it);
 * ``clone3`` fails with ``ENOSYS`` (its flags live in memory a filter cannot read; glibc then
   falls back to ``clone``, whose flags it can);
 * profile ``"policy"`` only: every way of starting a process (``clone`` without
@@ -31,6 +33,7 @@ import os
 import sys
 
 PROFILES = ("policy", "shell")
+LEAVES_GROUP = ("setsid", "setpgid")
 ENV = "GLIA_SECCOMP"  # "<profile>:<base64 BPF>" in a confined child's environment
 AF_UNIX = 1
 CLONE_THREAD = 0x00010000
@@ -95,6 +98,8 @@ def compile_filter(profile: str) -> bytes:
     for name in ("socket", "socketpair"):
         deny(name, sc.Arg(0, sc.NE, AF_UNIX))
     for name in DENIED:
+        deny(name)
+    for name in LEAVES_GROUP:
         deny(name)
     deny("clone3", action=sc.ERRNO(errno.ENOSYS))
     flags = _flags_arg()

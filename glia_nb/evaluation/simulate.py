@@ -12,9 +12,12 @@
 * :func:`sandboxed_policies` — every ``file.py:Class`` policy of a stack swapped for a
   confined policy process (untrusted code); :func:`is_policy_file` says which specs are files.
 
-Policy files are untrusted: every function here that takes specs runs them sandboxed unless
-``trusted=True`` (``--trusted`` on the command line).  Registry names, classes and instances
-are trusted code and run in-process.
+Policy files are untrusted on the command line: :func:`run_seed` / :func:`run_seeds` /
+:func:`evaluate_config` (``glia simulate``, ``glia sweep``, ``glia stack``) run them
+sandboxed unless ``trusted=True`` (``--trusted``).  :func:`simulate_config`,
+:func:`simulate_seeds` and :func:`simulate_jobs` (the notebook helpers) run whatever spec
+they are given in-process: there it is the person's own code.  Registry names, classes and
+instances are trusted code and run in-process everywhere.
 
 ``glia simulate``, the sandboxed evaluator's worker, sweeps and stack comparisons
 (:mod:`glia_nb.evaluation.stack`) and the notebook helpers (:mod:`glia_nb.widgets.progress`)

@@ -18,11 +18,15 @@ Standard library only: the policy process imports this before anything else of o
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
 
 TRACE_PACKAGE = "workloads"
+# Directories the harness adds (a JSON list in the policy process's environment): where
+# earlier runs wrote telemetry, whose per-request tables hold the same traces' decode lengths.
+HIDDEN_ENV = "GLIA_HIDDEN_DIRS"
 # glia_nb modules the policy process may import: its own side lives in glia_nb.evaluation
 # (whose modules reach the trace only through glia_nb.tasks and workloads, both refused).
 POLICY_SIDE = ("glia_nb", "glia_nb.evaluation", "glia_nb.evaluation.")
@@ -107,7 +111,7 @@ def install_trace_guard(sources=None, *, allow=POLICY_SIDE) -> None:
     prefixes = tuple(a for a in allow if a.endswith("."))
     allowed = frozenset(a for a in allow if not a.endswith(".")) | {
         m for m in sys.modules if m == "glia_nb" or m.startswith("glia_nb.")}
-    realpath, fsdecode, getpid = os.path.realpath, os.fsdecode, os.getpid
+    realpath, fsdecode, getpid, isdir = os.path.realpath, os.fsdecode, os.getpid, os.path.isdir
     prefix = TRACE_PACKAGE + "."
 
     def hook(event: str, args: tuple) -> None:
@@ -121,11 +125,18 @@ def install_trace_guard(sources=None, *, allow=POLICY_SIDE) -> None:
                 return
             if _inside(path, sources):
                 raise TraceHiddenError(f"{path} cannot be opened in the policy process: {HIDDEN_MESSAGE}")
+            if isdir(path):  # a directory's descriptor would reach around this check (dir_fd=)
+                raise TraceHiddenError(f"{path} is a directory: the policy process opens files only")
             if path.startswith("/proc/"):  # another process's files: the harness holds the trace
                 pid = path.split("/", 3)[2]
                 if pid.isdigit() and int(pid) != getpid():
                     raise TraceHiddenError(f"{path} cannot be opened in the policy process: "
                                            "other processes' memory and files are the harness's")
+        elif event in ("os.listdir", "os.scandir"):  # names of what the guard hides
+            target = args[0] if args else None
+            if isinstance(target, (str, bytes)) and _inside(realpath(fsdecode(target)), sources):
+                raise TraceHiddenError(f"{fsdecode(target)} cannot be listed in the policy "
+                                       f"process: {HIDDEN_MESSAGE}")
         elif event == "import":
             name = args[0] if args else ""
             if not isinstance(name, str):
@@ -138,4 +149,14 @@ def install_trace_guard(sources=None, *, allow=POLICY_SIDE) -> None:
     sys.addaudithook(hook)
 
 
-__all__ = ["trace_sources", "install_trace_guard", "TraceHiddenError", "TRACE_PACKAGE"]
+def hidden_from_env() -> list[str]:
+    """The harness's extra directories (:data:`HIDDEN_ENV`), absolute, or none."""
+    try:
+        dirs = json.loads(os.environ.get(HIDDEN_ENV) or "[]")
+    except ValueError:
+        return []
+    return [os.path.realpath(d) for d in dirs if isinstance(d, str) and os.path.isabs(d)]
+
+
+__all__ = ["trace_sources", "install_trace_guard", "hidden_from_env", "TraceHiddenError",
+           "TRACE_PACKAGE", "HIDDEN_ENV"]

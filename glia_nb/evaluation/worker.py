@@ -244,7 +244,9 @@ def _start_policy(req: dict, task, deadline: float):
                       file_mb=limits.get("file_mb"))
     level = limits.get("isolation") or choose_isolation()
     log = Path(req["out_dir"]) / "policy_log.txt" if req.get("out_dir") else Path(os.devnull)
-    proc = PolicyProcess(level=level, limits=hard, deadline=deadline, log_path=str(log))
+    # The folder beside this run's (a session's experiments/) holds earlier runs' telemetry.
+    near = [str(Path(req["out_dir"]).resolve().parent)] if req.get("out_dir") else []
+    proc = PolicyProcess(level=level, limits=hard, deadline=deadline, log_path=str(log), hidden=near)
     try:
         proc.load(source, filename, req.get("class_name") or "Router", task.layer)
     except BaseException:

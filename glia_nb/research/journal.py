@@ -15,6 +15,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import tempfile
 import threading
 from importlib import metadata
 from pathlib import Path
@@ -246,8 +247,9 @@ class Journal:
                 os.ftruncate(self._fh.fileno(), 0)  # O_APPEND: the rewrite lands at 0
                 self._fh.write(bytes(self._written))
             else:  # renamed away, removed or replaced: a fresh file at the path, locked again
-                tmp = self.path.with_name(f".{self.path.name}.restore")
-                tmp.write_bytes(bytes(self._written))
+                fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+                with os.fdopen(fd, "wb") as fh:  # created exclusively: no planted link followed
+                    fh.write(bytes(self._written))
                 os.replace(tmp, self.path)
                 self._fh.close()
                 self._fh = self._exclusive(open(self.path, "ab"), self.path)

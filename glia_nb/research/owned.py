@@ -1,7 +1,7 @@
 """Harness-owned records stay as the harness wrote them, on every isolation level.
 
 Under bubblewrap the Researcher's shell sees the journal and the ledger read-only and a
-candidate sees no workspace at all.  The plain-process fallback (no namespaces: macOS,
+candidate sees neither the runs folder nor earlier experiments.  The plain-process fallback (no namespaces: macOS,
 Binder) cannot hide them from code running as the same user, so the harness checks them
 after every piece of untrusted code it ran (a shell command, an evaluation) and puts back
 what it wrote: :class:`RecordSnapshot` for the workspace's records (written only between
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -67,12 +68,13 @@ class RecordSnapshot:
 
 def _write_back(path: Path, data: bytes) -> None:
     """Write ``data`` at ``path`` through a fresh file renamed into place (a symlink or a
-    directory planted there is replaced, never followed)."""
+    directory planted there is replaced, never followed; the fresh file is created
+    exclusively under a random name, so no planted link redirects the write either)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
-    tmp = path.with_name(f".{path.name}.restore")
-    with open(tmp, "wb") as fh:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # O_EXCL: no planted link
+    with os.fdopen(fd, "wb") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())

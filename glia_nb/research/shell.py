@@ -65,10 +65,15 @@ def run_confined(command: str, workspace, timeout: float, max_chars: int,
         rc = proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         timed_out = True
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            proc.kill()
+        rc = None
+    # Whatever the command left running goes with it (a background job could otherwise
+    # rewrite records after the harness has checked them); the seccomp filter keeps every
+    # descendant in this process group.
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    if rc is None:
         rc = proc.wait()
     # A daemonised grandchild may hold the pipe open; do not wait for it forever.
     text, total = reader.text(join_timeout=2.0)

@@ -20,7 +20,7 @@ from test_redteam import (LEVEL, NEEDS_NAMESPACES, _eval, _no_leak, _router,  # 
 
 import glia_nb
 import workloads
-from glia_nb.evaluation.harness import Limits
+from glia_nb.evaluation.harness import Limits, evaluate
 
 PROJECT = Path(glia_nb.__file__).resolve().parent.parent
 TABLE = Path(workloads.__file__).resolve().parent / "data" / "sharegpt_llama3_lengths.csv"
@@ -209,3 +209,39 @@ if readable:
         _no_leak(res)
         assert res.ok and res.score == honest_score and res.isolation == recorded(level), res.one_line()
     _then_honest(tmp_path, task, honest_score)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_earlier_runs_telemetry_is_out_of_reach(tmp_path, task, honest_score, level):
+    """An earlier experiment's per-request table (decode lengths of the same seeds' traces)
+    sits beside this run's folder; the candidate knows where (its own file's path) but can
+    neither read it (an empty mount under bwrap, the guard at every level) nor reach around
+    the guard with a directory's descriptor or list it."""
+    experiments = tmp_path / "ws" / "experiments"
+    earlier = experiments / "001_earlier"
+    earlier.mkdir(parents=True)
+    table = earlier / "request_metrics.csv"
+    table.write_text("request_id,request_num_decode_tokens\n0,123\n")
+    attack = f"""
+import os
+got = []
+for how in (lambda: open({str(table)!r}).read(),
+            lambda: os.listdir({str(earlier)!r}),
+            lambda: os.read(os.open("request_metrics.csv", os.O_RDONLY,
+                                    dir_fd=os.open({str(earlier)!r}, os.O_RDONLY)), 64),
+            lambda: os.read(os.open("001_earlier/request_metrics.csv", os.O_RDONLY,
+                                    dir_fd=os.open({str(experiments)!r}, os.O_RDONLY)), 64)):
+    try:
+        got.append(how())
+    except OSError:
+        pass
+if any("decode" in str(g) or "request_metrics" in str(g) for g in got):
+    raise RuntimeError("LEAK: " + repr(got)[:200])
+"""
+    lim = Limits(isolation=level)
+    src = tmp_path / "attack.py"
+    src.write_text(_router(attack, at="reset"))
+    res = evaluate(f"{src}:Attack", task, experiments / "002_attack", limits=lim)
+    _no_leak(res)
+    assert res.ok and res.score == honest_score, res.one_line()
+    _then_honest(tmp_path, task, honest_score, limits=lim)

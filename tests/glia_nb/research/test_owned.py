@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -150,4 +151,42 @@ def test_candidate_at_the_process_level_that_forges_records_fails(workspace):
     rows = workspace.ledger_rows()
     assert [r["name"] for r in rows] == [rows[0]["name"], "forger"]  # no forged row survives
     assert tb.journal.path.read_bytes() == before[tb.journal.path]
+    tb.journal.close()
+
+
+def test_restoring_never_writes_through_a_planted_link(tmp_path):
+    """A link planted where a restore might put its temporary file is not followed."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("untouched")
+    ledger = tmp_path / "ledger.csv"
+    ledger.write_text("id,score\n1,5.0\n")
+    j = _journal(tmp_path)
+    for name in ("ledger.csv", "journal.jsonl"):  # the names an older restore used
+        (tmp_path / f".{name}.restore").symlink_to(victim)
+    snap = RecordSnapshot(tmp_path, lambda: [ledger])
+    ledger.write_text("id,score\n1,0.1\n")
+    with open(j.path, "a") as fh:
+        fh.write('{"seq": 9}\n')
+    assert snap.restore() == ["ledger.csv"] and j.restore_if_altered()
+    assert victim.read_text() == "untouched"
+    assert not ledger.is_symlink() and ledger.read_text() == "id,score\n1,5.0\n"
+    assert not j.path.is_symlink()
+    j.close()
+
+
+def test_a_background_job_of_the_shell_does_not_outlive_its_command(workspace):
+    """A job the command leaves running is killed with it, so it cannot rewrite the records
+    after the harness has checked them (at level "process": no PID namespace)."""
+    tb = ToolBox(workspace)
+    tb.shell_isolation = "process"
+    tb.journal = Journal.create(workspace.path / "journal.jsonl", {"task": "t"})
+    _open_up(workspace.path)
+    before = workspace.ledger_path.read_bytes()
+    res = tb.call("shell", {"command": "(sleep 2; echo '99,forged,,ok,,0.001' >> ledger.csv) "
+                                       ">/dev/null 2>&1 &\n"
+                                       "setsid sh -c 'sleep 2; echo 98,forged >> ledger.csv' "
+                                       ">/dev/null 2>&1 &\ntrue"})
+    assert not res.is_error, res.text
+    time.sleep(3)
+    assert workspace.ledger_path.read_bytes() == before
     tb.journal.close()
