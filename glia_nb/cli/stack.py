@@ -14,10 +14,10 @@ import json
 import sys
 
 from glia_nb.cli.options import add_executor_args
+from glia_nb.evaluation.executors import open_executor
 
 TRUSTED_HELP = ("run policy files in the simulating process (fast, no confinement); by default "
                 "each runs in a confined policy process (see glia doctor)")
-from glia_nb.evaluation.executors import open_executor
 
 
 def _users(text: str | None, flag: str) -> list[int]:

@@ -144,6 +144,7 @@ class PolicyProcess:
             except BaseException:
                 self.chan.close()
                 self.sock.close()
+                shutil.rmtree(self.scratch, ignore_errors=True)
                 raise
             finally:
                 child.close()

@@ -114,12 +114,17 @@ def simulate_jobs(jobs: Sequence[tuple], executor: Executor, *, record_timeline:
                for i, job in enumerate(jobs)}
     out: list = [None] * len(jobs)
     done = as_completed(futures)
-    for fut in (progress_bar(done, desc=desc, total=len(jobs), unit=unit, leave=leave)
-                if desc else done):
-        i = futures[fut]
-        out[i] = fut.result()
-        if on_result is not None:
-            on_result(jobs[i], out[i])
+    try:
+        for fut in (progress_bar(done, desc=desc, total=len(jobs), unit=unit, leave=leave)
+                    if desc else done):
+            i = futures[fut]
+            out[i] = fut.result()
+            if on_result is not None:
+                on_result(jobs[i], out[i])
+    except BaseException:
+        for fut in futures:  # one run failed (or Ctrl-C): the rest are not wanted
+            fut.cancel()
+        raise
     return out
 
 
