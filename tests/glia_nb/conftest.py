@@ -72,3 +72,13 @@ def llm_http():
     route must be called."""
     with respx.mock(using=MOCKER, assert_all_mocked=True, assert_all_called=True) as router:
         yield router
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler():
+    """The address of a two-worker Dask ``LocalCluster`` on 127.0.0.1 (processes, one thread
+    each, as docs/dask.md advises), shared by every test that fans out to a cluster."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        yield cluster.scheduler_address

@@ -7,14 +7,7 @@ import pytest
 
 from glia_nb.cli.main import main
 
-distributed = pytest.importorskip("distributed")
-
-
-@pytest.fixture(scope="module")
-def scheduler():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as cluster:
-        yield cluster.scheduler_address
+pytest.importorskip("distributed")
 
 
 def _run(capsys, argv) -> dict:
@@ -22,23 +15,23 @@ def _run(capsys, argv) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
-def test_sweep_on_a_cluster_equals_the_local_pool(scheduler, capsys, monkeypatch):
+def test_sweep_on_a_cluster_equals_the_local_pool(dask_scheduler, capsys, monkeypatch):
     monkeypatch.delenv("GLIA_DASK", raising=False)
     argv = ["sweep", "--routers", "llq", "hra", "--users", "20,60", "--seeds", "2",
             "--duration", "60", "--json"]
     local = _run(capsys, argv + ["--workers", "2"])
-    remote = _run(capsys, argv + ["--dask", scheduler])
+    remote = _run(capsys, argv + ["--dask", dask_scheduler])
     assert remote == local
-    monkeypatch.setenv("GLIA_DASK", scheduler)  # the environment variable serves as well
+    monkeypatch.setenv("GLIA_DASK", dask_scheduler)  # the environment variable serves as well
     assert _run(capsys, argv) == local
 
 
-def test_stack_on_a_cluster_equals_the_local_pool(scheduler, capsys, monkeypatch):
+def test_stack_on_a_cluster_equals_the_local_pool(dask_scheduler, capsys, monkeypatch):
     monkeypatch.delenv("GLIA_DASK", raising=False)
     argv = ["stack", "--stacks", "standard,glia-stack", "--seeds", "2", "--duration", "300",
             "--json"]
     local = _run(capsys, argv + ["--workers", "2"])
-    remote = _run(capsys, argv + ["--dask", scheduler])
+    remote = _run(capsys, argv + ["--dask", dask_scheduler])
     for doc in (local, remote):
         doc.pop("wall_s", None)
     assert remote == local
@@ -57,12 +50,12 @@ def _rows(doc: dict) -> list[dict]:
             for res in doc["results"].values() for row in res["rows"]]
 
 
-def test_compare_on_a_cluster_equals_the_local_pool(scheduler, capsys, monkeypatch, tmp_path):
+def test_compare_on_a_cluster_equals_the_local_pool(dask_scheduler, capsys, monkeypatch, tmp_path):
     monkeypatch.delenv("GLIA_DASK", raising=False)
     argv = ["compare", "routing-a10", "--methods", "glia-scg,baselines", "--budget-sims", "1",
             "--runs", "1", "--duration", "30", "--eval-seeds", "2", "--json"]
     local = _run(capsys, argv + ["--workers", "2", "--out", str(tmp_path / "local")])
-    remote = _run(capsys, argv + ["--dask", scheduler, "--out", str(tmp_path / "dask")])
+    remote = _run(capsys, argv + ["--dask", dask_scheduler, "--out", str(tmp_path / "dask")])
     assert {"glia-scg", "LLQ"} <= {r["method"] for r in _rows(local)}  # Glia and the fixed routers
     assert _rows(remote) == _rows(local)
     assert remote["baseline"]["score"] == local["baseline"]["score"]

@@ -7,14 +7,7 @@ import pytest
 from glia_nb.widgets import compare_routers, simulate_seeds
 from workloads import get_scenario
 
-distributed = pytest.importorskip("distributed")
-
-
-@pytest.fixture(scope="module")
-def scheduler():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as cluster:
-        yield cluster.scheduler_address
+pytest.importorskip("distributed")
 
 
 @pytest.fixture(scope="module")
@@ -27,21 +20,21 @@ def _summaries(results):
     return [{k: v for k, v in r.summary.items() if k not in ("cpu_s", "wall_s")} for r in results]
 
 
-def test_simulate_seeds_on_a_pool_and_a_cluster_equal_in_process(scenario, scheduler, monkeypatch):
+def test_simulate_seeds_on_a_pool_and_a_cluster_equal_in_process(scenario, dask_scheduler, monkeypatch):
     monkeypatch.delenv("GLIA_DASK", raising=False)
     here = simulate_seeds(scenario, "llq", [2, 0, 1], record_timeline=False)
     pooled = simulate_seeds(scenario, "llq", [2, 0, 1], record_timeline=False, workers=2)
-    remote = simulate_seeds(scenario, "llq", [2, 0, 1], record_timeline=False, dask=scheduler)
+    remote = simulate_seeds(scenario, "llq", [2, 0, 1], record_timeline=False, dask=dask_scheduler)
     assert [r.summary["seed"] for r in remote] == [2, 0, 1]  # seed order, not finish order
     assert _summaries(pooled) == _summaries(here)
     assert _summaries(remote) == _summaries(here)
 
 
-def test_compare_routers_on_a_cluster_by_environment(scenario, scheduler, monkeypatch):
+def test_compare_routers_on_a_cluster_by_environment(scenario, dask_scheduler, monkeypatch):
     monkeypatch.delenv("GLIA_DASK", raising=False)
     routers = {"RR": "rr", "LLQ": "llq"}
     runs, table = compare_routers(scenario, routers, [0, 1], record_timeline=False)
-    monkeypatch.setenv("GLIA_DASK", scheduler)
+    monkeypatch.setenv("GLIA_DASK", dask_scheduler)
     runs_d, table_d = compare_routers(scenario, routers, [0, 1], record_timeline=False)
     assert {k: _summaries(v) for k, v in runs_d.items()} == {k: _summaries(v) for k, v in runs.items()}
     timing = [c for c in table.columns if c in ("cpu_s", "wall_s")]
