@@ -88,9 +88,10 @@ class StepMode:
         if not self.pause_before_experiment:
             return arguments
         name, hypothesis = str(arguments.get("name", "")), str(arguments.get("hypothesis", ""))
+        with self._cond:  # held before anyone hears of it: a release may come at once
+            self._holding, self._step = True, None
         self._log(StepHold(name=name, hypothesis=hypothesis, diff=self._policy_diff()))
         with self._cond:
-            self._holding, self._step = True, None
             while self._step is None and not self._stop_requested and self.pause_before_experiment:
                 self.tracker.stop_clock()  # a person's time is not the team's budget
                 self._set_status("waiting_step")

@@ -172,6 +172,29 @@ def test_step_mode_holds_each_experiment_for_the_person(idle_session, of_type, r
     panel.close()
 
 
+def test_a_hold_can_be_released_the_moment_it_is_announced(idle_session, of_type, wait_until):
+    """A person who answers the hold's event at once (a fast click, a script) is not told
+    that nothing is held."""
+    s = idle_session
+    s.pause_before_experiment = True
+    answers = []
+
+    def on_event(ev):
+        if ev.get("type") == "step_hold" and not answers:
+            try:
+                s.release_step("skip", note="Not this one.")
+                answers.append("released")
+            except RuntimeError as exc:
+                answers.append(str(exc))
+
+    s.subscribe(on_event)
+    s.start()
+    wait_until(lambda: of_type(s, "step_released"), what="the released hold")
+    assert answers == ["released"]
+    s.stop()
+    assert s.wait(60)
+
+
 def test_pace_gives_each_turn_a_minimum_length(idle_session, of_type, wait_until):
     import time
 
