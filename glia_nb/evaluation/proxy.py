@@ -18,7 +18,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import math
 import mmap
 import os
 import shutil
@@ -38,6 +37,7 @@ import numpy as np
 from glia_nb.evaluation import wire
 from glia_nb.evaluation.confine import HardLimits, package_roots, popen_confined
 from glia_nb.evaluation.trace_guard import HIDDEN_ENV
+from glia_nb.jsonable import finite_or_none
 from glia_nb.runs import runs_dir
 
 ERROR_KINDS = ("import", "missing_class", "exception", "invalid_decision", "timeout", "memory",
@@ -72,13 +72,6 @@ def _json_object(data: bytes) -> dict:
     if not isinstance(doc, dict):
         raise ValueError("not a JSON object")
     return doc
-
-
-def _finite(value) -> float | None:
-    """A finite float, or None (a figure the policy reports about itself)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
 
 
 def current_cpu() -> int | None:
@@ -231,7 +224,7 @@ class PolicyProcess:
             self.kill()
             raise PolicyError("crash", "the policy process answered the load with garbage") from None
         self.has_key = doc.get("has_key") is True
-        self.start_cpu_s = _finite(doc.get("cpu_s"))  # start-up and import (benchmarks)
+        self.start_cpu_s = finite_or_none(doc.get("cpu_s"))  # start-up and import (benchmarks)
         if layer == "router" and doc.get("idle_when_queue_empty") is True:
             # The candidate's class promises to do nothing while the global queue is empty;
             # the facade reads that promise from the router's own class, so take it over.
@@ -340,7 +333,7 @@ class PolicyProcess:
                     self.chan.send(b"Q")
                     _kind, reply = self.chan.recv(4096, timeout=2.0)
                     # The policy's own count of its CPU time (for benchmarks, not for scores).
-                    self.cpu_s = _finite(_json_object(reply).get("cpu_s"))
+                    self.cpu_s = finite_or_none(_json_object(reply).get("cpu_s"))
                     self.proc.wait(timeout=2.0)
                 except (OSError, ValueError, EOFError, subprocess.TimeoutExpired):
                     pass

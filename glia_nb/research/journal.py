@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from glia_nb.research.jsonable import finite_or_none, to_jsonable
+from glia_nb.jsonable import finite_or_none, to_jsonable
 from glia_nb.research.records import SCHEMA_VERSION, Record, record_type
 
 __all__ = ["Journal", "JournalCorruptError", "JournalLockedError", "read_journal", "to_jsonable", "environment_info",

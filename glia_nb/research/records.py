@@ -196,7 +196,7 @@ class Experiment(Record):
         ``simulations`` is the budget's charge, always 1; ``seeds`` comes from the data, else
         the number of seeds listed, else 1.
         """
-        from glia_nb.research.jsonable import finite_or_none, to_jsonable
+        from glia_nb.jsonable import finite_or_none, to_jsonable
 
         data = getattr(result, "data", None)
         if not isinstance(data, Mapping):

@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("sim_core", "workloads", "glia_nb")
 # Left depends on nothing to its right (llm is used by research and baselines only).
-LAYER_ORDER = ("sim_core", "workloads", "glia_nb.progress", "glia_nb.text", "glia_nb.tasks", "glia_nb.evaluation",
+LAYER_ORDER = ("sim_core", "workloads", "glia_nb.progress", "glia_nb.text", "glia_nb.jsonable", "glia_nb.tasks", "glia_nb.evaluation",
                "glia_nb.llm", "glia_nb.research", "glia_nb.baselines", "glia_nb.plots",
                "glia_nb.widgets", "glia_nb.cli")
 MAX_LINES = 420
