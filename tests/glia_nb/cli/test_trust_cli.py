@@ -8,25 +8,7 @@ import numpy as np
 import pytest
 
 from glia_nb.cli.main import main
-
-LLQ_FILE = """
-import numpy as np
-
-class LLQ:
-    def reset(self, info, rng):
-        pass
-
-    def route(self, view):
-        q = view.queue
-        load = (view.num_waiting + view.num_running).astype(float)
-        out = []
-        for k in q:
-            r = int(load.argmin())
-            out.append((int(k), r))
-            load[r] += 1.0
-        return out
-"""
-
+from policy_sources import LLQ_SOURCE
 
 def test_doctor_names_the_isolation_level(capsys):
     assert main(["doctor", "--json"]) == 0
@@ -41,7 +23,7 @@ def test_doctor_names_the_isolation_level(capsys):
 
 def test_simulate_sandboxes_a_policy_file_and_matches_the_builtin(tmp_path, capsys):
     path = tmp_path / "llq.py"
-    path.write_text(LLQ_FILE)
+    path.write_text(LLQ_SOURCE)
     common = ["simulate", "--seeds", "1", "--duration", "30", "--json"]
     assert main([*common, "--router", "llq"]) == 0
     builtin = json.loads(capsys.readouterr().out)["mean_e2e_s"]

@@ -54,3 +54,14 @@ def check_readable(fig, *, title_has=(), legend: bool = True):
 @pytest.fixture
 def readable():
     return check_readable
+
+
+@pytest.fixture(scope="module")
+def results():
+    """LLQ and HRA on the same 200 s routing-a10 trace (seed 0)."""
+    from sim_core import simulate
+    from workloads import get_scenario
+
+    sc = get_scenario("routing-a10").replace(duration_s=200.0)
+    trace = sc.trace(0)
+    return simulate(sc.cluster, trace, "llq", seed=0), simulate(sc.cluster, trace, "hra", seed=0)

@@ -10,16 +10,6 @@ from glia_nb.plots import requests as plots
 PNG = b"\x89PNG"
 
 
-@pytest.fixture(scope="module")
-def results():
-    from sim_core import simulate
-    from workloads import get_scenario
-
-    sc = get_scenario("routing-a10").replace(duration_s=200.0)
-    trace = sc.trace(0)
-    return simulate(sc.cluster, trace, "llq", seed=0), simulate(sc.cluster, trace, "hra", seed=0)
-
-
 def bar_totals(ax) -> np.ndarray:
     """Top of each stacked bar (x -> max y over the parts drawn there)."""
     tops: dict[float, float] = {}

@@ -12,16 +12,6 @@ from glia_nb.plots import stack as plots_stack
 PNG = b"\x89PNG"
 
 
-@pytest.fixture(scope="module")
-def results():
-    from sim_core import simulate
-    from workloads import get_scenario
-
-    sc = get_scenario("routing-a10").replace(duration_s=200.0)
-    trace = sc.trace(0)
-    return simulate(sc.cluster, trace, "llq", seed=0), simulate(sc.cluster, trace, "hra", seed=0)
-
-
 EXPERIMENTS = [
     {"id": 1, "name": "two-choices", "score": 34.0,
      "metrics": {"mean_e2e_s": 34.0, "restart_fraction": 0.17, "p90_ttft_s": 40.0, "mean_global_queue_s": 0.0,

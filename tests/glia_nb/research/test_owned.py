@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from glia_nb.evaluation.harness import Limits, evaluate
+from policy_sources import LLQ_SOURCE
 from glia_nb.research.journal import Journal, JournalLockedError, read_journal
 from glia_nb.research.owned import RecordSnapshot
 from glia_nb.research.tools import ToolBox
@@ -117,10 +118,8 @@ def test_candidate_at_the_process_level_that_forges_records_fails(workspace):
     base = tb.run_baseline()
     _open_up(workspace.path)
     ledger = workspace.ledger_path
-    forger = textwrap.dedent(f"""
-        import numpy as np
-
-        class Policy:
+    forger = LLQ_SOURCE + textwrap.dedent(f"""
+        class Policy(LLQ):
             def reset(self, info, rng):
                 for name, text in (({str(ledger)!r}, "99,forged,,ok,,0.001\\n"),
                                    ({str(workspace.path / 'journal.jsonl')!r}, '{{"seq": 9}}\\n')):
@@ -129,16 +128,6 @@ def test_candidate_at_the_process_level_that_forges_records_fails(workspace):
                             fh.write(text)
                     except OSError:
                         pass
-
-            def route(self, view):
-                q = view.queue
-                load = (view.num_waiting + view.num_running).astype(np.float64)
-                out = []
-                for k in q:
-                    r = int(load.argmin())
-                    out.append((int(k), r))
-                    load[r] += 1.0
-                return out
         """)
     workspace.policy_path.write_text(forger.replace("class Policy", f"class {workspace.task.class_name}"))
     before = {p: p.read_bytes() for p in [*workspace.record_files(), tb.journal.path]}
