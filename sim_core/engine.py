@@ -28,8 +28,7 @@ from numba import njit
 from sim_core.batching import form_sarathi, form_vllm
 from sim_core.fastforward import ff_begin, ff_flush, ff_flush_all, ff_step
 from sim_core.lookups import iteration_ms
-from sim_core.queues import (compact_running, heap_pop, heap_push, heap_replace_top, mark_dirty,
-                             wq_insert)
+from sim_core.queues import compact_running, ev_pop, ev_push, ev_replace_top, mark_dirty, wq_insert
 from sim_core.state import (
     ERR_BAD_REPLICA, ERR_DUPLICATE, ERR_NOT_ACCEPTING, ERR_NOT_QUEUED, EV_ARRIVAL,
     EV_COMPLETION, EV_END, EV_READY, EV_TICK, F_ARRIVAL, F_ATTEMPT_PREFILL, F_COMPLETED,
@@ -40,7 +39,7 @@ from sim_core.state import (
     R_DRAINING, R_STARTING, R_STOPPED, SF_ARRIVAL_LIMIT, SF_NEXT_READY, SF_NEXT_TICK, SF_NOW,
     SF_THINK, SL_BATCH, SL_RUN, SL_TOK, ST_DONE, ST_GLOBAL, ST_MARK, S_CLOSED_LOOP,
     S_DIRTY_LEN, S_ERROR, S_EVENT_REPLICA, S_FAST_FORWARD, S_GENERATED_TOKENS, S_GQ_LEN,
-    S_HEAP_LEN, S_NEXT_ARRIVAL, S_NUM_ACCEPTING, S_NUM_DONE, S_NUM_GENERATED, S_NUM_REQ,
+    S_EV_HEAD, S_EV_LEN, S_NEXT_ARRIVAL, S_NUM_ACCEPTING, S_NUM_DONE, S_NUM_GENERATED, S_NUM_REQ,
     S_N_EVENT_DONE, S_SCHEDULER, S_SKIP_EMPTY, S_TL_CAP, S_TL_LEN, S_TWIN, TL_ALLOC,
     TL_NUM_BLOCKS, TL_REPLICA, TL_RUNNING, TL_STATE, TL_TIME, TL_WAITING, V_BLOCKS, V_PROCESSED,
     V_PROMPT, V_STATE,
@@ -51,7 +50,7 @@ from sim_core.twins import twin_keys, twin_reads_progress, twin_route
 @njit(cache=True, error_model="numpy", inline="always")
 def _start_batch(rv, rh, rf, pi, pf, si, run_ids, batch_ids, batch_tok, blob, r, now):
     """Form replica r's next batch and start it (``P_BUSY``, unless the batch is empty);
-    returns when it ends, which the caller pushes on the heap (see ff_step)."""
+    returns when it ends, which the caller queues (see ff_step)."""
     if si[S_SCHEDULER] == 0:
         tokens, n_dec, kv_sum, attn = form_sarathi(rv, rh, rf, pi, si, run_ids, batch_ids,
                                                    batch_tok, blob, r, now)
@@ -220,7 +219,7 @@ def _apply_decisions(rv, rh, rf, pi, gq, dirty, si, dec_req, dec_rep, n_dec, now
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)  # no reference counts: see the module doc
-def advance(rv, rh, rf, pi, pf, slots, qbuf, heap_t, heap_r, si, sf, tl, blob, n_dec):
+def advance(rv, rh, rf, pi, pf, slots, qbuf, ev_t, ev_r, si, sf, tl, blob, n_dec):
     """Apply ``n_dec`` routing decisions, then simulate up to the next global event that
     needs Python.
 
@@ -246,11 +245,11 @@ def advance(rv, rh, rf, pi, pf, slots, qbuf, heap_t, heap_r, si, sf, tl, blob, n
                 end = _start_batch(rv, rh, rf, pi, pf, si, run_ids, batch_ids, batch_tok, blob,
                                    r, now)
                 if pi[P_BUSY, r] == 1:
-                    heap_push(heap_t, heap_r, si, end, r)
+                    ev_push(ev_t, ev_r, si, end, r)
         si[S_DIRTY_LEN] = 0
         i = si[S_NEXT_ARRIVAL]
         ta = rf[F_ARRIVAL, i] if i < si[S_NUM_GENERATED] else np.inf
-        tb = heap_t[0] if si[S_HEAP_LEN] > 0 else np.inf
+        tb = ev_t[si[S_EV_HEAD]] if si[S_EV_LEN] > 0 else np.inf
         tr = sf[SF_NEXT_READY]
         if tb == np.inf and ta == np.inf and tr == np.inf:
             ff_flush_all(rv, rh, pi, si, batch_ids)
@@ -270,12 +269,12 @@ def advance(rv, rh, rf, pi, pf, slots, qbuf, heap_t, heap_r, si, sf, tl, blob, n
             si[S_N_EVENT_DONE] = 0
             return EV_TICK
         elif tb <= ta:
-            r = heap_r[0]
+            r = ev_r[si[S_EV_HEAD]]
             now = tb
             if pi[P_FF_LEFT, r] > 0:
-                heap_replace_top(heap_t, heap_r, si, ff_step(pi, pf, blob, r, now), r)
+                ev_replace_top(ev_t, ev_r, si, ff_step(pi, pf, blob, r, now), r)
                 continue
-            heap_pop(heap_t, heap_r, si)
+            ev_pop(si)
             ff_flush(rv, rh, pi, si, batch_ids, r)
             n_done = _finish_batch(rv, rh, rf, pi, pf, si, sf, run_ids, batch_ids, batch_tok,
                                    done_buf, r, now)

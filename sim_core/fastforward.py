@@ -6,7 +6,7 @@ requests neither complete nor run out of KV blocks for the next ``K - 1`` iterat
 run the same batch for ``K`` iterations: only the tokens (one more per request each time)
 and the decode KV sum (``+ batch size`` each time) change.  Such a run is a *stretch*.
 
-Iteration ends stay on the engine's heap one by one, so their times are the very sums the
+Iteration ends stay in the engine's queue one by one, so their times are the very sums the
 step-by-step engine computes: ``now + dt``, with ``dt`` the same operations on the same
 numbers as :func:`iteration_ms` (:func:`decode_iteration_ms` only does the look-ups that the
 batch size fixes once per stretch).  What a stretch skips is the per-request work of
@@ -99,11 +99,9 @@ def ff_begin(rv, rh, pi, pf, si, batch_ids, blob, r, kv_sum):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def ff_step(pi, pf, blob, r, now):
-    """Replica r's stretch iteration ended at ``now`` (the heap's top): start the next one,
-    exactly as finishing and forming it would (same latency arguments, same float sums).
-    Returns its end, which the caller puts in the heap in place of the top (the heap is
-    not passed down: with numba's runtime on, a third level of inlining kept atomic
-    reference counts on it)."""
+    """Replica r's stretch iteration ended at ``now`` (the next end queued): start the next
+    one, exactly as finishing and forming it would (same latency arguments, same float
+    sums).  Returns its end, which the caller queues in place of the one reached."""
     nb = pi[P_BATCH_LEN, r]
     pi[P_FF_DONE, r] += 1
     pi[P_FF_LEFT, r] -= 1

@@ -1,6 +1,6 @@
-"""The engine's data structures, compiled: the iteration-end heap, the per-replica waiting
-queues (doubly linked through the request columns), the running sets (sorted by arrival)
-and the admission / pre-emption moves between them."""
+"""The engine's data structures, compiled: the sorted queue of iteration ends, the
+per-replica waiting queues (doubly linked through the request columns), the running sets
+(sorted by arrival) and the admission / pre-emption moves between them."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,81 +10,72 @@ from sim_core.state import (
     F_ARRIVAL, F_ATTEMPT_START, F_ENTER, F_FIRST_SCHED, F_LOST, F_QKEY, F_REPLICA_QUEUE,
     P_ALLOC, P_DIRTY, P_NUM_BLOCKS, P_PREEMPTIONS, P_RUNNING, P_WAITING, P_WAIT_PROMPT,
     P_WQ_HEAD, P_WQ_TAIL, QUEUE_BY_KEY, ST_RUNNING, ST_WAITING, S_BLOCK_SIZE, S_DIRTY_LEN,
-    S_HEAP_LEN, S_QUEUE_POLICY, V_BLOCKS, V_NEXT, V_PREV, V_PROCESSED, V_PROMPT, V_RECOMPUTED,
-    V_REPLICA, V_RESTARTS, V_STATE,
+    S_EV_HEAD, S_EV_LEN, S_QUEUE_POLICY, V_BLOCKS, V_NEXT, V_PREV, V_PROCESSED, V_PROMPT,
+    V_RECOMPUTED, V_REPLICA, V_RESTARTS, V_STATE,
 )
 
 
-# ----------------------------------------------------------------------------- heap
-# inline="always" where a function runs at every iteration, which saves the call.  The sift
-# loops compare loaded scalars (heap_before) and move a hole instead of swapping (the
-# resulting arrays are those of swapping).  Where numba's runtime is on, this also keeps
-# them free of reference counts: an inlined helper taking the arrays inside the loop cost
-# two atomic updates per array per level, a fifth of the engine's time at 64 replicas (the
-# engine now runs without the runtime: sim_core/engine.py).
+# ---------------------------------------------------------------- iteration ends
+# Every busy replica has one pending iteration end.  They are kept sorted by (time, replica
+# id) in ev_t/ev_r[head : head + len] (head and len in si): the next end is at the head, and
+# a new end is inserted by walking from the back.  A replica's next end is usually later
+# than most others' (they started earlier and iterations last about as long), so the walk
+# is short and the cost per event hardly grows with the replica count, unlike a binary
+# heap's log2(replicas) levels of hard-to-predict branches: on a synthetic stream of 30-50 ms
+# iterations, 2.8 -> 8.3 ns per event from 4 to 64 replicas, against 3.9 -> 36 for the heap.
+# The window slides right as ends are taken; when it reaches the end of the buffer
+# (replicas + state.EV_SPARE entries) it is moved back to 0, at most once per EV_SPARE
+# events.
+# inline="always": these run at every iteration, which saves the calls (and, where numba's
+# runtime is on, the reference counts of the arrays: sim_core/engine.py).
+
 @njit(cache=True, error_model="numpy", inline="always")
-def heap_before(ta, ra, tb, rb):
-    """The heap's order: (time, replica id)."""
+def ev_before(ta, ra, tb, rb):
+    """The order of iteration ends: (time, replica id)."""
     return ta < tb or (ta == tb and ra < rb)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def heap_push(ht, hr, si, t, r):
-    i = si[S_HEAP_LEN]
-    si[S_HEAP_LEN] = i + 1
-    while i > 0:
-        p = (i - 1) // 2
-        tp = ht[p]
-        rp = hr[p]
-        if not heap_before(t, r, tp, rp):
+def ev_push(et, er, si, t, r):
+    """Insert replica r's iteration end t in its place."""
+    head = si[S_EV_HEAD]
+    n = si[S_EV_LEN]
+    i = head + n
+    if i == et.shape[0]:  # the window reached the end of the buffer: move it back to 0
+        for k in range(n):
+            et[k] = et[head + k]
+            er[k] = er[head + k]
+        head = 0
+        si[S_EV_HEAD] = 0
+        i = n
+    while i > head:
+        tp = et[i - 1]
+        rp = er[i - 1]
+        if not ev_before(t, r, tp, rp):
             break
-        ht[i] = tp
-        hr[i] = rp
-        i = p
-    ht[i] = t
-    hr[i] = r
+        et[i] = tp
+        er[i] = rp
+        i -= 1
+    et[i] = t
+    er[i] = r
+    si[S_EV_LEN] = n + 1
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def heap_pop(ht, hr, si):
-    n = si[S_HEAP_LEN] - 1
-    si[S_HEAP_LEN] = n
-    _sift_down(ht, hr, n, ht[n], hr[n])
+def ev_pop(si):
+    """Drop the next iteration end (``et[si[S_EV_HEAD]]``).  An emptied queue starts again
+    at 0, so that the scalars of runs that end alike are alike (the tests compare them)."""
+    n = si[S_EV_LEN] - 1
+    si[S_EV_LEN] = n
+    si[S_EV_HEAD] = si[S_EV_HEAD] + 1 if n > 0 else 0
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def heap_replace_top(ht, hr, si, t, r):
-    """Pop the top and push (t, r) in one sift: a replica's next iteration end replaces
-    the one just reached.  The pops that follow are the same as after pop and push,
-    since (time, replica) orders the entries totally."""
-    _sift_down(ht, hr, si[S_HEAP_LEN], t, r)
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _sift_down(ht, hr, n, t, r):
-    """Place (t, r) at the root of the n-entry heap and sift it down."""
-    i = 0
-    while True:
-        c = 2 * i + 1
-        if c >= n:
-            break
-        tc = ht[c]
-        rc = hr[c]
-        if c + 1 < n:
-            t2 = ht[c + 1]
-            r2 = hr[c + 1]
-            if heap_before(t2, r2, tc, rc):
-                c += 1
-                tc = t2
-                rc = r2
-        if not heap_before(tc, rc, t, r):
-            break
-        ht[i] = tc
-        hr[i] = rc
-        i = c
-    if n > 0:
-        ht[i] = t
-        hr[i] = r
+def ev_replace_top(et, er, si, t, r):
+    """Drop the next end and insert (t, r): a replica's next iteration end replaces the one
+    just reached."""
+    ev_pop(si)
+    ev_push(et, er, si, t, r)
 
 
 @njit(cache=True, error_model="numpy", inline="always")

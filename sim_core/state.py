@@ -111,7 +111,7 @@ S_N_EVENT_DONE = 5     # completions in the last event
 S_EVENT_REPLICA = 6
 S_TL_LEN = 7           # timeline rows written
 S_TL_CAP = 8
-S_HEAP_LEN = 9
+S_EV_LEN = 9           # pending iteration ends (sim_core.queues: ev_push ...)
 S_DIRTY_LEN = 10
 S_QUEUE_POLICY = 11    # 0 = arrival (FIFO), 1 = by F_QKEY ascending
 S_SCHEDULER = 12       # 0 = sarathi, 1 = vllm
@@ -131,7 +131,8 @@ S_RR_NEXT = 25         # round-robin twin: the next replica in turn
 S_HRA_SHORTEST = 26    # HRA twin: 1 = shortest prompt first
 S_TWIN_KEY = 27        # compiled waiting-queue key of a built-in batch policy (sim_core.twins)
 S_BLOCK_SHIFT = 28     # log2(block size) if it is a power of two, else -1 (queues.blocks_for)
-NSI = 29
+S_EV_HEAD = 29         # where the pending iteration ends start in ev_t / ev_r
+NSI = 30
 
 # Float scalars (sf).
 SF_NOW = 0
@@ -175,6 +176,10 @@ ERR_NOT_QUEUED = -2
 ERR_DUPLICATE = -3
 ERR_NOT_ACCEPTING = -4
 
+# Spare room of the iteration-end queue's buffer beyond one entry per replica (its window
+# slides; sim_core.queues).
+EV_SPARE = 1024
+
 QUEUE_FIFO = 0
 QUEUE_BY_KEY = 1
 SCHED_CODES = {"sarathi": 0, "vllm": 1}
@@ -191,8 +196,8 @@ class SimState:
     pf: np.ndarray
     slots: np.ndarray
     qbuf: np.ndarray
-    heap_t: np.ndarray
-    heap_r: np.ndarray
+    ev_t: np.ndarray
+    ev_r: np.ndarray
     si: np.ndarray
     sf: np.ndarray
     tl: np.ndarray
@@ -220,7 +225,7 @@ class SimState:
     def engine_args(self) -> tuple:
         """The arrays in the order :func:`sim_core.engine.advance` takes them."""
         return (self.rv, self.rh, self.rf, self.pi, self.pf, self.slots, self.qbuf,
-                self.heap_t, self.heap_r, self.si, self.sf, self.tl)
+                self.ev_t, self.ev_r, self.si, self.sf, self.tl)
 
 
 def allocate(*, arrived_at, prompt, decode, num_replicas: int, num_blocks: int, block_size: int,
@@ -286,6 +291,6 @@ def allocate(*, arrived_at, prompt, decode, num_replicas: int, num_blocks: int, 
     return SimState(
         rv=rv, rh=rh, rf=rf, pi=pi, pf=pf, slots=slots,
         qbuf=np.zeros((5, max(n, R, 1)), np.int64),
-        heap_t=np.zeros(R, np.float64), heap_r=np.zeros(R, np.int64),
+        ev_t=np.zeros(R + EV_SPARE, np.float64), ev_r=np.zeros(R + EV_SPARE, np.int64),
         si=si, sf=sf, tl=tl,
     )

@@ -1,10 +1,10 @@
-"""The engine's compiled data structures: block counts and the iteration-end heap."""
+"""The engine's compiled data structures: block counts and the queue of iteration ends."""
 from __future__ import annotations
 
 import numpy as np
 
 from sim_core import state as S
-from sim_core.queues import blocks_for, heap_pop, heap_push, heap_replace_top
+from sim_core.queues import blocks_for, ev_pop, ev_push, ev_replace_top
 
 
 def _state(block_size: int, replicas: int = 1) -> S.SimState:
@@ -23,25 +23,29 @@ def test_blocks_for_is_the_ceiling_for_every_block_size():
             assert blocks_for(tokens, bs, shift) == -(-tokens // bs), (bs, tokens)
 
 
-def test_heap_pops_by_time_then_replica_whatever_the_pushes_and_replacements():
+def test_iteration_ends_come_by_time_then_replica_whatever_the_pushes_and_replacements():
     rng = np.random.default_rng(7)
     for replicas in (1, 3, 8, 64):
         st = _state(16, replicas)
-        ht, hr, si = st.heap_t, st.heap_r, st.si
+        ht, hr, si = st.ev_t, st.ev_r, st.si
         # Times on a coarse grid so that ties (broken by the replica id) are common.
         times = rng.integers(0, 5, replicas).astype(np.float64)
         for r in rng.permutation(replicas):
-            heap_push(ht, hr, si, times[r], r)
+            ev_push(ht, hr, si, times[r], r)
         expected = sorted(zip(times, range(replicas)))
-        # Replacing the top with a later end keeps the order a sorted list would give.
-        for _ in range(3 * replicas):
+        # Replacing the top with a later end keeps the order a sorted list would give, also
+        # across the moves of the queue's window back to the start of its buffer.
+        for _ in range(S.EV_SPARE + 3 * replicas):
             t, r = expected.pop(0)
-            assert (ht[0], hr[0]) == (t, r)
+            top = si[S.S_EV_HEAD]
+            assert (ht[top], hr[top]) == (t, r)
             new = t + float(rng.integers(0, 4))
-            heap_replace_top(ht, hr, si, new, r)
+            ev_replace_top(ht, hr, si, new, r)
             expected = sorted(expected + [(new, r)])
         popped = []
-        while si[S.S_HEAP_LEN] > 0:
-            popped.append((ht[0], int(hr[0])))
-            heap_pop(ht, hr, si)
+        while si[S.S_EV_LEN] > 0:
+            top = si[S.S_EV_HEAD]
+            popped.append((ht[top], int(hr[top])))
+            ev_pop(si)
         assert popped == expected
+        assert si[S.S_EV_HEAD] == 0  # an emptied queue starts again at the front
