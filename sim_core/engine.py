@@ -5,7 +5,9 @@ next *global event*: an arrival, or the end of an iteration that completed at le
 request.  It returns to Python there, so the router is the only Python on the hot path.
 
 Tie-breaking is explicit: iteration ends are ordered by (time, replica id), and an
-iteration ending at the same time as an arrival is processed first.
+iteration ending at the same time as an arrival is processed first.  Pending iteration
+ends wait in a tournament tree (:func:`sim_core.queues.ev_set`); a decode stretch may
+queue only its last one (:mod:`sim_core.fastforward`).
 
 Reference counts: numba updates an array's reference count atomically when a compiled
 function receives it, and keeps the updates of an inlined helper whose loops break or
@@ -26,31 +28,33 @@ import numpy as np
 from numba import njit
 
 from sim_core.batching import form_sarathi, form_vllm
-from sim_core.fastforward import ff_begin, ff_flush, ff_flush_all, ff_step
+from sim_core.fastforward import (ff_begin, ff_cut, ff_flush, ff_flush_all, ff_lazy,
+                                  ff_step, ff_to_end)
 from sim_core.lookups import iteration_ms
-from sim_core.queues import compact_running, ev_pop, ev_push, ev_replace_top, mark_dirty, wq_insert
+from sim_core.queues import compact_running, ev_set, mark_dirty, wq_insert
 from sim_core.state import (
     ERR_BAD_REPLICA, ERR_DUPLICATE, ERR_NOT_ACCEPTING, ERR_NOT_QUEUED, EV_ARRIVAL,
     EV_COMPLETION, EV_END, EV_READY, EV_TICK, F_ARRIVAL, F_ATTEMPT_PREFILL, F_COMPLETED,
     F_ENTER, F_FIRST_TOKEN, F_ROUTED, H_GENERATED, H_TOTAL, PF_BUSY_TIME, PF_BUSY_UNTIL,
-    PF_DRAIN_SINCE, PF_DRAIN_TIME, PF_READY_AT, PF_START_TIME, PF_UP_SINCE, PF_UP_TIME,
-    P_ALLOC, P_BATCH_LEN, P_BUSY, P_DIRTY, P_FF_LEFT, P_GEN_TOKENS, P_ITERATIONS, P_NUM_BLOCKS,
-    P_RUNNING, P_STATE, P_WAITING, Q_DEC_REP, Q_DEC_REQ, Q_DIRTY, Q_DONE, Q_GQ, R_ACTIVE,
-    R_DRAINING, R_STARTING, R_STOPPED, SF_ARRIVAL_LIMIT, SF_NEXT_READY, SF_NEXT_TICK, SF_NOW,
-    SF_THINK, SL_BATCH, SL_RUN, SL_TOK, ST_DONE, ST_GLOBAL, ST_MARK, S_CLOSED_LOOP,
-    S_DIRTY_LEN, S_ERROR, S_EVENT_REPLICA, S_FAST_FORWARD, S_GENERATED_TOKENS, S_GQ_LEN,
-    S_EV_HEAD, S_EV_LEN, S_NEXT_ARRIVAL, S_NUM_ACCEPTING, S_NUM_DONE, S_NUM_GENERATED, S_NUM_REQ,
-    S_N_EVENT_DONE, S_SCHEDULER, S_SKIP_EMPTY, S_TL_CAP, S_TL_LEN, S_TWIN, TL_ALLOC,
-    TL_NUM_BLOCKS, TL_REPLICA, TL_RUNNING, TL_STATE, TL_TIME, TL_WAITING, V_BLOCKS, V_PROCESSED,
-    V_PROMPT, V_STATE,
+    PF_DRAIN_SINCE, PF_DRAIN_TIME, PF_FF_END, PF_READY_AT, PF_START_TIME, PF_UP_SINCE,
+    PF_UP_TIME, P_ALLOC, P_BATCH_LEN, P_BUSY, P_DIRTY, P_FF_LEFT, P_GEN_TOKENS, P_ITERATIONS,
+    P_NUM_BLOCKS, P_RUNNING, P_STATE, P_WAITING, Q_DEC_REP, Q_DEC_REQ, Q_DIRTY, Q_DONE, Q_GQ,
+    R_ACTIVE, R_DRAINING, R_STARTING, R_STOPPED, SF_ARRIVAL_LIMIT, SF_NEXT_READY, SF_NEXT_TICK,
+    SF_NOW, SF_THINK, SL_BATCH, SL_RUN, SL_TOK, ST_DONE, ST_GLOBAL, ST_MARK, S_CLOSED_LOOP,
+    S_DIRTY_LEN, S_ERROR, S_EVENT_BOUND, S_EVENT_REPLICA, S_FAST_FORWARD,
+    S_GENERATED_TOKENS, S_GQ_LEN, S_NEXT_ARRIVAL, S_NUM_ACCEPTING, S_NUM_DONE, S_NUM_GENERATED,
+    S_NUM_REQ, S_N_EVENT_DONE, S_SCHEDULER, S_SKIP_EMPTY, S_TL_CAP, S_TL_LEN, S_TWIN, TL_ALLOC,
+    TL_NUM_BLOCKS, TL_REPLICA, TL_RUNNING, TL_STATE, TL_TIME, TL_WAITING, V_BLOCKS,
+    V_PROCESSED, V_PROMPT, V_STATE,
 )
 from sim_core.twins import twin_keys, twin_reads_progress, twin_route
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _start_batch(rv, rh, rf, pi, pf, si, run_ids, batch_ids, batch_tok, blob, r, now):
+def _start_batch(rv, rh, rf, pi, pf, si, run_ids, batch_ids, batch_tok, blob, r, now, lazy):
     """Form replica r's next batch and start it (``P_BUSY``, unless the batch is empty);
-    returns when it ends, which the caller queues (see ff_step)."""
+    returns when it ends, or when the decode stretch it begins ends, which the caller
+    queues (see sim_core.fastforward)."""
     if si[S_SCHEDULER] == 0:
         tokens, n_dec, kv_sum, attn = form_sarathi(rv, rh, rf, pi, si, run_ids, batch_ids,
                                                    batch_tok, blob, r, now)
@@ -65,7 +69,9 @@ def _start_batch(rv, rh, rf, pi, pf, si, run_ids, batch_ids, batch_tok, blob, r,
     pf[PF_BUSY_UNTIL, r] = now + dt
     pf[PF_BUSY_TIME, r] += dt
     if si[S_FAST_FORWARD] == 1 and n_dec == tokens and n_dec == pi[P_BATCH_LEN, r]:
-        ff_begin(rv, rh, pi, pf, si, batch_ids, blob, r, kv_sum)
+        ff_begin(rv, rh, pi, pf, si, batch_ids, blob, r, kv_sum, lazy)
+        if lazy and pi[P_FF_LEFT, r] > 0:
+            return pf[PF_FF_END, r]
     return now + dt
 
 
@@ -167,7 +173,7 @@ def _record_timeline(pi, si, tl, now):
 
 
 @njit(cache=True, error_model="numpy")
-def _apply_decisions(rv, rh, rf, pi, gq, dirty, si, dec_req, dec_rep, n_dec, now):
+def _apply_decisions(rv, rh, rf, pi, gq, dirty, si, dec_req, dec_rep, n_dec, now, lazy):
     """Validate every decision before applying any; on error return its code and leave
     the state untouched (S_ERROR holds the index of the offending decision)."""
     R = pi.shape[1]
@@ -204,8 +210,10 @@ def _apply_decisions(rv, rh, rf, pi, gq, dirty, si, dec_req, dec_rep, n_dec, now
         wq_insert(rv, rh, rf, pi, si, r, q, False, now)
         mark_dirty(pi, dirty, si, r)
         # The replica's next formation may admit q: its stretch ends with the iteration
-        # in flight (formed before q arrived, as it was when stepping).
-        pi[P_FF_LEFT, r] = 0
+        # in flight (formed before q arrived, as it was when stepping).  A lazy stretch is
+        # cut where the replica's dirty mark is handled (ff_cut, in advance).
+        if not lazy:
+            pi[P_FF_LEFT, r] = 0
     if n_dec > 0:
         # Keep the global queue in arrival order without the routed requests.
         k = 0
@@ -219,7 +227,7 @@ def _apply_decisions(rv, rh, rf, pi, gq, dirty, si, dec_req, dec_rep, n_dec, now
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)  # no reference counts: see the module doc
-def advance(rv, rh, rf, pi, pf, slots, qbuf, ev_t, ev_r, si, sf, tl, blob, n_dec):
+def advance(rv, rh, rf, pi, pf, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_dec):
     """Apply ``n_dec`` routing decisions, then simulate up to the next global event that
     needs Python.
 
@@ -233,26 +241,32 @@ def advance(rv, rh, rf, pi, pf, slots, qbuf, ev_t, ev_r, si, sf, tl, blob, n_dec
     gq, done_buf, dec_req, dec_rep = qbuf[Q_GQ], qbuf[Q_DONE], qbuf[Q_DEC_REQ], qbuf[Q_DEC_REP]
     dirty = qbuf[Q_DIRTY]
     now = sf[SF_NOW]
-    err = _apply_decisions(rv, rh, rf, pi, gq, dirty, si, dec_req, dec_rep, n_dec, now)
+    lazy = ff_lazy(si)
+    err = _apply_decisions(rv, rh, rf, pi, gq, dirty, si, dec_req, dec_rep, n_dec, now, lazy)
     if err != 0:
         return err
+    R = pi.shape[1]
     while True:
-        # Idle replicas with new work form their next batch at the current time.
+        # Idle replicas with new work form their next batch at the current time; a busy
+        # one was routed to, and its lazy stretch ends with the iteration in flight.
         for k in range(si[S_DIRTY_LEN]):
             r = dirty[k]
             pi[P_DIRTY, r] = 0
             if pi[P_BUSY, r] == 0:
                 end = _start_batch(rv, rh, rf, pi, pf, si, run_ids, batch_ids, batch_tok, blob,
-                                   r, now)
+                                   r, now, lazy)
                 if pi[P_BUSY, r] == 1:
-                    ev_push(ev_t, ev_r, si, end, r)
+                    ev_set(ev_t, ev_w, r, end)
+            elif lazy and pi[P_FF_LEFT, r] > 0:
+                ff_cut(pi, pf, ev_t, ev_w, blob, r, now, si[S_EVENT_BOUND])
         si[S_DIRTY_LEN] = 0
         i = si[S_NEXT_ARRIVAL]
         ta = rf[F_ARRIVAL, i] if i < si[S_NUM_GENERATED] else np.inf
-        tb = ev_t[si[S_EV_HEAD]] if si[S_EV_LEN] > 0 else np.inf
+        rb = ev_w[1]
+        tb = ev_t[1]
         tr = sf[SF_NEXT_READY]
         if tb == np.inf and ta == np.inf and tr == np.inf:
-            ff_flush_all(rv, rh, pi, si, batch_ids)
+            ff_flush_all(rv, rh, pi, pf, si, batch_ids, blob, now, R, lazy)
             sf[SF_NOW] = now
             return EV_END
         # Same-time order: iteration ends, then replicas becoming ready, then autoscaler
@@ -262,19 +276,22 @@ def advance(rv, rh, rf, pi, pf, slots, qbuf, ev_t, ev_r, si, sf, tl, blob, n_dec
             now = tr
             _activate_ready(pi, pf, si, sf, now)
             si[S_N_EVENT_DONE] = 0
+            si[S_EVENT_BOUND] = R
             ev = EV_READY
         elif tt < tb and tt <= ta:
-            ff_flush_all(rv, rh, pi, si, batch_ids)
+            ff_flush_all(rv, rh, pi, pf, si, batch_ids, blob, tt, R, lazy)
             sf[SF_NOW] = tt
             si[S_N_EVENT_DONE] = 0
             return EV_TICK
         elif tb <= ta:
-            r = ev_r[si[S_EV_HEAD]]
+            r = rb
             now = tb
             if pi[P_FF_LEFT, r] > 0:
-                ev_replace_top(ev_t, ev_r, si, ff_step(pi, pf, blob, r, now), r)
-                continue
-            ev_pop(si)
+                if not lazy:  # a stretch iteration's end: start the next one
+                    ev_set(ev_t, ev_w, r, ff_step(pi, pf, blob, r, now))
+                    continue
+                ff_to_end(pi, pf, r)
+            ev_set(ev_t, ev_w, r, np.inf)
             ff_flush(rv, rh, pi, si, batch_ids, r)
             n_done = _finish_batch(rv, rh, rf, pi, pf, si, sf, run_ids, batch_ids, batch_tok,
                                    done_buf, r, now)
@@ -283,6 +300,7 @@ def advance(rv, rh, rf, pi, pf, slots, qbuf, ev_t, ev_r, si, sf, tl, blob, n_dec
                 continue
             si[S_N_EVENT_DONE] = n_done
             si[S_EVENT_REPLICA] = r
+            si[S_EVENT_BOUND] = r
             ev = EV_COMPLETION
         else:
             now = ta
@@ -293,6 +311,7 @@ def advance(rv, rh, rf, pi, pf, slots, qbuf, ev_t, ev_r, si, sf, tl, blob, n_dec
             si[S_NEXT_ARRIVAL] = i + 1
             si[S_N_EVENT_DONE] = 0
             si[S_EVENT_REPLICA] = -1
+            si[S_EVENT_BOUND] = R
             ev = EV_ARRIVAL
         # A global event.  An empty global queue needs no routing if the router promised to
         # do nothing then.  Deferred stretch work is applied only if someone will look:
@@ -300,7 +319,8 @@ def advance(rv, rh, rf, pi, pf, slots, qbuf, ev_t, ev_r, si, sf, tl, blob, n_dec
         sf[SF_NOW] = now
         route = si[S_GQ_LEN] > 0 or (si[S_SKIP_EMPTY] == 0 and si[S_TWIN] == 0)
         if si[S_TL_CAP] > 0 or (route and twin_reads_progress(si[S_TWIN])):
-            ff_flush_all(rv, rh, pi, si, batch_ids)
+            ff_flush_all(rv, rh, pi, pf, si, batch_ids, blob, now, si[S_EVENT_BOUND],
+                         lazy)
         _record_timeline(pi, si, tl, now)
         if not route:
             continue
@@ -308,6 +328,6 @@ def advance(rv, rh, rf, pi, pf, slots, qbuf, ev_t, ev_r, si, sf, tl, blob, n_dec
             return ev
         n = twin_route(rv, pi, si, sf, gq, dec_req, dec_rep)
         twin_keys(rv, rf, si, sf, dec_req, n)
-        err = _apply_decisions(rv, rh, rf, pi, gq, dirty, si, dec_req, dec_rep, n, now)
+        err = _apply_decisions(rv, rh, rf, pi, gq, dirty, si, dec_req, dec_rep, n, now, lazy)
         if err != 0:
             return err

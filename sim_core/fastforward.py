@@ -6,15 +6,28 @@ requests neither complete nor run out of KV blocks for the next ``K - 1`` iterat
 run the same batch for ``K`` iterations: only the tokens (one more per request each time)
 and the decode KV sum (``+ batch size`` each time) change.  Such a run is a *stretch*.
 
-Iteration ends stay in the engine's queue one by one, so their times are the very sums the
-step-by-step engine computes: ``now + dt``, with ``dt`` the same operations on the same
-numbers as :func:`iteration_ms` (:func:`decode_iteration_ms` only does the look-ups that the
-batch size fixes once per stretch).  What a stretch skips is the per-request work of
-finishing and forming each batch.  That work is deferred (``P_FF_DONE`` counts finished
-stretch iterations) and applied by :func:`ff_flush` before anything may look at the
-requests: every return to Python, every timeline row and every compiled routing decision.
-A stretch is cut short when a request is routed to its replica, because the next formation
-may then admit it.
+A stretch's iteration ends are the very sums the step-by-step engine computes: ``end + dt``,
+with ``dt`` the same operations on the same numbers as :func:`iteration_ms`
+(:func:`decode_iteration_ms` only does the look-ups that the batch size fixes once per
+stretch).  The per-request work of finishing and forming each batch is what a stretch
+skips: it is deferred (``P_FF_DONE`` counts the iterations passed) and applied by
+:func:`ff_flush` before anything may look at the requests (every return to Python, every
+timeline row, every compiled routing decision that reads progress).  A stretch is cut
+short (:func:`ff_cut`) when a request is routed to its replica, because the next formation
+may then admit it: it ends with the iteration in flight.
+
+*Lazy* stretches (:func:`ff_lazy`: when nobody looks at every global event, i.e. no
+timeline and a compiled router that reads no progress) also skip the engine's queue:
+:func:`ff_begin` computes every end in one tight loop and only the last one is queued.
+Taking each end from the queue had cost a queue operation and a cold look at the
+replica's columns per iteration, in an order that is harder to predict the more replicas
+there are.  The replica's columns then advance lazily: its *cursor* (``PF_BUSY_UNTIL``,
+the end of the iteration in flight; ``P_FF_LEFT``, the iterations after it) is moved with
+:func:`ff_step` by :func:`ff_catch_up` to where stepping would be at a global event (past
+the iteration ends ordered before it by (time, replica id)), and to the end at once by
+:func:`ff_to_end` when the queued end is reached.  Otherwise (*eager*) every end is queued
+and taken in turn: the looks would catch every replica up at every event anyway, and
+computing the ends twice cost routing-a10 (timelines on) 5%.
 
 Why the stretch length is safe: admission into a decode-only batch only gets harder as
 iterations pass (free blocks only fall, the batch size and chunk budget stay), so a waiting
@@ -25,13 +38,21 @@ from __future__ import annotations
 from numba import njit
 
 from sim_core.lookups import decode_iteration_ms, decode_segment, fixed_ms
-from sim_core.queues import blocks_for
+from sim_core.queues import blocks_for, ev_before, ev_set
 from sim_core.state import (
-    H_GENERATED, H_TOTAL, PF_BUSY_TIME, PF_BUSY_UNTIL, PF_FF_FIXED, PF_FF_TX, P_ALLOC,
-    P_BATCH_LEN, P_FF_DONE, P_FF_KV, P_FF_LEFT, P_FF_SEG, P_GEN_TOKENS, P_ITERATIONS,
-    P_NUM_BLOCKS, P_RUNNING, S_BLOCK_SHIFT, S_BLOCK_SIZE, S_GENERATED_TOKENS, V_BLOCKS,
-    V_PROCESSED,
+    H_GENERATED, H_TOTAL, PF_BUSY_TIME, PF_BUSY_UNTIL, PF_FF_BUSY, PF_FF_END, PF_FF_FIXED,
+    PF_FF_TX, P_ALLOC, P_BATCH_LEN, P_FF_DONE, P_FF_KV, P_FF_LEFT, P_FF_SEG, P_GEN_TOKENS,
+    P_ITERATIONS, P_NUM_BLOCKS, P_RUNNING, S_BLOCK_SHIFT, S_BLOCK_SIZE, S_GENERATED_TOKENS,
+    S_TL_CAP, S_TWIN, V_BLOCKS, V_PROCESSED,
 )
+from sim_core.twins import twin_reads_progress
+
+
+@njit(cache=True, error_model="numpy")
+def ff_lazy(si):
+    """Whether a stretch queues only its last iteration end: nobody looks at the state at
+    every global event (no timeline; a compiled router that reads no progress)."""
+    return si[S_TL_CAP] == 0 and not twin_reads_progress(si[S_TWIN])
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -80,7 +101,7 @@ def stretch_length(rv, rh, pi, si, batch_ids, r):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def ff_begin(rv, rh, pi, pf, si, batch_ids, blob, r, kv_sum):
+def ff_begin(rv, rh, pi, pf, si, batch_ids, blob, r, kv_sum, lazy):
     """After a decode-only batch was formed on r: start a stretch if it holds every running
     request, with the latency terms that stay fixed while it lasts."""
     nb = pi[P_BATCH_LEN, r]
@@ -95,13 +116,37 @@ def ff_begin(rv, rh, pi, pf, si, batch_ids, blob, r, kv_sum):
         seg, tx = decode_segment(blob, nb)
         pi[P_FF_SEG, r] = seg
         pf[PF_FF_TX, r] = tx
+        if lazy:
+            _plan(pi, pf, blob, r, k - 1)
+
+
+# Not inlined: it runs once per stretch, and inlined into the engine's loop its code cost
+# the eager mode (timelines on) 3% of its time.
+@njit(cache=True, error_model="numpy")
+def _plan(pi, pf, blob, r, m):
+    """Where replica r's stretch ends after ``m`` more iterations, and its busy time then:
+    :func:`ff_step`'s sums, in its order."""
+    nb = pi[P_BATCH_LEN, r]
+    fixed = pf[PF_FF_FIXED, r]
+    seg = pi[P_FF_SEG, r]
+    tx = pf[PF_FF_TX, r]
+    end = pf[PF_BUSY_UNTIL, r]
+    busy = pf[PF_BUSY_TIME, r]
+    kv = pi[P_FF_KV, r]
+    for _ in range(m):
+        kv += nb
+        dt = decode_iteration_ms(blob, fixed, seg, tx, nb, kv) / 1000.0
+        end = end + dt
+        busy += dt
+    pf[PF_FF_END, r] = end
+    pf[PF_FF_BUSY, r] = busy
 
 
 @njit(cache=True, error_model="numpy", inline="always")
 def ff_step(pi, pf, blob, r, now):
-    """Replica r's stretch iteration ended at ``now`` (the next end queued): start the next
-    one, exactly as finishing and forming it would (same latency arguments, same float
-    sums).  Returns its end, which the caller queues in place of the one reached."""
+    """Replica r's stretch iteration ended at ``now``: start the next one, exactly as
+    finishing and forming it would (same latency arguments, same float sums); returns its
+    end."""
     nb = pi[P_BATCH_LEN, r]
     pi[P_FF_DONE, r] += 1
     pi[P_FF_LEFT, r] -= 1
@@ -142,9 +187,50 @@ def ff_flush(rv, rh, pi, si, batch_ids, r):
     pi[P_FF_DONE, r] = 0
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def ff_catch_up(pi, pf, blob, r, now, bound):
+    """Move replica r's stretch on past its iteration ends ordered before (now, bound) (a
+    global event at ``now``: ``bound`` is the completing replica, or the replica count
+    for events that come after every iteration end at their time)."""
+    while pi[P_FF_LEFT, r] > 0:
+        end = pf[PF_BUSY_UNTIL, r]
+        if not ev_before(end, r, now, bound):
+            return
+        ff_step(pi, pf, blob, r, end)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def ff_to_end(pi, pf, r):
+    """Replica r's stretch reached its last iteration end (the queued one): its columns
+    as :func:`ff_catch_up` would leave them, from what :func:`ff_begin` computed."""
+    m = pi[P_FF_LEFT, r]
+    if m > 0:
+        pi[P_FF_DONE, r] += m
+        pi[P_ITERATIONS, r] += m
+        pi[P_FF_KV, r] += m * pi[P_BATCH_LEN, r]
+        pi[P_FF_LEFT, r] = 0
+        pf[PF_BUSY_UNTIL, r] = pf[PF_FF_END, r]
+        pf[PF_BUSY_TIME, r] = pf[PF_FF_BUSY, r]
+
+
 @njit(cache=True, error_model="numpy")
-def ff_flush_all(rv, rh, pi, si, batch_ids):
-    """:func:`ff_flush` on every replica: the state is then what stepping would show."""
+def ff_cut(pi, pf, ev_t, ev_w, blob, r, now, bound):
+    """A request was routed to replica r, in a lazy stretch, at the global event (now,
+    bound): the stretch ends with the iteration in flight, whose end takes the place of the
+    stretch's in the queue.  (An eager stretch is cut by setting ``P_FF_LEFT`` to 0: the end
+    queued is that of the iteration in flight.)"""
+    ff_catch_up(pi, pf, blob, r, now, bound)
+    if pi[P_FF_LEFT, r] > 0:
+        pi[P_FF_LEFT, r] = 0
+        ev_set(ev_t, ev_w, r, pf[PF_BUSY_UNTIL, r])
+
+
+@njit(cache=True, error_model="numpy")
+def ff_flush_all(rv, rh, pi, pf, si, batch_ids, blob, now, bound, lazy):
+    """Catch every replica up to the global event (now, bound) and :func:`ff_flush` it: the
+    state is then what stepping would show."""
     for r in range(pi.shape[1]):
+        if lazy and pi[P_FF_LEFT, r] > 0:
+            ff_catch_up(pi, pf, blob, r, now, bound)
         if pi[P_FF_DONE, r] > 0:
             ff_flush(rv, rh, pi, si, batch_ids, r)

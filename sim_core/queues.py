@@ -1,4 +1,4 @@
-"""The engine's data structures, compiled: the sorted queue of iteration ends, the
+"""The engine's data structures, compiled: the tournament tree of iteration ends, the
 per-replica waiting queues (doubly linked through the request columns), the running sets
 (sorted by arrival) and the admission / pre-emption moves between them."""
 from __future__ import annotations
@@ -10,25 +10,23 @@ from sim_core.state import (
     F_ARRIVAL, F_ATTEMPT_START, F_ENTER, F_FIRST_SCHED, F_LOST, F_QKEY, F_REPLICA_QUEUE,
     P_ALLOC, P_DIRTY, P_NUM_BLOCKS, P_PREEMPTIONS, P_RUNNING, P_WAITING, P_WAIT_PROMPT,
     P_WQ_HEAD, P_WQ_TAIL, QUEUE_BY_KEY, ST_RUNNING, ST_WAITING, S_BLOCK_SIZE, S_DIRTY_LEN,
-    S_EV_HEAD, S_EV_LEN, S_QUEUE_POLICY, V_BLOCKS, V_NEXT, V_PREV, V_PROCESSED, V_PROMPT,
+    S_QUEUE_POLICY, V_BLOCKS, V_NEXT, V_PREV, V_PROCESSED, V_PROMPT,
     V_RECOMPUTED, V_REPLICA, V_RESTARTS, V_STATE,
 )
 
 
 # ---------------------------------------------------------------- iteration ends
-# Every busy replica has one pending iteration end.  They are kept sorted by (time, replica
-# id) in ev_t/ev_r[head : head + len] (head and len in si): the next end is at the head, and
-# a new end is inserted by walking from the back.  A replica's next end is usually later
-# than most others' (they started earlier and iterations last about as long), so the walk
-# is short and the cost per event hardly grows with the replica count, unlike a binary
-# heap's log2(replicas) levels of hard-to-predict branches: on a synthetic stream of 30-50 ms
-# iterations, 2.8 -> 8.3 ns per event from 4 to 64 replicas, against 3.9 -> 36 for the heap.
-# The window slides right as ends are taken; when it reaches the end of the buffer
-# (replicas + state.EV_SPARE entries) it is moved back to 0, at most once per EV_SPARE
-# events.
-# inline="always": these run at every iteration, which saves the calls (and, where numba's
-# runtime is on, the reference counts of the arrays: sim_core/engine.py).
-
+# Every busy replica has one pending iteration end (or, in a lazy decode stretch, the end of
+# the stretch: sim_core.fastforward).  They sit in a tournament tree: node i holds the first
+# end (ev_t[i], time) of its half of the leaves and whose it is (ev_w[i], replica id); leaf
+# P + r is replica r's end (inf: none), P a power of two >= the replica count, node 1 the
+# root.  Setting an end replays the log2(P) matches on its path; each reads only the
+# sibling, which the path never writes, so the reads do not wait on one another, and the
+# winner is a select, not a hard-to-predict branch.  Any replica's end can be changed in
+# place (a stretch cut short).  Ends come by (time, replica id).  A binary heap cost
+# 3.9 -> 36 ns per event from 4 to 64 replicas on a synthetic stream of 30-50 ms
+# iterations; a sorted array (insertion from the back) cost as little as this tree while
+# every iteration was queued, but lazy stretches end in no particular order.
 @njit(cache=True, error_model="numpy", inline="always")
 def ev_before(ta, ra, tb, rb):
     """The order of iteration ends: (time, replica id)."""
@@ -36,46 +34,22 @@ def ev_before(ta, ra, tb, rb):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def ev_push(et, er, si, t, r):
-    """Insert replica r's iteration end t in its place."""
-    head = si[S_EV_HEAD]
-    n = si[S_EV_LEN]
-    i = head + n
-    if i == et.shape[0]:  # the window reached the end of the buffer: move it back to 0
-        for k in range(n):
-            et[k] = et[head + k]
-            er[k] = er[head + k]
-        head = 0
-        si[S_EV_HEAD] = 0
-        i = n
-    while i > head:
-        tp = et[i - 1]
-        rp = er[i - 1]
-        if not ev_before(t, r, tp, rp):
-            break
-        et[i] = tp
-        er[i] = rp
-        i -= 1
-    et[i] = t
-    er[i] = r
-    si[S_EV_LEN] = n + 1
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def ev_pop(si):
-    """Drop the next iteration end (``et[si[S_EV_HEAD]]``).  An emptied queue starts again
-    at 0, so that the scalars of runs that end alike are alike (the tests compare them)."""
-    n = si[S_EV_LEN] - 1
-    si[S_EV_LEN] = n
-    si[S_EV_HEAD] = si[S_EV_HEAD] + 1 if n > 0 else 0
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def ev_replace_top(et, er, si, t, r):
-    """Drop the next end and insert (t, r): a replica's next iteration end replaces the one
-    just reached."""
-    ev_pop(si)
-    ev_push(et, er, si, t, r)
+def ev_set(et, ew, r, t):
+    """Replica r's pending iteration end becomes t (``np.inf``: none); the first end is
+    then replica ``ew[1]``'s, at ``et[1]``."""
+    j = (et.shape[0] >> 1) + r
+    w = r
+    et[j] = t
+    while j > 1:
+        s = j ^ 1
+        ts = et[s]
+        ws = ew[s]
+        if ev_before(ts, ws, t, w):
+            t = ts
+            w = ws
+        j >>= 1
+        et[j] = t
+        ew[j] = w
 
 
 @njit(cache=True, error_model="numpy", inline="always")

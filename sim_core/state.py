@@ -99,7 +99,9 @@ PF_DRAIN_SINCE = 6     # when the replica began draining (only meaningful while 
 PF_DRAIN_TIME = 7      # accumulated time spent draining (finished drains)
 PF_FF_FIXED = 8        # stretch: the latency part fixed by the batch size (latency.fixed_ms)
 PF_FF_TX = 9           # stretch: decode-attention segment fraction (latency.decode_segment)
-NPF = 10
+PF_FF_END = 10         # stretch: when its last iteration ends (the replica's queued end)
+PF_FF_BUSY = 11        # stretch: PF_BUSY_TIME once its last iteration has ended
+NPF = 12
 
 # Int scalars (si).
 S_NUM_REQ = 0
@@ -111,7 +113,8 @@ S_N_EVENT_DONE = 5     # completions in the last event
 S_EVENT_REPLICA = 6
 S_TL_LEN = 7           # timeline rows written
 S_TL_CAP = 8
-S_EV_LEN = 9           # pending iteration ends (sim_core.queues: ev_push ...)
+S_EVENT_BOUND = 9      # the last global event came after the iteration ends before
+                       # (SF_NOW, this replica id): the replica count unless a completion
 S_DIRTY_LEN = 10
 S_QUEUE_POLICY = 11    # 0 = arrival (FIFO), 1 = by F_QKEY ascending
 S_SCHEDULER = 12       # 0 = sarathi, 1 = vllm
@@ -131,8 +134,7 @@ S_RR_NEXT = 25         # round-robin twin: the next replica in turn
 S_HRA_SHORTEST = 26    # HRA twin: 1 = shortest prompt first
 S_TWIN_KEY = 27        # compiled waiting-queue key of a built-in batch policy (sim_core.twins)
 S_BLOCK_SHIFT = 28     # log2(block size) if it is a power of two, else -1 (queues.blocks_for)
-S_EV_HEAD = 29         # where the pending iteration ends start in ev_t / ev_r
-NSI = 30
+NSI = 29
 
 # Float scalars (sf).
 SF_NOW = 0
@@ -176,10 +178,6 @@ ERR_NOT_QUEUED = -2
 ERR_DUPLICATE = -3
 ERR_NOT_ACCEPTING = -4
 
-# Spare room of the iteration-end queue's buffer beyond one entry per replica (its window
-# slides; sim_core.queues).
-EV_SPARE = 1024
-
 QUEUE_FIFO = 0
 QUEUE_BY_KEY = 1
 SCHED_CODES = {"sarathi": 0, "vllm": 1}
@@ -197,7 +195,7 @@ class SimState:
     slots: np.ndarray
     qbuf: np.ndarray
     ev_t: np.ndarray
-    ev_r: np.ndarray
+    ev_w: np.ndarray
     si: np.ndarray
     sf: np.ndarray
     tl: np.ndarray
@@ -225,7 +223,7 @@ class SimState:
     def engine_args(self) -> tuple:
         """The arrays in the order :func:`sim_core.engine.advance` takes them."""
         return (self.rv, self.rh, self.rf, self.pi, self.pf, self.slots, self.qbuf,
-                self.ev_t, self.ev_r, self.si, self.sf, self.tl)
+                self.ev_t, self.ev_w, self.si, self.sf, self.tl)
 
 
 def allocate(*, arrived_at, prompt, decode, num_replicas: int, num_blocks: int, block_size: int,
@@ -287,10 +285,18 @@ def allocate(*, arrived_at, prompt, decode, num_replicas: int, num_blocks: int, 
     si[S_TL_CAP] = rows
     cap = batch_cap
     slots = np.full((3, R, cap + 1), -1, np.int64)
+    # The tournament tree of iteration ends (sim_core.queues.ev_set), empty: every match
+    # between two missing ends goes to the lower id, on the left.
+    leaves = 1 << max(R - 1, 0).bit_length()
+    ev_t = np.full(2 * leaves, np.inf)
+    ev_w = np.zeros(2 * leaves, np.int64)
+    ev_w[leaves:] = np.arange(leaves)
+    for i in range(leaves - 1, 0, -1):
+        ev_w[i] = ev_w[2 * i]
     slots[SL_TOK] = 0
     return SimState(
         rv=rv, rh=rh, rf=rf, pi=pi, pf=pf, slots=slots,
         qbuf=np.zeros((5, max(n, R, 1)), np.int64),
-        ev_t=np.zeros(R + EV_SPARE, np.float64), ev_r=np.zeros(R + EV_SPARE, np.int64),
+        ev_t=ev_t, ev_w=ev_w,
         si=si, sf=sf, tl=tl,
     )

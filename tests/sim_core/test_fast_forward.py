@@ -10,7 +10,7 @@ from sim_core import state as S
 from sim_core.autoscale import AutoscaleConfig
 from sim_core.config import ClusterConfig, ReplicaConfig
 from sim_core.latency import LatencyTable, iteration_ms
-from tests.conftest import make_trace
+from tests.conftest import linear_table, make_trace
 from tests.sim_core.same_run import assert_same_run
 from workloads import SCENARIOS
 
@@ -72,6 +72,18 @@ def test_arrival_cuts_a_stretch_at_the_iteration_in_flight():
     assert b.first_scheduled_at == t and b.routed_at == 0.5
 
 
+def test_arrival_at_the_end_of_a_lazy_stretch_iteration_comes_after_it():
+    # 125 ms iterations (exact binary sums): A's decodes end at 0.125, 0.25, ..., 1.0, ...
+    # B arrives at 1.0 exactly.  The iteration end at 1.0 comes first (ties go to
+    # iteration ends), so B joins at the one after, 1.125, also when the stretch queued
+    # only its last end (compiled LLQ, no timeline).
+    table = linear_table(overhead_ms=125.0, per_token_ms=0.0)
+    res = both(one_replica(), make_trace([0.0, 1.0], [16, 30], [40, 5]), "llq",
+               compiled_router=True, latency=table, record_timeline=False)
+    b = res.requests.set_index("request_id").loc[1]
+    assert b.routed_at == 1.0 and b.first_scheduled_at == 1.125
+
+
 @pytest.mark.parametrize("scheduler", ["sarathi", "vllm"])
 def test_block_boundaries_and_preemption_inside_decode_runs(scheduler):
     # A 6-block pool, no watermark: the three requests outgrow it while decoding, so
@@ -123,6 +135,34 @@ def test_presets_seed0_full_duration(name, router):
     if sc.autoscale is not None:
         kw = dict(autoscaler="proportional", autoscale=sc.autoscale, record_timeline=False)
     both(sc.cluster, sc.trace(0), router, **kw)
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+@pytest.mark.parametrize("router", ["llq", "round_robin"])
+def test_lazy_stretches_equal_stepping(name, router):
+    """Without a timeline and with a compiled router that reads no progress, a stretch
+    queues only its last iteration end and is caught up or cut short at global events."""
+    sc = SCENARIOS[name]
+    kw = dict(record_timeline=False)
+    if sc.autoscale is not None:
+        kw.update(autoscaler="proportional", autoscale=sc.autoscale)
+    tr = sc.trace(0)
+    lazy = simulate(sc.cluster, tr, router, **kw)
+    assert lazy.state.si[S.S_TWIN] != 0
+    assert_same_run(simulate(sc.cluster, tr, router, **STEP, **kw), lazy)
+
+
+@pytest.mark.parametrize("replicas", [16, 64])
+def test_lazy_stretches_on_many_replicas_equal_stepping(replicas):
+    """routing-a10's workload at its load per replica on a larger cluster (as the scaling
+    benchmark runs it): many stretches are caught up, cut short and end together."""
+    sc = SCENARIOS["routing-a10"]
+    wl = sc.workload
+    arrival = type(wl.arrival)(**{**wl.arrival.__dict__, "qps": 7.5 * replicas / 4})
+    tr = type(wl)(**{**wl.__dict__, "arrival": arrival}).trace(300.0, 1)
+    cl = ClusterConfig(num_replicas=replicas, replica=sc.cluster.replica)
+    assert_same_run(simulate(cl, tr, "llq", record_timeline=False, **STEP),
+                    simulate(cl, tr, "llq", record_timeline=False))
 
 
 def test_vllm_scheduler_under_memory_pressure():
