@@ -5,6 +5,7 @@ import json
 import os
 import sys
 import threading
+from pathlib import Path
 
 from glia_nb.cli.options import add_executor_args
 from glia_nb.cli.compare import add_task_size_args, register_compare, sized_task
@@ -72,18 +73,26 @@ def _progress_line(i: int, ev: dict) -> str | None:
         return f"  {who} supervisor reply unreadable (taken as proceed): {raw!r}"
     if t == "finished":
         return f"  {who} session {ev.get('status')}: {ev.get('reason')}"
+    if t == "unseen_seeds":
+        return (f"  scoring the best design ({ev.get('name')}) and the baseline on "
+                f"{ev.get('n')} seeds drawn now, which no experiment saw")
     return None
 
 
 def _resume_study(args) -> dict:
     """``glia study --resume DIR``: one session, resumed from its journal and run on."""
     from glia_nb.research.session.session import Session
+    from glia_nb.progress import note
+    from glia_nb.research.study import confirm_best, unseen_fields
 
     s = Session.resume(args.resume)
     try:
         s.run()
     finally:
         s.journal.close()
+    here = Path(s.path)
+    unseen = confirm_best(s.task, s, s.best, here.parent / f"{here.name}-unseen_seeds",
+                          progress=lambda i, ev: note(_progress_line(i, ev) or ""))
     best = s.best or {}
     base = s.baseline_score
     task = s.task
@@ -96,21 +105,23 @@ def _resume_study(args) -> dict:
             "session_dir": str(s.path), "status": s.status, "reason": s.end_reason,
             "cost_usd": None if s.state.unpriced_calls else float(s.budget_used.get("usd", 0.0) or 0.0),
             "cost_known": not s.state.unpriced_calls, "llm_calls": s.state.llm_calls,
-            "input_tokens": s.state.input_tokens, "output_tokens": s.state.output_tokens}
+            "input_tokens": s.state.input_tokens, "output_tokens": s.state.output_tokens,
+            **unseen_fields(unseen)}
 
 
 def cmd_study(args) -> int:
     """``glia study``: run a study and print its result (one JSON object with ``--json``)."""
     # Imported here for start-up time: `glia --help` must not load the research team.
     from glia_nb.progress import fmt, note, progress as bar
-    from glia_nb.research.study import run_study, study_text
+    from glia_nb.research.study import run_study, study_text, unseen_text
 
     if args.resume:
         doc = _resume_study(args)
         print(json.dumps(doc) if args.json else
               f"resumed {doc['session_dir']}: baseline {fmt(doc['baseline_score'])}, best "
               f"{fmt(doc['best_score'])} ({doc['best_experiment']}) after "
-              f"{doc['num_experiments']} experiments")
+              f"{doc['num_experiments']} experiments"
+              + (f"\n{unseen_text(doc)}" if doc.get("unseen_seeds") else ""))
         code = {"finished": 0, "stopped": 130}.get(doc["status"], 1)
         if code:
             print(f"glia: study {doc['status']}: {doc['reason']}", file=sys.stderr)

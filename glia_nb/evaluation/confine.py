@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from glia_nb.evaluation import seccomp_filter
+from glia_nb.evaluation.numba_cache import private_cache
 
 ISOLATION_LEVELS = ("bwrap", "process", "in-process")
 NOBODY = 65534
@@ -298,7 +299,7 @@ def popen_confined(argv: list[str], *, level: str, scratch: str, env: dict | Non
     (:func:`.seccomp_filter.load_from_env`) after its imports, before running untrusted code.
     ``hidden``: more directories to mount empty at level ``bwrap`` (earlier runs' telemetry)."""
     sec = _seccomp_env(seccomp)
-    env = confined_env({**(env or {}), **sec})
+    env = confined_env({**(env or {}), **sec, "NUMBA_CACHE_DIR": private_cache(scratch)})
     proc = _popen(argv, level=level, scratch=scratch, env=env, pass_fds=pass_fds,
                   readonly=readonly, hidden=hidden, **popen_kw)
     proc.level, proc.seccomp = level, seccomp if sec else None

@@ -113,6 +113,7 @@ def install_trace_guard(sources=None, *, allow=POLICY_SIDE) -> None:
         m for m in sys.modules if m == "glia_nb" or m.startswith("glia_nb.")}
     realpath, fsdecode, getpid, isdir = os.path.realpath, os.fsdecode, os.getpid, os.path.isdir
     prefix = TRACE_PACKAGE + "."
+    tmpfile, o_path = getattr(os, "O_TMPFILE", -1), getattr(os, "O_PATH", 0)
 
     def hook(event: str, args: tuple) -> None:
         if event == "open":
@@ -125,7 +126,12 @@ def install_trace_guard(sources=None, *, allow=POLICY_SIDE) -> None:
                 return
             if _inside(path, sources):
                 raise TraceHiddenError(f"{path} cannot be opened in the policy process: {HIDDEN_MESSAGE}")
-            if isdir(path):  # a directory's descriptor would reach around this check (dir_fd=)
+            flags = args[2] if len(args) > 2 and isinstance(args[2], int) else 0
+            if isdir(path) and args[1] is None and (flags & tmpfile != tmpfile or flags & o_path):
+                # A directory's descriptor would reach around this check (dir_fd=).  Only
+                # os.open (mode None) can hand one out: the built-in open() refuses
+                # directories itself, and an O_TMPFILE open (numba's cache probe, through
+                # tempfile) yields an unnamed file.
                 raise TraceHiddenError(f"{path} is a directory: the policy process opens files only")
             if path.startswith("/proc/"):  # another process's files: the harness holds the trace
                 pid = path.split("/", 3)[2]

@@ -84,3 +84,24 @@ def test_non_integer_decisions_are_rejected_not_truncated(bad):
 def test_compare_refuses_zero_seeds_and_duration(argv, needle, capsys):
     assert main(["compare", "routing-a10", *argv]) == 2
     assert needle in capsys.readouterr().err
+
+
+def test_study_and_its_resume_confirm_the_best_design_on_unseen_seeds(tmp_path, capsys):
+    """``glia study`` ends by scoring its best design and the baseline on seeds drawn then;
+    ``glia study --resume`` does it again, on seeds of its own."""
+    from glia_nb.tasks import get_task
+
+    assert main(["study", "routing-a10", "--budget-sims", "3", "--duration", "300",
+                 "--out", str(tmp_path / "study"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    used = set(get_task("routing-a10").seeds)
+    assert doc["best_experiment"] != "baseline" and doc["unseen_error"] is None
+    assert len(doc["unseen_seeds"]) == len(used) and not set(doc["unseen_seeds"]) & used
+    assert doc["unseen_improvement"] == doc["unseen_baseline_score"] / doc["unseen_best_score"]
+    assert main(["study", "--resume", doc["session_dir"], "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["best_experiment"] == doc["best_experiment"]
+    assert len(again["unseen_seeds"]) == len(used) and not set(again["unseen_seeds"]) & used
+    assert again["unseen_seeds"] != doc["unseen_seeds"]  # drawn anew, not stored anywhere
+    assert main(["study", "--resume", doc["session_dir"]]) == 0
+    assert f"on {len(used)} unseen seeds: baseline " in capsys.readouterr().out

@@ -230,10 +230,19 @@ for how in (lambda: open({str(table)!r}).read(),
             lambda: os.read(os.open("request_metrics.csv", os.O_RDONLY,
                                     dir_fd=os.open({str(earlier)!r}, os.O_RDONLY)), 64),
             lambda: os.read(os.open("001_earlier/request_metrics.csv", os.O_RDONLY,
-                                    dir_fd=os.open({str(experiments)!r}, os.O_RDONLY)), 64)):
+                                    dir_fd=os.open({str(experiments)!r}, os.O_RDONLY)), 64),
+            # a descriptor of a directory above the hidden ones, however it is asked for
+            *(lambda flags=flags: os.read(os.open(
+                "experiments/001_earlier/request_metrics.csv", os.O_RDONLY,
+                dir_fd=os.open({str(experiments.parent)!r}, flags)), 64)
+              for flags in (os.O_RDONLY, os.O_PATH, os.O_PATH | os.O_TMPFILE,
+                            os.O_RDONLY | os.O_DIRECTORY)),
+            lambda: os.read(os.open("experiments/001_earlier/request_metrics.csv", os.O_RDONLY,
+                                    dir_fd=open({str(experiments.parent)!r}, "rb",
+                                                opener=os.open).fileno()), 64)):
     try:
         got.append(how())
-    except OSError:
+    except (OSError, ValueError):
         pass
 if any("decode" in str(g) or "request_metrics" in str(g) for g in got):
     raise RuntimeError("LEAK: " + repr(got)[:200])
