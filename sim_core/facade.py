@@ -8,7 +8,8 @@ import numpy as np
 
 from sim_core import state as S
 from sim_core.config import ClusterConfig
-from sim_core.engine import advance
+from sim_core.engine import advance, advance_lazy
+from sim_core.fastforward import ff_lazy
 from sim_core.latency import LatencyTable, load_latency_table
 from sim_core.results import SimResult
 from sim_core.routers import make_router, router_name
@@ -149,6 +150,7 @@ def simulate(cluster: ClusterConfig, trace, router="llq", *, latency: LatencyTab
         autoscaler.reset(info, np.random.default_rng([seed, 1]))
         scaler = Scaler(st, autoscaler, autoscale or AutoscaleConfig())
     view = ClusterView(st, info)
+    step = advance_lazy if ff_lazy(st.si) else advance
     args = st.engine_args()
     dec_req, dec_rep = st.dec_req, st.dec_rep
     cap = len(dec_req)
@@ -158,7 +160,7 @@ def simulate(cluster: ClusterConfig, trace, router="llq", *, latency: LatencyTab
     route = router.route
     cpu0, wall0 = time.process_time(), time.perf_counter()
     while True:
-        ev = advance(*args, blob, n)
+        ev = step(*args, blob, n)
         if ev < 0:
             k = int(st.si[S.S_ERROR])
             raise RoutingError(f"{router_name(router)}: " + _ERRORS[ev].format(
