@@ -5,7 +5,6 @@ import json
 import os
 import sys
 import threading
-from pathlib import Path
 
 from glia_nb.cli.options import add_executor_args
 from glia_nb.cli.compare import add_task_size_args, register_compare, sized_task
@@ -42,6 +41,10 @@ def register(sub) -> None:
                         "server; else 8192 for a local server)")
     add_task_size_args(s)
     s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--unseen-seeds", type=int, default=None, metavar="N",
+                   help="when the study finishes, score its best design and the baseline on N "
+                        "seeds drawn then, which no experiment saw (default: as many as the "
+                        "task evaluates on; 0: skip)")
     s.add_argument("--resume", metavar="DIR", help="go on with the session in DIR (its journal "
                    "keeps the Researcher, the Supervisor and every budget counter)")
     s.set_defaults(func=cmd_study)
@@ -83,16 +86,16 @@ def _resume_study(args) -> dict:
     """``glia study --resume DIR``: one session, resumed from its journal and run on."""
     from glia_nb.research.session.session import Session
     from glia_nb.progress import note
-    from glia_nb.research.study import confirm_best, unseen_fields
+    from glia_nb.research.unseen import confirm_best, unseen_fields
 
     s = Session.resume(args.resume)
     try:
         s.run()
     finally:
         s.journal.close()
-    here = Path(s.path)
-    unseen = confirm_best(s.task, s, s.best, here.parent / f"{here.name}-unseen_seeds",
-                          progress=lambda i, ev: note(_progress_line(i, ev) or ""))
+    unseen = confirm_best(s.task, s, s.best, n=args.unseen_seeds,
+                          progress=lambda i, ev: note(_progress_line(i, ev) or "")) \
+        if s.status == "finished" else None
     best = s.best or {}
     base = s.baseline_score
     task = s.task
@@ -113,8 +116,11 @@ def cmd_study(args) -> int:
     """``glia study``: run a study and print its result (one JSON object with ``--json``)."""
     # Imported here for start-up time: `glia --help` must not load the research team.
     from glia_nb.progress import fmt, note, progress as bar
-    from glia_nb.research.study import run_study, study_text, unseen_text
+    from glia_nb.research.study import run_study, study_text
+    from glia_nb.research.unseen import unseen_text
 
+    if args.unseen_seeds is not None and args.unseen_seeds < 0:
+        raise ValueError("--unseen-seeds must be >= 0")
     if args.resume:
         doc = _resume_study(args)
         print(json.dumps(doc) if args.json else
@@ -167,7 +173,7 @@ def cmd_study(args) -> int:
                         sequential=args.sequential, target=args.target, seed=args.seed,
                         workers=args.workers, out=args.out, progress=progress, dask=args.dask,
                         max_turns=args.max_turns, wall_time=args.wall_time, max_tokens=args.max_tokens,
-                        context_tokens=args.context_tokens)
+                        context_tokens=args.context_tokens, unseen_seeds=args.unseen_seeds)
     finally:
         signal.signal(signal.SIGTERM, previous)
         experiments.close()

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from glia_nb.evaluation import seccomp_filter
-from glia_nb.evaluation.numba_cache import private_cache
+from glia_nb.evaluation.numba_cache import CACHE_DIRNAME
 
 ISOLATION_LEVELS = ("bwrap", "process", "in-process")
 NOBODY = 65534
@@ -288,18 +288,27 @@ def confined_env(extra: dict | None = None) -> dict:
     return env
 
 
+def drops_to_nobody(level: str) -> bool:
+    """Whether a process confined at ``level`` is started as uid :data:`NOBODY` outside any
+    user namespace (level ``process``, started by root), so files made for it must be its."""
+    return level == "process" and hasattr(os, "geteuid") and os.geteuid() == 0
+
+
 def popen_confined(argv: list[str], *, level: str, scratch: str, env: dict | None = None,
                    pass_fds=(), readonly=(), seccomp: str | None = "policy", hidden=(),
-                   **popen_kw) -> ConfinedProcess:
+                   numba_cache: str | None = None, **popen_kw) -> ConfinedProcess:
     """Start ``argv`` confined at ``level`` (``"bwrap"`` or ``"process"``) with ``scratch``
     as its working and only writable directory.  The caller kills the process group.
 
     ``seccomp`` names the filter profile (:data:`.seccomp_filter.PROFILES`) handed to the
     child in its environment; ``argv`` must load it
     (:func:`.seccomp_filter.load_from_env`) after its imports, before running untrusted code.
-    ``hidden``: more directories to mount empty at level ``bwrap`` (earlier runs' telemetry)."""
+    ``hidden``: more directories to mount empty at level ``bwrap`` (earlier runs' telemetry).
+    ``numba_cache``: the process's own numba cache directory (:mod:`.numba_cache`), inside
+    ``scratch``."""
     sec = _seccomp_env(seccomp)
-    env = confined_env({**(env or {}), **sec, "NUMBA_CACHE_DIR": private_cache(scratch)})
+    cache = {"NUMBA_CACHE_DIR": numba_cache} if numba_cache else {}
+    env = confined_env({**(env or {}), **sec, **cache})
     proc = _popen(argv, level=level, scratch=scratch, env=env, pass_fds=pass_fds,
                   readonly=readonly, hidden=hidden, **popen_kw)
     proc.level, proc.seccomp = level, seccomp if sec else None
@@ -315,7 +324,7 @@ def _popen(argv, *, level, scratch, env, pass_fds, readonly, hidden=(), **popen_
                                start_new_session=True, **popen_kw)
     if level != "process":
         raise ValueError(f"unknown isolation level {level!r}")
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
+    if drops_to_nobody(level):
         # Sticky: nobody may add files here but not rename or remove the harness's.
         os.chmod(scratch, 0o1777)
         try:
@@ -350,8 +359,10 @@ def popen_shell(command: str, workspace, level: str, **popen_kw) -> ConfinedProc
                         "load_from_env(); os.execv('/bin/bash', ['bash', '-c', sys.argv[1]])")
     # The journal and the ledger are the harness's records: read-only in here.
     records = [p for p in (Path(ws) / n for n in HARNESS_RECORDS) if p.exists()]
+    # Its numba cache is its own, in the workspace; the harness never writes there.
     return popen_confined([sys.executable, "-c", harden_then_bash, command], level=level,
-                          scratch=ws, env=env, readonly=records, seccomp="shell", **popen_kw)
+                          scratch=ws, env=env, readonly=records, seccomp="shell",
+                          numba_cache=str(Path(ws) / CACHE_DIRNAME), **popen_kw)
 
 
 def doctor() -> dict:
@@ -371,6 +382,6 @@ def doctor() -> dict:
 
 
 __all__ = ["ISOLATION_LEVELS", "HardLimits", "harden", "choose_isolation", "probe_bwrap",
-           "bwrap_argv", "popen_confined", "popen_shell", "confined_env", "doctor", "IsolationWarning",
+           "bwrap_argv", "popen_confined", "drops_to_nobody", "popen_shell", "confined_env", "doctor", "IsolationWarning",
            "THREAD_ENV", "ConfinedProcess", "isolation_label", "seccomp_profile",
            "expected_isolation"]

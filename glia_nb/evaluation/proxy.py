@@ -35,7 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from glia_nb.evaluation import wire
-from glia_nb.evaluation.confine import HardLimits, package_roots, popen_confined
+from glia_nb.evaluation.confine import (NOBODY, HardLimits, drops_to_nobody, package_roots,
+                                        popen_confined)
+from glia_nb.evaluation.numba_cache import seeded_cache
 from glia_nb.evaluation.trace_guard import HIDDEN_ENV
 from glia_nb.jsonable import finite_or_none
 from glia_nb.runs import runs_dir
@@ -131,9 +133,11 @@ class PolicyProcess:
                 ",".join(map(str, ends)), json.dumps(limits.to_dict()), env["PYTHONPATH"]]
         with open(log_path, "ab") as log:
             try:
+                cache = seeded_cache(self.scratch, NOBODY if drops_to_nobody(level) else None)
                 self.proc = popen_confined(argv, level=level, scratch=self.scratch, env=env,
-                                           pass_fds=ends, hidden=hidden, stdin=subprocess.DEVNULL,
-                                           stdout=log, stderr=subprocess.STDOUT)
+                                           pass_fds=ends, hidden=hidden, numba_cache=cache,
+                                           stdin=subprocess.DEVNULL, stdout=log,
+                                           stderr=subprocess.STDOUT)
             except BaseException:
                 self.chan.close()
                 self.sock.close()

@@ -19,12 +19,12 @@ from glia_nb.evaluation.executors import dask_address, open_executor
 from glia_nb.research.journal import finite_or_none
 from glia_nb.progress import fmt
 from glia_nb.research.multi import ParallelGlia, SequentialGlia
-from glia_nb.research.unseen import confirm_on_unseen_seeds
+from glia_nb.research.unseen import confirm_best, unseen_fields, unseen_text
 from glia_nb.runs import runs_dir
 from glia_nb.tasks import get_task
 from glia_nb.tasks.budget import Budget
 
-__all__ = ["run_study", "study_budget", "study_text", "confirm_best", "unseen_fields", "unseen_text"]
+__all__ = ["run_study", "study_budget", "study_text"]
 
 
 def study_budget(task, budget_sims: int | None = None, budget_usd: float | None = None,
@@ -51,7 +51,8 @@ def study_budget(task, budget_sims: int | None = None, budget_usd: float | None 
 def run_study(task_name: str = "routing-a10", researcher: str = "offline", *, budget_sims=None,
               budget_usd=None, parallel=None, sequential=None, target=None, seed: int = 0,
               workers: int = 2, out=None, progress=None, task=None, dask: str | None = None,
-              max_turns=None, wall_time=None, max_tokens=None, context_tokens=None) -> dict:
+              max_turns=None, wall_time=None, max_tokens=None, context_tokens=None,
+              unseen_seeds: int | None = None) -> dict:
     """Run a study (SCG, MCG-ParN or MCG-Seq) and return the ``glia study --json`` document.
 
     The budget is the study's total: MCG-ParN splits it between its sessions and MCG-Seq's
@@ -59,7 +60,9 @@ def run_study(task_name: str = "routing-a10", researcher: str = "offline", *, bu
     ``$GLIA_DASK``): a scheduler address whose cluster runs the simulations instead of
     ``workers`` local processes. ``status`` is ``finished``, ``stopped`` or ``failed``
     (every session failed, or the model could not be used at all), ``reason`` says why in
-    one line; ``max_tokens`` and ``context_tokens`` configure a model researcher's client."""
+    one line; ``max_tokens`` and ``context_tokens`` configure a model researcher's client;
+    ``unseen_seeds``: how many seeds the best design is confirmed on when a study finishes
+    (default: as many as the task has; 0: none, see :mod:`glia_nb.research.unseen`)."""
     from glia_nb.llm.retry import LLMError
 
     task = task or get_task(task_name)
@@ -75,14 +78,36 @@ def run_study(task_name: str = "routing-a10", researcher: str = "offline", *, bu
             else:
                 runner = SequentialGlia(sequential or 1, task, root, client, target=target, **kw)
             result = runner.run(progress=progress)
-            unseen = confirm_best(task, result.best_session, result.best, root / "unseen_seeds",
-                                  executor=executor, progress=progress)
+            try:
+                status, reason = _status(result.sessions)
+                # A stopped or failed study is not confirmed: nothing it found is final.
+                unseen = confirm_best(task, result.best_session, result.best, n=unseen_seeds,
+                                      executor=executor, progress=progress) \
+                    if status == "finished" else None
+                return _study_doc(task, result, researcher, parallel, sequential, status,
+                                  reason, unseen)
+            finally:
+                for s in result.sessions:  # the study is over: free each journal (a resume)
+                    s.close()
     except LLMError as exc:  # the model cannot be used at all (a dead endpoint, a bad key)
         return {"task": task.name, "researcher": researcher, "status": "failed", "reason": _line(exc),
                 "mode": "SCG", "baseline_score": None, "best_score": None, "improvement": None,
                 "best_experiment": None, "num_experiments": 0, "sessions": 0, "session_dir": None,
                 "cost_usd": None, "cost_known": True, "input_tokens": 0, "output_tokens": 0, "llm_calls": 0,
                 **unseen_fields(None)}
+
+
+def _status(sessions) -> tuple[str, str | None]:
+    """The study's status and the reason of a session that ended so."""
+    statuses = [s.status for s in sessions]
+    status = "failed" if all(x == "failed" for x in statuses) else (
+        "stopped" if "stopped" in statuses else "finished")
+    reason = next((s.end_reason for s in sessions if s.status == status), None) or sessions[-1].end_reason
+    return status, reason
+
+
+def _study_doc(task, result, researcher, parallel, sequential, status, reason, unseen) -> dict:
+    """The ``glia study --json`` document of a study that ran."""
     sessions = result.sessions
     best_s = result.best_session or sessions[0]
     obj = task.objective
@@ -93,11 +118,7 @@ def run_study(task_name: str = "routing-a10", researcher: str = "offline", *, bu
     cost = sum(float(s.budget_used.get("usd", 0.0) or 0.0) for s in sessions)
     n_exp = sum(len([e for e in s.experiments if e.get("id", 1) != 0]) for s in sessions)
     usage = _usage(sessions)
-    statuses = [s.status for s in sessions]
-    status = "failed" if all(x == "failed" for x in statuses) else (
-        "stopped" if "stopped" in statuses else "finished")
-    reason = next((s.end_reason for s in sessions if s.status == status), None) or sessions[-1].end_reason
-    doc = {
+    return {
         "status": status,
         "reason": reason,
         "task": task.name,
@@ -119,33 +140,6 @@ def run_study(task_name: str = "routing-a10", researcher: str = "offline", *, bu
         **usage,
         **unseen_fields(unseen),
     }
-    for s in sessions:  # the study is over: release each journal's lock (a later resume)
-        s.close()
-    return doc
-
-
-def confirm_best(task, session, best: dict | None, out_dir, *, executor=None, progress=None):
-    """The best design of ``session`` and the baseline scored on unseen seeds
-    (:func:`glia_nb.research.unseen.confirm_on_unseen_seeds`), or None when no experiment
-    beat the baseline (nothing of the Researcher's to confirm)."""
-    if session is None or not best or best.get("id") in (None, 0) or not best.get("folder"):
-        return None
-    design = Path(session.workspace.path) / best["folder"] / task.policy_file
-    if not design.is_file():
-        return None
-    if progress:
-        progress(0, {"type": "unseen_seeds", "n": len(task.seeds), "name": best.get("name")})
-    return confirm_on_unseen_seeds(task, design, out_dir=out_dir, executor=executor,
-                                   secrets=getattr(session, "secrets", ()))
-
-
-def unseen_fields(unseen: dict | None) -> dict:
-    """The ``glia study --json`` fields of a confirmation on unseen seeds (all None
-    without one)."""
-    unseen = unseen or {}
-    return {"unseen_seeds": unseen.get("seeds"), "unseen_baseline_score": unseen.get("baseline_score"),
-            "unseen_best_score": unseen.get("best_score"),
-            "unseen_improvement": unseen.get("improvement"), "unseen_error": unseen.get("error")}
 
 
 def _client(spec, max_tokens, context_tokens):
@@ -208,18 +202,3 @@ def study_text(doc: dict) -> str:
              f"model calls {doc['llm_calls']}: {doc['input_tokens']} tokens in / {doc['output_tokens']} out, {cost}"]
     return "\n".join(lines)
 
-
-def unseen_text(doc: dict) -> str:
-    """How the best design did on the seeds drawn when the study ended (a study document
-    with ``unseen_seeds``)."""
-    def num(x) -> str:
-        return "none" if x is None else fmt(x)
-
-    n = len(doc["unseen_seeds"])
-    if doc.get("unseen_error"):
-        return f"on {n} unseen seeds the confirmation failed: {doc['unseen_error']}"
-    r = doc.get("unseen_improvement")
-    verdict = "no finite ratio" if r is None else (
-        f"{fmt(r)}x better" if r >= 1 else f"{fmt(r)}x: worse than the baseline")
-    return (f"on {n} unseen seeds: baseline {num(doc.get('unseen_baseline_score'))}  best "
-            f"{num(doc.get('unseen_best_score'))}  ({verdict})")

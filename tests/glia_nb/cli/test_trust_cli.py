@@ -88,20 +88,27 @@ def test_compare_refuses_zero_seeds_and_duration(argv, needle, capsys):
 
 def test_study_and_its_resume_confirm_the_best_design_on_unseen_seeds(tmp_path, capsys):
     """``glia study`` ends by scoring its best design and the baseline on seeds drawn then;
-    ``glia study --resume`` does it again, on seeds of its own."""
+    ``glia study --resume`` does it again, on seeds of its own; ``--unseen-seeds 0`` skips it."""
     from glia_nb.tasks import get_task
 
     assert main(["study", "routing-a10", "--budget-sims", "3", "--duration", "300",
-                 "--out", str(tmp_path / "study"), "--json"]) == 0
+                 "--unseen-seeds", "3", "--out", str(tmp_path / "study"), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     used = set(get_task("routing-a10").seeds)
     assert doc["best_experiment"] != "baseline" and doc["unseen_error"] is None
-    assert len(doc["unseen_seeds"]) == len(used) and not set(doc["unseen_seeds"]) & used
+    assert len(doc["unseen_seeds"]) == 3 and not set(doc["unseen_seeds"]) & used
     assert doc["unseen_improvement"] == doc["unseen_baseline_score"] / doc["unseen_best_score"]
-    assert main(["study", "--resume", doc["session_dir"], "--json"]) == 0
+    session = doc["session_dir"]
+    assert (tmp_path / "study" / "context0" / (session.rsplit("/", 1)[1] + "-unseen_seeds")
+            / "best" / "metrics.json").is_file()  # beside the workspace, not in it
+    assert main(["study", "--resume", session, "--unseen-seeds", "2", "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["best_experiment"] == doc["best_experiment"]
-    assert len(again["unseen_seeds"]) == len(used) and not set(again["unseen_seeds"]) & used
-    assert again["unseen_seeds"] != doc["unseen_seeds"]  # drawn anew, not stored anywhere
-    assert main(["study", "--resume", doc["session_dir"]]) == 0
-    assert f"on {len(used)} unseen seeds: baseline " in capsys.readouterr().out
+    assert len(again["unseen_seeds"]) == 2 and not set(again["unseen_seeds"]) & used
+    assert not set(again["unseen_seeds"]) & set(doc["unseen_seeds"])  # drawn anew, stored nowhere
+    assert main(["study", "--resume", session, "--unseen-seeds", "1"]) == 0
+    assert "on 1 unseen seed: baseline " in capsys.readouterr().out
+    assert main(["study", "--resume", session, "--unseen-seeds", "0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["unseen_seeds"] is None
+    assert main(["study", "--resume", session, "--unseen-seeds", "-1"]) == 2
+    assert "--unseen-seeds must be >= 0" in capsys.readouterr().err

@@ -7,8 +7,8 @@ import random
 import pytest
 
 from glia_nb.evaluation.harness import evaluate
-from glia_nb.research.study import study_text, unseen_fields
-from glia_nb.research.unseen import confirm_on_unseen_seeds, unseen_seeds
+from glia_nb.research.study import study_text
+from glia_nb.research.unseen import confirm_on_unseen_seeds, unseen_fields, unseen_seeds
 from glia_nb.tasks import get_task
 
 
@@ -72,6 +72,7 @@ def test_a_design_fitted_to_the_seen_traces_gains_nothing_on_unseen_seeds(tmp_pa
     assert doc["best_score"] == evaluate("hra", unseen).score  # and nothing elsewhere
     assert doc["baseline_score"] == evaluate(task.baseline, unseen).score
     assert doc["improvement"] == pytest.approx(doc["baseline_score"] / doc["best_score"])
+    assert doc["best_feasible"] and doc["baseline_feasible"]
     assert (tmp_path / "unseen" / "best" / "metrics.json").is_file()
 
 
@@ -81,7 +82,28 @@ def test_study_text_shows_the_unseen_seeds_line():
            "best_experiment": "x", "session_dir": "/tmp/s", "llm_calls": 0, "input_tokens": 0,
            "output_tokens": 0, "cost_usd": 0.0, "cost_known": True,
            **unseen_fields({"seeds": [5, 6], "baseline_score": 40.0, "best_score": 50.0,
+                            "baseline_feasible": True, "best_feasible": True,
                             "improvement": 0.8, "error": None})}
     assert "on 2 unseen seeds: baseline 40  best 50  (0.8x: worse than the baseline)" in study_text(doc)
+    infeasible = {**doc, "unseen_best_score": None, "unseen_best_feasible": False,
+                  "unseen_improvement": None}
+    assert "best infeasible  (no finite ratio)" in study_text(infeasible)
     assert set(unseen_fields(None).values()) == {None}
     assert "unseen" not in study_text({**doc, **unseen_fields(None)})
+
+
+def test_a_design_that_breaks_the_constraint_on_unseen_seeds_has_no_score(tmp_path):
+    """On a constrained task an infeasible design's score is infinite inside the harness;
+    the confirmation reports None and says it is infeasible (``--json`` never prints
+    Infinity)."""
+    import json
+
+    task = get_task("routing-a10").replace(duration_s=30, eval_seeds=(0,))
+    task = task.replace(objective=task.objective.__class__(
+        **{**task.objective.__dict__, "constraint": "mean_e2e_s", "constraint_max": 1e-6}))
+    design = tmp_path / "policy.py"
+    design.write_text("from sim_core.routers import LeastLoadedQueue as Mine\n")
+    doc = confirm_on_unseen_seeds(task, f"{design}:Mine", out_dir=tmp_path / "u", n=1)
+    assert doc["best_score"] is None and doc["best_feasible"] is False
+    assert doc["improvement"] is None
+    json.dumps(unseen_fields(doc), allow_nan=False)
