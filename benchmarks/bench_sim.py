@@ -8,7 +8,7 @@
    the Glia stack of ``glia_nb.evaluation.stack.STACKS``: the HRA router holds hundreds of requests in
    the global queue and is called after every arrival and completion.
 4. Scaling: replicas x simulated time at a load proportional to the replica count (7.5 QPS
-   per 4 replicas), fast (minimum of 3 runs) and step by step; the cost per replica-second
+   per 4 replicas), fast (minimum of 5 runs) and step by step; the cost per replica-second
    should stay roughly constant if cost is linear in replicas x simulated time.  Beside it,
    what a replica-second holds (requests, decode tokens, pre-emptions, requests running on
    a replica), which grows a little with the replica count at the same rate per replica.
@@ -141,14 +141,15 @@ def _workload(res, replicas: int, duration: float) -> tuple:
 def scaling(quick: bool) -> None:
     """Cost per replica-second at a load proportional to the replica count (7.5 QPS per 4
     replicas, LLQ, timelines off); it should stay flat if cost is linear in replicas x
-    simulated time.  The fast path's figure is the minimum of 3 runs (1 with --quick), the
-    step-by-step engine's one run.  What a replica-second holds is printed beside it: the
+    simulated time.  The fast path's figure is the minimum of 5 runs (1 with --quick: on a
+    shared machine a 64-replica run of 0.3 s varied by 15% over 3), the step-by-step
+    engine's one run.  What a replica-second holds is printed beside it: the
     same rate per replica still gives a busier replica-second on more replicas."""
     from sim_core import simulate
 
     grid = [(4, 1000), (16, 1000), (64, 1000)] if quick else \
         [(4, 1000), (8, 1000), (16, 1000), (32, 1000), (64, 1000), (64, 10000)]
-    reps = 1 if quick else 3
+    reps = 1 if quick else 5
     print("scaling (LLQ by name: fast-forward + compiled twin; timelines off; 7.5 QPS per 4 "
           f"replicas; fast path min of {reps})")
     print(f"  {'replicas':>8} {'sim s':>6} {'requests':>10} {'CPU s':>8} {'us/replica-s':>13} "
