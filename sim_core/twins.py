@@ -111,30 +111,61 @@ def _load(rv, pi, code, bs, r):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def _least_loaded(rv, pi, code, bs):
+    """The accepting replica with the least load (lowest id on ties; -1 if none): the least
+    load first, in a loop with no branch to mispredict, then the first replica with it.
+    (One pass keeping the best so far branched on every new best: on 64 replicas that scan
+    after every arrival was a tenth of what grew from 4 replicas.)"""
+    R = pi.shape[1]
+    none = np.iinfo(np.int64).max
+    least = none
+    if code == TWIN_LLQ:  # the usual twin, without the per-replica switch of _load
+        for r in range(R):
+            load = pi[P_WAITING, r] + pi[P_RUNNING, r]
+            least = min(least, load if pi[P_STATE, r] == R_ACTIVE else none)
+    else:
+        for r in range(R):
+            load = _load(rv, pi, code, bs, r)
+            least = min(least, load if pi[P_STATE, r] == R_ACTIVE else none)
+    if least == none:
+        return -1
+    for r in range(R):
+        if pi[P_STATE, r] == R_ACTIVE and _load(rv, pi, code, bs, r) == least:
+            return r
+    return -1
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _greedy(rv, pi, code, bs, q, dec_req, dec_rep):
     """The Python routers' ``_greedy``: each request to the least-loaded accepting replica
     (lowest id on ties), counting earlier placements of the same call (1 per request;
     least_blocks: the request's prompt blocks).  Loads are integers, so comparing them as
     integers is what the Python router's float comparisons do.  The usual single request
-    allocates nothing: this runs after every arrival."""
+    allocates nothing (:func:`_least_loaded`): this runs after every arrival."""
     R = pi.shape[1]
     n = q.shape[0]
-    added = np.zeros(R, np.int64) if n > 1 else q[:0]
+    if n == 1:
+        best = _least_loaded(rv, pi, code, bs)
+        if best < 0:
+            return 0
+        dec_req[0] = q[0]
+        dec_rep[0] = best
+        return 1
+    added = np.zeros(R, np.int64)
     for k in range(n):
         best = -1
         best_load = 0
         for r in range(R):
             if pi[P_STATE, r] != R_ACTIVE:
                 continue
-            load = _load(rv, pi, code, bs, r) + (added[r] if n > 1 else 0)
+            load = _load(rv, pi, code, bs, r) + added[r]
             if best < 0 or load < best_load:
                 best, best_load = r, load
         if best < 0:
             return 0  # no replica accepts: everything stays in the global queue
         dec_req[k] = q[k]
         dec_rep[k] = best
-        if n > 1:
-            added[best] += (rv[V_PROMPT, q[k]] + bs - 1) // bs if code == TWIN_LEAST_BLOCKS else 1
+        added[best] += (rv[V_PROMPT, q[k]] + bs - 1) // bs if code == TWIN_LEAST_BLOCKS else 1
     return n
 
 
