@@ -231,4 +231,8 @@ def warm_up() -> None:
                          decode_kv=[1.0, 2.0], decode_ms=z)
     trace = SimpleNamespace(arrived_at=np.zeros(1), prompt_tokens=np.ones(1, np.int64),
                             decode_tokens=np.ones(1, np.int64))
-    simulate(ClusterConfig(num_replicas=1), trace, "llq", latency=table, record_timeline=False)
+    # Both entry points of the engine: with a timeline its stretches are eager, without it
+    # (and a compiled router that reads no progress) lazy (sim_core.engine.advance_lazy).
+    for timeline in (False, True):
+        simulate(ClusterConfig(num_replicas=1), trace, "llq", latency=table,
+                 record_timeline=timeline)

@@ -1,5 +1,7 @@
 """Decode fast-forward gives exactly the results of stepping every iteration."""
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -226,3 +228,12 @@ def test_decode_iteration_ms_is_iteration_ms_bit_for_bit(name, nb, kv_extra):
     seg, tx = decode_segment(blob, nb)
     fast = decode_iteration_ms(blob, fixed_ms(blob, float(nb), 0.0), seg, tx, nb, kv)
     assert fast == iteration_ms(blob, nb, nb, kv, 0.0)
+
+
+def test_warm_up_loads_both_engine_entry_points():
+    # A fresh interpreter: in this one earlier tests have loaded both already.
+    code = ("from sim_core import engine; from sim_core.facade import warm_up; warm_up(); "
+            "print(len(engine.advance.signatures), len(engine.advance_lazy.signatures))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=600)
+    assert out.stdout.split() == ["1", "1"]
