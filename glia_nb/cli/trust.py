@@ -20,6 +20,8 @@ def _cmd_doctor(args) -> int:
     print(f"sealed memfd     {'yes' if d['memfd_seals'] else 'no (a private temporary file instead)'}")
     print(f"running as root  {'yes (confined code runs as uid 65534)' if d['running_as_root'] else 'no'}")
     print(f"seccomp filter   {'yes' if d['seccomp'] else 'NO'}: {d['seccomp_detail']}")
+    print("landlock         " + (f"ABI {d['landlock_abi']} (the fallback level's file allow-list)"
+                                  if d["landlock_abi"] else "no (kernel before 5.13, or not Linux)"))
     print(f"isolation        {d['recorded_isolation']}"
           + ("" if d["isolation"] == "bwrap" else
              "  (weaker: no mount/network/PID namespaces; install bubblewrap)")

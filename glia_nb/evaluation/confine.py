@@ -34,7 +34,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from glia_nb.evaluation import seccomp_filter
+from glia_nb.evaluation import landlock, seccomp_filter
+from glia_nb.evaluation.landlock import ENV as LANDLOCK_ENV
 from glia_nb.evaluation.numba_cache import CACHE_DIRNAME
 
 ISOLATION_LEVELS = ("bwrap", "process", "in-process")
@@ -144,10 +145,17 @@ def choose_isolation(prefer: str | None = None, *, warn: bool = True) -> str:
 
 
 # ---------------------------------------------------------------------- seccomp
-def isolation_label(level: str, seccomp: str | None) -> str:
+def isolation_label(level: str, seccomp: str | None, landlock: bool = False) -> str:
     """What a result records: the level, with ``"+seccomp"`` when a filter (of profile
-    ``seccomp``) is loaded in the confined process."""
-    return f"{level}+seccomp" if seccomp else level
+    ``seccomp``) is loaded in the confined process and ``"+landlock"`` when the kernel's
+    file allow-list holds it (:mod:`.landlock`, level ``process``)."""
+    return level + ("+seccomp" if seccomp else "") + ("+landlock" if landlock else "")
+
+
+def policy_landlock(level: str) -> bool:
+    """Whether a policy process confined at ``level`` runs under Landlock: at level
+    ``process`` (bwrap's mount namespace already hides the rest) where the kernel has it."""
+    return level == "process" and landlock.abi() > 0
 
 
 def seccomp_profile(profile: str) -> str | None:
@@ -163,7 +171,9 @@ def seccomp_profile(profile: str) -> str | None:
 def expected_isolation(prefer: str | None = None, *, profile: str = "policy") -> str:
     """The isolation string results will record on this machine (for journal headers):
     :func:`choose_isolation`'s level and whether a seccomp filter loads."""
-    return isolation_label(choose_isolation(prefer, warn=False), seccomp_profile(profile))
+    level = choose_isolation(prefer, warn=False)
+    return isolation_label(level, seccomp_profile(profile),
+                           profile == "policy" and policy_landlock(level))
 
 
 class ConfinedProcess(subprocess.Popen):
@@ -172,11 +182,12 @@ class ConfinedProcess(subprocess.Popen):
 
     level: str = ""
     seccomp: str | None = None
+    landlock: bool = False
 
     @property
     def isolation(self) -> str:
         """The isolation string to record (:func:`isolation_label`)."""
-        return isolation_label(self.level, self.seccomp)
+        return isolation_label(self.level, self.seccomp, self.landlock)
 
 
 def _seccomp_env(profile: str | None) -> dict:
@@ -296,7 +307,8 @@ def drops_to_nobody(level: str) -> bool:
 
 def popen_confined(argv: list[str], *, level: str, scratch: str, env: dict | None = None,
                    pass_fds=(), readonly=(), seccomp: str | None = "policy", hidden=(),
-                   numba_cache: str | None = None, **popen_kw) -> ConfinedProcess:
+                   numba_cache: str | None = None, landlock: bool = False,
+                   **popen_kw) -> ConfinedProcess:
     """Start ``argv`` confined at ``level`` (``"bwrap"`` or ``"process"``) with ``scratch``
     as its working and only writable directory.  The caller kills the process group.
 
@@ -305,13 +317,15 @@ def popen_confined(argv: list[str], *, level: str, scratch: str, env: dict | Non
     (:func:`.seccomp_filter.load_from_env`) after its imports, before running untrusted code.
     ``hidden``: more directories to mount empty at level ``bwrap`` (earlier runs' telemetry).
     ``numba_cache``: the process's own numba cache directory (:mod:`.numba_cache`), inside
-    ``scratch``."""
+    ``scratch``.  ``landlock``: ask the process (which must call
+    :func:`.landlock.restrict_policy_process`) to put itself under Landlock."""
     sec = _seccomp_env(seccomp)
     cache = {"NUMBA_CACHE_DIR": numba_cache} if numba_cache else {}
-    env = confined_env({**(env or {}), **sec, **cache})
+    ll = {LANDLOCK_ENV: "1"} if landlock else {}
+    env = confined_env({**(env or {}), **sec, **cache, **ll})
     proc = _popen(argv, level=level, scratch=scratch, env=env, pass_fds=pass_fds,
                   readonly=readonly, hidden=hidden, **popen_kw)
-    proc.level, proc.seccomp = level, seccomp if sec else None
+    proc.level, proc.seccomp, proc.landlock = level, seccomp if sec else None, landlock
     return proc
 
 
@@ -377,11 +391,13 @@ def doctor() -> dict:
             "running_as_root": hasattr(os, "geteuid") and os.geteuid() == 0,
             "seccomp": sec_ok, "seccomp_detail": sec_why,
             "isolation": "bwrap" if ok else "process",
+            "landlock_abi": landlock.abi(),
             "recorded_isolation": isolation_label("bwrap" if ok else "process",
-                                                  "policy" if sec_ok else None)}
+                                                  "policy" if sec_ok else None,
+                                                  policy_landlock("bwrap" if ok else "process"))}
 
 
 __all__ = ["ISOLATION_LEVELS", "HardLimits", "harden", "choose_isolation", "probe_bwrap",
-           "bwrap_argv", "popen_confined", "drops_to_nobody", "popen_shell", "confined_env", "doctor", "IsolationWarning",
+           "bwrap_argv", "popen_confined", "drops_to_nobody", "policy_landlock", "popen_shell", "confined_env", "doctor", "IsolationWarning",
            "THREAD_ENV", "ConfinedProcess", "isolation_label", "seccomp_profile",
            "expected_isolation"]

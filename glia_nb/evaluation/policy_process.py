@@ -334,7 +334,12 @@ def main(argv=None) -> int:
 
     # No workloads (the trace generator), no harness module and no earlier run's telemetry,
     # at every isolation level.
-    install_trace_guard([*trace_sources(), *hidden_from_env()])
+    hidden = [*trace_sources(), *hidden_from_env()]
+    # At level "process": the kernel's file allow-list too, for native code (landlock.py);
+    # before the guard, which would refuse the directory descriptors its rules are made of.
+    from glia_nb.evaluation.landlock import restrict_policy_process
+    restrict_policy_process(hidden)
+    install_trace_guard(hidden)
     # Python-level guard on top of the namespaces (and the only one at level "process").
     install_audit_guard()
     return serve(rfd, wfd, sock)

@@ -36,7 +36,7 @@ import numpy as np
 
 from glia_nb.evaluation import wire
 from glia_nb.evaluation.confine import (NOBODY, HardLimits, drops_to_nobody, package_roots,
-                                        popen_confined)
+                                        policy_landlock, popen_confined)
 from glia_nb.evaluation.numba_cache import seeded_cache
 from glia_nb.evaluation.trace_guard import HIDDEN_ENV
 from glia_nb.jsonable import finite_or_none
@@ -136,6 +136,7 @@ class PolicyProcess:
                 cache = seeded_cache(self.scratch, NOBODY if drops_to_nobody(level) else None)
                 self.proc = popen_confined(argv, level=level, scratch=self.scratch, env=env,
                                            pass_fds=ends, hidden=hidden, numba_cache=cache,
+                                           landlock=policy_landlock(level),
                                            stdin=subprocess.DEVNULL, stdout=log,
                                            stderr=subprocess.STDOUT)
             except BaseException:

@@ -18,7 +18,8 @@ def test_doctor_names_the_isolation_level(capsys):
     from glia_nb.evaluation.confine import seccomp_profile
 
     assert d["seccomp"] is (seccomp_profile("policy") is not None) and d["seccomp_detail"]
-    assert d["recorded_isolation"] == d["isolation"] + ("+seccomp" if d["seccomp"] else "")
+    assert d["recorded_isolation"] == d["isolation"] + ("+seccomp" if d["seccomp"] else "") + (
+        "+landlock" if d["isolation"] == "process" and d["landlock_abi"] > 0 else "")
 
 
 def test_simulate_sandboxes_a_policy_file_and_matches_the_builtin(tmp_path, capsys):

@@ -17,7 +17,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from glia_nb.evaluation.confine import choose_isolation, isolation_label, seccomp_profile
+from glia_nb.evaluation.confine import (choose_isolation, isolation_label, policy_landlock,
+                                        seccomp_profile)
 from glia_nb.evaluation.harness import Limits, evaluate
 from glia_nb.tasks import get_task
 
@@ -29,7 +30,7 @@ NEEDS_NAMESPACES = pytest.mark.skipif(LEVEL != "bwrap", reason="bubblewrap is no
 
 def recorded(level: str) -> str:
     """The isolation a result records for a candidate confined at ``level``."""
-    return isolation_label(level, SECCOMP)
+    return isolation_label(level, SECCOMP, policy_landlock(level))
 
 
 LLQ = """

@@ -20,6 +20,7 @@ from test_redteam import (LEVEL, NEEDS_NAMESPACES, _eval, _no_leak, _router,  # 
 
 import glia_nb
 import workloads
+from glia_nb.evaluation.confine import policy_landlock
 from glia_nb.evaluation.harness import Limits, evaluate
 
 PROJECT = Path(glia_nb.__file__).resolve().parent.parent
@@ -158,6 +159,46 @@ if readable:
     _then_honest(tmp_path, task, honest_score, limits=lim)
 
 
+@pytest.mark.skipif(not policy_landlock("process"), reason="this kernel has no Landlock")
+def test_at_the_fallback_level_native_code_meets_the_kernels_allow_list(tmp_path, task,
+                                                                        honest_score):
+    """Native code gets past the Python guard, not past Landlock: ``libc`` opens of the
+    trace generator's files, of the harness's ``/proc/<pid>/environ``, of an earlier
+    experiment's table and a write to ``/tmp`` (a note for the next candidate) are all
+    refused by the kernel at level ``process``; the process's own files still work."""
+    from glia_nb.evaluation.trace_guard import trace_sources
+
+    files = [str(p) for s in trace_sources() for p in sorted(Path(s).rglob("*.py"))[:5]]
+    earlier = tmp_path / "ws" / "experiments" / "001_earlier"
+    earlier.mkdir(parents=True)
+    (earlier / "request_metrics.csv").write_text("request_id,request_num_decode_tokens\n0,123\n")
+    attack = f"""
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+got = []
+for p in [*{files!r}, "/proc/%d/environ" % os.getppid(), {str(earlier / "request_metrics.csv")!r}]:
+    fd = libc.open(p.encode(), os.O_RDONLY)
+    if fd >= 0:
+        got.append(p)
+        libc.close(fd)
+fd = libc.open(b"/tmp/glia-note-for-the-next-candidate", os.O_WRONLY | os.O_CREAT, 0o644)
+if fd >= 0:
+    got.append("/tmp (written)")
+if libc.open(b"/proc/self/status", os.O_RDONLY) < 0 or libc.open(b"own.txt", os.O_WRONLY | os.O_CREAT, 0o644) < 0:
+    raise RuntimeError("its own files were refused")
+if got:
+    raise RuntimeError("LEAK: " + ", ".join(got[:5]))
+"""
+    lim = Limits(isolation="process")
+    src = tmp_path / "attack.py"
+    src.write_text(_router(attack, at="reset"))
+    res = evaluate(f"{src}:Attack", task, tmp_path / "ws" / "experiments" / "002_attack", limits=lim)
+    _no_leak(res)
+    assert res.ok and res.score == honest_score and res.isolation.endswith("+landlock"), res.one_line()
+    assert not Path("/tmp/glia-note-for-the-next-candidate").exists()
+    _then_honest(tmp_path, task, honest_score, limits=lim)
+
+
 @NEEDS_NAMESPACES
 def test_the_harness_processes_are_not_in_proc(tmp_path, task, honest_score):
     """Only the sandbox's own init (bwrap, pid 1 of the namespace) and the policy process."""
@@ -190,7 +231,11 @@ def test_the_harness_memory_is_not_readable_through_proc_at_either_level(tmp_pat
     attack = """
 import os
 readable = []
-for pid in {os.getppid(), 1, *[int(p) for p in os.listdir("/proc") if p.isdigit()][:50]}:
+try:
+    listed = [int(p) for p in os.listdir("/proc") if p.isdigit()][:50]
+except OSError:  # Landlock (level "process") lets a policy see only its own /proc entries
+    listed = []
+for pid in {os.getppid(), 1, *listed}:
     if pid == os.getpid():
         continue
     for name in ("mem", "maps", "environ", "cmdline"):

@@ -16,12 +16,14 @@ import warnings
 import pytest
 
 from glia_nb.evaluation import seccomp_filter
-from glia_nb.evaluation.confine import IsolationWarning, seccomp_profile
+from glia_nb.evaluation.confine import IsolationWarning, policy_landlock, seccomp_profile
 
 pytestmark = pytest.mark.skipif(seccomp_profile("policy") is None,
                                 reason="libseccomp is not usable here: no seccomp filter")
 
 # Each probe returns 0 (allowed) or the errno name of its failure.
+# A policy process at level "process" runs under Landlock where the kernel has it.
+LANDLOCK = "+landlock" if policy_landlock("process") else ""
 PROBE = textwrap.dedent("""
     import ctypes, errno, json, os, subprocess, sys, threading
     from glia_nb.evaluation import seccomp_filter as sf
@@ -142,7 +144,7 @@ def test_a_filter_that_does_not_load_stops_the_policy_process(monkeypatch):
                         lambda profile: {seccomp_filter.ENV: f"{profile}:{bad}"})
     p = _policy()
     try:
-        assert p.isolation == "process+seccomp"
+        assert p.isolation == "process+seccomp" + LANDLOCK
         with pytest.raises(PolicyError) as err:
             p.load(MODE_ROUTER.format(want="0"), "mode.py", "Mode", "router")
         assert err.value.kind == "crash"
@@ -164,7 +166,7 @@ def test_without_libseccomp_the_filter_is_skipped_said_once_and_recorded(monkeyp
         said = [str(w.message) for w in caught if issubclass(w.category, IsolationWarning)]
         assert len(said) == 1 and "without a seccomp filter" in said[0], said
         for p in procs:
-            assert p.isolation == "process"
+            assert p.isolation == "process" + LANDLOCK
             p.load(MODE_ROUTER.format(want="0"), "mode.py", "Mode", "router")  # runs unfiltered
     finally:
         for p in procs:
@@ -175,7 +177,7 @@ def test_without_libseccomp_the_filter_is_skipped_said_once_and_recorded(monkeyp
 def test_the_policy_process_runs_its_candidate_under_the_filter():
     p = _policy()
     try:
-        assert p.isolation == "process+seccomp"
+        assert p.isolation == "process+seccomp" + LANDLOCK
         p.load(MODE_ROUTER.format(want="2"), "mode.py", "Mode", "router")
     finally:
         p.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from glia_nb.evaluation.confine import policy_landlock
 from glia_nb.evaluation.harness import Limits, evaluate
 from policy_sources import LLQ_SOURCE
 from glia_nb.research.journal import Journal, JournalLockedError, read_journal
@@ -133,9 +134,13 @@ def test_candidate_at_the_process_level_that_forges_records_fails(workspace):
     before = {p: p.read_bytes() for p in [*workspace.record_files(), tb.journal.path]}
     res = tb.call("run_experiment", {"name": "forger", "hypothesis": "write my own score"})
     row = res.data["experiment"]
-    # _open_up made the files writable to it, so it reached them: failed, files put back
-    assert row["status"] == "error" and row["error_kind"] == "tamper", row
-    assert "ledger.csv, journal.jsonl" in row["error"] and row["score"] is None
+    if policy_landlock("process"):
+        # The kernel's allow-list holds it to its scratch dir: the writes never happen
+        assert row["status"] == "ok" and row["score"] == base.score, row
+    else:
+        # _open_up made the files writable to it, so it reached them: failed, files put back
+        assert row["status"] == "error" and row["error_kind"] == "tamper", row
+        assert "ledger.csv, journal.jsonl" in row["error"] and row["score"] is None
     assert base.ok
     rows = workspace.ledger_rows()
     assert [r["name"] for r in rows] == [rows[0]["name"], "forger"]  # no forged row survives
