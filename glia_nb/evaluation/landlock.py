@@ -18,18 +18,29 @@ import os
 import platform
 from pathlib import Path
 
-# System call numbers (the same on x86-64 and arm64 for these).
+# System call numbers (shared by the architectures in _ARCHES).
 _CREATE, _ADD_RULE, _RESTRICT = 444, 445, 446
 _VERSION = 1            # LANDLOCK_CREATE_RULESET_VERSION
 _PATH_BENEATH = 1       # LANDLOCK_RULE_PATH_BENEATH
 EXECUTE, WRITE_FILE, READ_FILE, READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
-_ABI1 = (1 << 13) - 1   # execute .. make_sym
-_BY_ABI = {1: _ABI1, 2: _ABI1 | 1 << 13, 3: _ABI1 | 1 << 13 | 1 << 14}  # + refer, truncate
-_ABI5 = _BY_ABI[3] | 1 << 15  # + ioctl_dev
-_FILE_RIGHTS = EXECUTE | WRITE_FILE | READ_FILE | 1 << 14 | 1 << 15  # what a file rule may hold
+MAKE_CHAR, MAKE_BLOCK, TRUNCATE, IOCTL_DEV = 1 << 6, 1 << 11, 1 << 14, 1 << 15
+_FILE_RIGHTS = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV  # what a file rule may hold
 READ = EXECUTE | READ_FILE | READ_DIR
-ENV = "GLIA_LANDLOCK"   # JSON {"read": [...], "write": [...]} handed to the policy process
-_ARCHES = ("x86_64", "AMD64", "aarch64", "arm64")
+# Rights the scratch directory never gets: device nodes (a disk's would reach every file).
+NEVER = MAKE_CHAR | MAKE_BLOCK | IOCTL_DEV
+_SCOPE_ABSTRACT_UNIX, _SCOPE_SIGNAL = 1, 2   # ABI 6: only this sandbox's sockets and signals
+ENV = "GLIA_LANDLOCK"   # "1": the harness asks the policy process to restrict itself
+_ARCHES = ("x86_64", "AMD64", "aarch64", "arm64", "riscv64", "ppc64le", "ppc64", "s390x")
+
+
+def handled_rights(version: int) -> int:
+    """The file-system rights ABI ``version`` knows (an unknown bit is refused): 1 has
+    execute .. make_sym, 2 adds refer, 3 truncate, 5 ioctl_dev (4, 6 and 7 add none)."""
+    rights = (1 << 13) - 1
+    for since, bit in ((2, 1 << 13), (3, TRUNCATE), (5, IOCTL_DEV)):
+        if version >= since:
+            rights |= bit
+    return rights
 
 
 class LandlockUnavailable(OSError):
@@ -62,14 +73,19 @@ def restrict(read, write) -> None:
     version = abi()
     if not version:
         raise LandlockUnavailable("this kernel has no Landlock")
-    handled = _BY_ABI.get(version, _ABI5)
+    handled = handled_rights(version)
     sys_ = _syscall()
-    attr = ctypes.c_uint64(handled)  # struct landlock_ruleset_attr, file-system field only
-    ruleset = sys_(_CREATE, ctypes.byref(attr), ctypes.c_size_t(8), ctypes.c_uint32(0))
+    # struct landlock_ruleset_attr {handled_access_fs, handled_access_net, scoped}: from ABI 6
+    # signals and abstract Unix sockets are scoped to the sandbox; older kernels take the
+    # first field only (they refuse non-zero bytes they do not know).
+    scoped = _SCOPE_ABSTRACT_UNIX | _SCOPE_SIGNAL if version >= 6 else 0
+    attr = (ctypes.c_uint64 * 3)(handled, 0, scoped)
+    size = 24 if scoped else 8
+    ruleset = sys_(_CREATE, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
     if ruleset < 0:
         raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")
     try:
-        for paths, rights in ((read, READ), (write, handled)):
+        for paths, rights in ((read, READ), (write, handled & ~NEVER)):
             for p in paths:
                 _allow(sys_, ruleset, str(p), rights & handled)
         if sys_(_RESTRICT, ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:
@@ -116,14 +132,32 @@ SYSTEM = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/sys", "
 
 def policy_paths(scratch: str, hidden, roots) -> dict[str, list[str]]:
     """The allow-list of a policy process: read the system (:data:`SYSTEM`), its own
-    ``/proc`` entries and ``roots`` (the interpreter's and the packages' folders) except
-    ``hidden``; write ``scratch`` and ``/dev/null``.  Paths are resolved (symbolic links
-    followed), as the kernel checks them."""
+    ``/proc`` entries and ``roots`` (the interpreter's folders and the packages' own
+    folders), each with everything under ``hidden`` cut out; write ``scratch`` and
+    ``/dev/null``.  Paths are resolved (symbolic links followed), as the kernel checks them."""
     hidden = [os.path.realpath(h) for h in hidden]
-    read = [f"/proc/{os.getpid()}", *SYSTEM]
-    for r in dict.fromkeys(os.path.realpath(r) for r in roots):
+    read = [f"/proc/{os.getpid()}"]
+    for r in dict.fromkeys(os.path.realpath(r) for r in (*SYSTEM, *roots)):
         read += allow_except(r, hidden)
     return {"read": read, "write": [os.path.realpath(scratch), "/dev/null"]}
+
+
+def policy_roots(packages=("glia_nb", "sim_core")) -> list[str]:
+    """The folders a policy process reads beyond the system: its interpreter's, the
+    standard library and site-packages, and the folders of ``packages`` themselves -- never
+    a checkout's root, where a build folder, a wheel or a virtual environment may hold
+    another copy of the trace generator (and a ``.env`` file keys)."""
+    import importlib.util
+    import sys
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    roots = [os.path.dirname(sys.executable),
+             *(paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths)]
+    for name in packages:
+        spec = importlib.util.find_spec(name)
+        roots += list(spec.submodule_search_locations or []) if spec else []
+    return roots
 
 
 def restrict_policy_process(hidden) -> bool:
@@ -132,16 +166,11 @@ def restrict_policy_process(hidden) -> bool:
     honoured raises: the process must die rather than run the candidate without it."""
     if os.environ.get(ENV) != "1":
         return False
-    import sys
-    import sysconfig
-
-    roots = [sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(sys.executable),
-             *(sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")),
-             *(p for p in sys.path if p and os.path.isdir(p))]
-    paths = policy_paths(os.getcwd(), hidden, roots)
+    paths = policy_paths(os.getcwd(), hidden, policy_roots())
     restrict(paths["read"], paths["write"])
     return True
 
 
-__all__ = ["abi", "restrict", "allow_except", "policy_paths", "restrict_policy_process",
-           "LandlockUnavailable", "ENV", "READ", "SYSTEM"]
+__all__ = ["abi", "restrict", "allow_except", "policy_paths", "policy_roots",
+           "restrict_policy_process", "handled_rights", "LandlockUnavailable", "ENV", "READ",
+           "NEVER", "SYSTEM"]

@@ -23,17 +23,25 @@ KEY_ARGS, FLOAT, INT = struct.Struct("<qd"), struct.Struct("<d"), struct.Struct(
 
 
 def _load(msg: dict):
-    """The candidate object's class (or function) from its source text."""
+    """The candidate object's class (or function) and the path its source runs from.
+
+    The source is written into the scratch directory (the working directory) under its
+    own name and runs from there: the workspace is out of sight in the sandbox, and numba's
+    ``cache=True`` reads the source file of what it compiles."""
+    import os
     import types
 
     from sim_core.policies import MissingPolicyClassError, PolicyImportError
 
     filename, name = msg["filename"], msg["class_name"]
+    local = os.path.join(os.getcwd(), os.path.basename(filename) or "policy.py")
+    with open(local, "w", encoding="utf-8") as fh:
+        fh.write(msg["source"])
     module = types.ModuleType("glia_policy")
-    module.__file__ = filename
+    module.__file__ = local
     sys.modules["glia_policy"] = module  # dataclasses and pickling look modules up here
     try:
-        exec(compile(msg["source"], filename, "exec"), module.__dict__)  # noqa: S102
+        exec(compile(msg["source"], local, "exec"), module.__dict__)  # noqa: S102
     except Exception as exc:  # any import-time failure of the candidate
         raise PolicyImportError(f"policy file {filename} does not import: "
                               f"{type(exc).__name__}: {exc}") from exc
@@ -43,7 +51,7 @@ def _load(msg: dict):
                        and v.__module__ == "glia_policy")
         raise MissingPolicyClassError(f"policy file {filename} has no class {name!r}"
                               f" (classes found: {', '.join(found) or 'none'})")
-    return obj
+    return obj, local
 
 
 NETWORK_MESSAGE = "network access is disabled in the sandbox"
@@ -276,7 +284,7 @@ def serve(rfd: int, wfd: int, sock) -> int:
             elif kind == b"L":
                 msg = json.loads(payload)
                 layer, filename = msg["layer"], msg["filename"]
-                cls = _load(msg)
+                cls, filename = _load(msg)  # errors name the candidate's lines in that copy
                 probe, probe_key = _instantiate(cls, layer)
                 import resource
 

@@ -126,7 +126,7 @@ class PolicyProcess:
         ends = (to_child, from_child, child.fileno())
         hidden = sorted({str(runs_dir().resolve()), *(str(Path(h).resolve()) for h in hidden)})
         env = {"PYTHONPATH": os.pathsep.join(package_roots("glia_nb", "sim_core")),
-               HIDDEN_ENV: json.dumps(hidden)}
+               HIDDEN_ENV: json.dumps(hidden), "MPLCONFIGDIR": self.scratch}
         argv = [sys.executable, "-I", "-c",
                 "import sys; sys.path[:0] = sys.argv[3].split(':'); "
                 "from glia_nb.evaluation.policy_process import main; sys.exit(main(sys.argv[1:3]))",

@@ -48,13 +48,20 @@ DENIED = ("ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd",
           "init_module", "finit_module", "delete_module", "personality",
           "io_uring_setup", "io_uring_enter", "io_uring_register")
 STARTS_PROCESSES = ("fork", "vfork", "execve", "execveat")  # denied to the policy profile
+# Also denied to the policy profile: device nodes, and changing the metadata of files it may
+# reach but not write (Landlock, at level "process", has no right for chmod/chown/utime/xattrs).
+POLICY_DENIED = ("mknod", "mknodat", "chmod", "fchmod", "fchmodat", "fchmodat2", "chown",
+                 "fchown", "lchown", "fchownat", "utime", "utimes", "utimensat", "futimesat",
+                 "setxattr", "lsetxattr", "fsetxattr", "removexattr", "lremovexattr",
+                 "fremovexattr", "setxattrat", "removexattrat")
 _PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 38, 22, 2
 # System calls added since Linux 5.1 share one number on these architectures; an older
 # libseccomp that does not know a name still gets the rule through its number.
 _UNIFIED_ARCHES = ("x86_64", "aarch64", "riscv64", "ppc64le", "ppc64", "s390x")
 _UNIFIED = {"io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
             "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
-            "fspick": 433, "clone3": 435, "pidfd_getfd": 438, "mount_setattr": 442}
+            "fspick": 433, "clone3": 435, "pidfd_getfd": 438, "mount_setattr": 442,
+            "fchmodat2": 452, "setxattrat": 463, "removexattrat": 466}
 
 
 class SeccompUnavailable(RuntimeError):
@@ -96,7 +103,9 @@ def compile_filter(profile: str) -> bytes:
         f.add_rule(action, nr, *args)
 
     for name in ("socket", "socketpair"):
-        deny(name, sc.Arg(0, sc.NE, AF_UNIX))
+        # A policy needs no new socket at all (its channel is inherited): not even a Unix one
+        # (another user's agent, a container runtime's socket); the shell keeps those.
+        deny(name) if profile == "policy" else deny(name, sc.Arg(0, sc.NE, AF_UNIX))
     for name in DENIED:
         deny(name)
     for name in LEAVES_GROUP:
@@ -107,7 +116,7 @@ def compile_filter(profile: str) -> bytes:
         deny("clone", sc.Arg(flags, sc.MASKED_EQ, bit, bit))
     if profile == "policy":
         deny("clone", sc.Arg(flags, sc.MASKED_EQ, CLONE_THREAD, 0))
-        for name in STARTS_PROCESSES:
+        for name in (*STARTS_PROCESSES, *POLICY_DENIED):
             deny(name)
     with tempfile.TemporaryFile() as fh:
         f.export_bpf(fh)
