@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 from glia_nb.cli.options import add_executor_args
 from glia_nb.evaluation.executors import open_executor

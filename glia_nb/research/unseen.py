@@ -92,7 +92,7 @@ def confirm_best(task, session, best: dict | None, *, n: int | None = None, exec
 def unseen_fields(unseen: dict | None) -> dict:
     """The ``glia study --json`` fields of a confirmation (all None without one)."""
     unseen = unseen or {}
-    return {f"unseen_{k}" if k != "seeds" else "unseen_seeds": unseen.get(k)
+    return {f"unseen_{k}": unseen.get(k)
             for k in ("seeds", "baseline_score", "best_score", "baseline_feasible",
                       "best_feasible", "improvement", "error")}
 

@@ -21,6 +21,7 @@ from glia_nb.evaluation.confine import (choose_isolation, isolation_label, polic
                                         seccomp_profile)
 from glia_nb.evaluation.harness import Limits, evaluate
 from glia_nb.tasks import get_task
+from policy_sources import LLQ_FUNCTION
 
 LEVEL = choose_isolation(warn=False)
 SECCOMP = seccomp_profile("policy")  # None where libseccomp is missing
@@ -33,20 +34,7 @@ def recorded(level: str) -> str:
     return isolation_label(level, SECCOMP, policy_landlock(level))
 
 
-LLQ = """
-import numpy as np
-
-def llq(view):
-    q = view.queue
-    if not len(q):
-        return ()
-    load = (view.num_waiting + view.num_running).astype(np.float64)
-    out = []
-    for k in q:
-        r = int(load.argmin())
-        out.append((int(k), r))
-        load[r] += 1.0
-    return out
+LLQ = LLQ_FUNCTION + """
 
 class Honest:
     def reset(self, info, rng):

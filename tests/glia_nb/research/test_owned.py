@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from glia_nb.evaluation.confine import policy_landlock
-from glia_nb.evaluation.harness import Limits, evaluate
+from glia_nb.evaluation.harness import Limits
 from policy_sources import LLQ_SOURCE
 from glia_nb.research.journal import Journal, JournalLockedError, read_journal
 from glia_nb.research.owned import RecordSnapshot
