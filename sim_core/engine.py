@@ -37,7 +37,8 @@ from sim_core.state import (
     F_ENTER, F_FIRST_TOKEN, F_ROUTED, H_GENERATED, H_TOTAL, PF_BUSY_TIME, PF_BUSY_UNTIL,
     PF_DRAIN_SINCE, PF_DRAIN_TIME, PF_FF_END, PF_READY_AT, PF_START_TIME, PF_UP_SINCE,
     PF_UP_TIME, P_ALLOC, P_BATCH_LEN, P_BUSY, P_DIRTY, P_FF_LEFT, P_GEN_TOKENS, P_ITERATIONS,
-    P_NUM_BLOCKS, P_RUNNING, P_STATE, P_WAITING, Q_DEC_REP, Q_DEC_REQ, Q_DIRTY, Q_DONE, Q_GQ,
+    P_NUM_BLOCKS, P_RUNNING, P_STATE, P_WAITING, Q_COUNTS, Q_DEC_REP, Q_DEC_REQ, Q_DIRTY,
+    Q_DONE, Q_GQ,
     R_ACTIVE, R_DRAINING, R_STARTING, R_STOPPED, SF_ARRIVAL_LIMIT, SF_NEXT_READY, SF_NEXT_TICK,
     SF_NOW, SF_THINK, SL_BATCH, SL_RUN, SL_TOK, ST_DONE, ST_GLOBAL, ST_MARK, S_CLOSED_LOOP,
     S_DIRTY_LEN, S_ERROR, S_EVENT_BOUND, S_EVENT_REPLICA, S_FAST_FORWARD,
@@ -50,7 +51,8 @@ from sim_core.twins import twin_keys, twin_reads_progress, twin_route
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _start_batch(rv, rh, rf, pi, pf, si, run_ids, batch_ids, batch_tok, blob, r, now, lazy):
+def _start_batch(rv, rh, rf, pi, pf, si, run_ids, batch_ids, batch_tok, counts, blob, r, now,
+                 lazy):
     """Form replica r's next batch and start it (``P_BUSY``, unless the batch is empty);
     returns when it ends, or when the decode stretch it begins ends, which the caller
     queues (see sim_core.fastforward)."""
@@ -68,7 +70,7 @@ def _start_batch(rv, rh, rf, pi, pf, si, run_ids, batch_ids, batch_tok, blob, r,
     pf[PF_BUSY_UNTIL, r] = now + dt
     pf[PF_BUSY_TIME, r] += dt
     if si[S_FAST_FORWARD] == 1 and n_dec == tokens and n_dec == pi[P_BATCH_LEN, r]:
-        ff_begin(rv, rh, pi, pf, si, batch_ids, blob, r, kv_sum, lazy)
+        ff_begin(rv, rh, pi, pf, si, batch_ids, counts, blob, r, kv_sum, lazy)
         if lazy and pi[P_FF_LEFT, r] > 0:
             return pf[PF_FF_END, r]
     return now + dt
@@ -253,7 +255,7 @@ def _advance(rv, rh, rf, pi, pf, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_de
     """The body of :func:`advance` and :func:`advance_lazy`."""
     run_ids, batch_ids, batch_tok = slots[SL_RUN], slots[SL_BATCH], slots[SL_TOK]
     gq, done_buf, dec_req, dec_rep = qbuf[Q_GQ], qbuf[Q_DONE], qbuf[Q_DEC_REQ], qbuf[Q_DEC_REP]
-    dirty = qbuf[Q_DIRTY]
+    dirty, counts = qbuf[Q_DIRTY], qbuf[Q_COUNTS]
     now = sf[SF_NOW]
     err = _apply_decisions(rv, rh, rf, pi, gq, dirty, si, dec_req, dec_rep, n_dec, now, lazy)
     if err != 0:
@@ -266,8 +268,8 @@ def _advance(rv, rh, rf, pi, pf, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_de
             r = dirty[k]
             pi[P_DIRTY, r] = 0
             if pi[P_BUSY, r] == 0:
-                end = _start_batch(rv, rh, rf, pi, pf, si, run_ids, batch_ids, batch_tok, blob,
-                                   r, now, lazy)
+                end = _start_batch(rv, rh, rf, pi, pf, si, run_ids, batch_ids, batch_tok,
+                                   counts, blob, r, now, lazy)
                 if pi[P_BUSY, r] == 1:
                     ev_set(ev_t, ev_w, r, end)
             elif lazy and pi[P_FF_LEFT, r] > 0:

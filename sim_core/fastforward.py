@@ -35,6 +35,7 @@ queue that could not be admitted at the stretch's first formation cannot be admi
 """
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 from sim_core.lookups import decode_iteration_ms, decode_segment, fixed_ms
@@ -68,23 +69,51 @@ def _blocks_needed(rv, batch_ids, r, nb, bs, shift, j):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def stretch_length(rv, rh, pi, si, batch_ids, r):
+def stretch_length(rv, rh, pi, si, batch_ids, counts, r):
     """Iterations ``K >= 1`` that replica r's just-formed decode-only batch will repeat.
 
     Iterations ``0 .. K-2`` complete nothing; the formations of ``1 .. K-1`` find a free
     block for every request that crosses a block boundary (so nobody is pre-empted);
-    iteration ``K-1`` may complete requests and is finished step by step."""
+    iteration ``K-1`` may complete requests and is finished step by step.
+
+    One pass over the batch: the first iteration that completes a request, and where each
+    request next needs a block.  Request q needs its m-th new block at the formation of
+    stretch iteration ``o + (m - 1) * bs``, with ``o = blocks * bs - processed + 1``.  After
+    a formation every ``o`` is in ``1 .. bs`` (a request holds the blocks its tokens fill),
+    so the crossings come in rounds of one per request, each round in the order of the
+    ``o``: the ``free + 1``-th crossing, the first formation that finds no block, is read
+    off a count of the ``o`` (``counts``, left all zero).  Otherwise the need is bisected
+    (:func:`_blocks_needed`)."""
     nb = pi[P_BATCH_LEN, r]
-    # The first iteration that completes a request: j with processed + j + 1 == total.
-    jc = rh[H_TOTAL, batch_ids[r, 0]] - rv[V_PROCESSED, batch_ids[r, 0]] - 1
-    for k in range(1, nb):
+    bs = si[S_BLOCK_SIZE]
+    jc = np.iinfo(np.int64).max
+    rounds = True
+    for k in range(nb):
         q = batch_ids[r, k]
-        c = rh[H_TOTAL, q] - rv[V_PROCESSED, q] - 1
-        if c < jc:
-            jc = c
+        done = rv[V_PROCESSED, q]
+        jc = min(jc, rh[H_TOTAL, q] - done - 1)  # it completes at iteration j = this
+        o = rv[V_BLOCKS, q] * bs - done + 1
+        if 1 <= o <= bs:
+            counts[o] += 1
+        else:
+            rounds = False
+    if rounds:
+        free = pi[P_NUM_BLOCKS, r] - pi[P_ALLOC, r]
+        rank = free % nb  # the crossing's place in its round (round free // nb)
+        first = 0
+        seen = 0
+        for o in range(1, bs + 1):
+            if first == 0 and seen + counts[o] > rank:
+                first = o
+            seen += counts[o]
+            counts[o] = 0
+        if jc <= 0:
+            return 1
+        return min(1 + jc, first + (free // nb) * bs)
+    for o in range(1, bs + 1):
+        counts[o] = 0
     if jc <= 0:
         return 1
-    bs = si[S_BLOCK_SIZE]
     shift = si[S_BLOCK_SHIFT]
     free = pi[P_NUM_BLOCKS, r] - pi[P_ALLOC, r]
     if _blocks_needed(rv, batch_ids, r, nb, bs, shift, jc) <= free:
@@ -101,14 +130,14 @@ def stretch_length(rv, rh, pi, si, batch_ids, r):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def ff_begin(rv, rh, pi, pf, si, batch_ids, blob, r, kv_sum, lazy):
+def ff_begin(rv, rh, pi, pf, si, batch_ids, counts, blob, r, kv_sum, lazy):
     """After a decode-only batch was formed on r: start a stretch if it holds every running
     request, with the latency terms that stay fixed while it lasts."""
     nb = pi[P_BATCH_LEN, r]
     if pi[P_RUNNING, r] != nb:
         pi[P_FF_LEFT, r] = 0
         return
-    k = stretch_length(rv, rh, pi, si, batch_ids, r)
+    k = stretch_length(rv, rh, pi, si, batch_ids, counts, r)
     pi[P_FF_LEFT, r] = k - 1
     if k > 1:
         pi[P_FF_KV, r] = kv_sum

@@ -157,7 +157,7 @@ TL_NUM_BLOCKS = 5
 TL_STATE = 6
 NTL = 7
 
-# Rows of the bundled int arrays: slots (3, R, cap + 1) and qbuf (5, max(N, R)).
+# Rows of the bundled int arrays: slots (3, R, cap + 1) and qbuf (6, max(N, R, block size + 1)).
 SL_RUN = 0         # running request ids per replica, sorted by (arrival, id)
 SL_BATCH = 1       # request ids of the batch in flight
 SL_TOK = 2         # tokens each batch entry processes
@@ -166,6 +166,7 @@ Q_DONE = 1         # requests completed by the last event
 Q_DEC_REQ = 2      # routing decisions: request ids ...
 Q_DEC_REP = 3      # ... and replicas
 Q_DIRTY = 4        # replicas that must try to form a batch
+Q_COUNTS = 5       # scratch of sim_core.fastforward.stretch_length; all zero between its calls
 
 # Event codes returned by the engine.
 EV_END = 0
@@ -296,7 +297,7 @@ def allocate(*, arrived_at, prompt, decode, num_replicas: int, num_blocks: int, 
     slots[SL_TOK] = 0
     return SimState(
         rv=rv, rh=rh, rf=rf, pi=pi, pf=pf, slots=slots,
-        qbuf=np.zeros((5, max(n, R, 1)), np.int64),
+        qbuf=np.zeros((6, max(n, R, bs + 1, 1)), np.int64),
         ev_t=ev_t, ev_w=ev_w,
         si=si, sf=sf, tl=tl,
     )

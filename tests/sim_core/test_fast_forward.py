@@ -230,6 +230,59 @@ def test_decode_iteration_ms_is_iteration_ms_bit_for_bit(name, nb, kv_extra):
     assert fast == iteration_ms(blob, nb, nb, kv, 0.0)
 
 
+def _stretch_by_definition(p, b, total, bs, free):
+    """stretch_length's answer read off its definition: the first iteration that completes
+    a request, cut at the last formation whose new blocks (``ceil((p + j) / bs) - b`` per
+    request) still fit in ``free``."""
+    jc = min(t - d - 1 for t, d in zip(total, p))
+    if jc <= 0:
+        return 1
+
+    def need(j):
+        return sum(max(0, -(-(d + j) // bs) - h) for d, h in zip(p, b))
+
+    fits = [j for j in range(jc + 1) if need(j) <= free]
+    return 1 + max(fits)
+
+
+@st.composite
+def decode_batches(draw):
+    bs = draw(st.sampled_from([1, 2, 3, 16]))
+    nb = draw(st.integers(1, 6))
+    p = [draw(st.integers(1, 200)) for _ in range(nb)]
+    # Usually a request holds the blocks its tokens fill (every next-block offset in
+    # 1..bs); sometimes one block more or less, which takes the bisection.
+    b = [-(-d // bs) + draw(st.sampled_from([0, 0, 0, 0, 1, -1])) for d in p]
+    b = [max(h, 0) for h in b]
+    total = [d + draw(st.integers(0, 300)) for d in p]
+    need0 = sum(max(0, -(-d // bs) - h) for d, h in zip(p, b))
+    return p, b, total, bs, need0 + draw(st.integers(0, 60))
+
+
+@settings(max_examples=400, deadline=None)
+@given(decode_batches())
+def test_stretch_length_is_its_definition(case):
+    from sim_core.fastforward import stretch_length
+
+    p, b, total, bs, free = case
+    nb = len(p)
+    rv = np.zeros((S.NV, nb), np.int64)
+    rh = np.zeros((S.NH, nb), np.int64)
+    rv[S.V_PROCESSED], rv[S.V_BLOCKS], rh[S.H_TOTAL] = p, b, total
+    pi = np.zeros((S.NPI, 1), np.int64)
+    pi[S.P_BATCH_LEN, 0] = nb
+    pi[S.P_NUM_BLOCKS, 0] = sum(b) + free
+    pi[S.P_ALLOC, 0] = sum(b)
+    si = np.zeros(S.NSI, np.int64)
+    si[S.S_BLOCK_SIZE] = bs
+    si[S.S_BLOCK_SHIFT] = bs.bit_length() - 1 if bs & (bs - 1) == 0 else -1
+    batch_ids = np.arange(nb, dtype=np.int64)[::-1].reshape(1, nb).copy()
+    counts = np.zeros(bs + 1, np.int64)
+    got = stretch_length(rv, rh, pi, si, batch_ids, counts, 0)
+    assert got == _stretch_by_definition(p, b, total, bs, free)
+    assert not counts.any()  # the scratch is left as found
+
+
 def test_warm_up_loads_both_engine_entry_points():
     # A fresh interpreter: in this one earlier tests have loaded both already.
     code = ("from sim_core import engine; from sim_core.facade import warm_up; warm_up(); "
