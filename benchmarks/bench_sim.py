@@ -12,7 +12,7 @@
    replica-second should stay roughly constant if cost is linear in replicas x simulated
    time, and the last line prints its growth from 4 to 64 replicas.  Beside it, what a
    replica-second holds (requests, decode tokens, pre-emptions, requests running on a
-   replica): at the same duration it is the same within 1% on every row (shorter runs
+   replica): at the same duration it is the same within 3% on every row (shorter runs
    differ by more: their traces are shorter samples and their queues have had less time
    to build up).
 

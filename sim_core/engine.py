@@ -32,11 +32,12 @@ from sim_core.fastforward import ff_begin, ff_cut, ff_flush, ff_flush_all, ff_st
 from sim_core.lookups import iteration_ms
 from sim_core.queues import compact_running, ev_set, mark_dirty, wq_insert
 from sim_core.state import (
+    PH_FF_LEFT,
     ERR_BAD_REPLICA, ERR_DUPLICATE, ERR_NOT_ACCEPTING, ERR_NOT_QUEUED, EV_ARRIVAL,
     EV_COMPLETION, EV_END, EV_READY, EV_TICK, F_ARRIVAL, F_ATTEMPT_PREFILL, F_COMPLETED,
     F_ENTER, F_FIRST_TOKEN, F_ROUTED, H_GENERATED, H_TOTAL, PF_BUSY_TIME, PF_BUSY_UNTIL,
     PF_DRAIN_SINCE, PF_DRAIN_TIME, PF_FF_END, PF_READY_AT, PF_START_TIME, PF_UP_SINCE,
-    PF_UP_TIME, P_ALLOC, P_BATCH_LEN, P_BUSY, P_DIRTY, P_FF_LEFT, P_GEN_TOKENS, P_ITERATIONS,
+    PF_UP_TIME, P_ALLOC, P_BATCH_LEN, P_BUSY, P_DIRTY, P_GEN_TOKENS, P_ITERATIONS,
     P_NUM_BLOCKS, P_RUNNING, P_STATE, P_WAITING, Q_COUNTS, Q_DEC_REP, Q_DEC_REQ, Q_DIRTY,
     Q_DONE, Q_GQ,
     R_ACTIVE, R_DRAINING, R_STARTING, R_STOPPED, SF_ARRIVAL_LIMIT, SF_NEXT_READY, SF_NEXT_TICK,
@@ -51,8 +52,8 @@ from sim_core.twins import twin_keys, twin_reads_progress, twin_route
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _start_batch(rv, rh, rf, pi, pf, si, run_ids, batch_ids, batch_tok, counts, blob, r, now,
-                 lazy):
+def _start_batch(rv, rh, rf, pi, pf, ph, si, run_ids, batch_ids, batch_tok, counts, blob, r,
+                 now, lazy):
     """Form replica r's next batch and start it (``P_BUSY``, unless the batch is empty);
     returns when it ends, or when the decode stretch it begins ends, which the caller
     queues (see sim_core.fastforward)."""
@@ -70,8 +71,8 @@ def _start_batch(rv, rh, rf, pi, pf, si, run_ids, batch_ids, batch_tok, counts, 
     pf[PF_BUSY_UNTIL, r] = now + dt
     pf[PF_BUSY_TIME, r] += dt
     if si[S_FAST_FORWARD] == 1 and n_dec == tokens and n_dec == pi[P_BATCH_LEN, r]:
-        ff_begin(rv, rh, pi, pf, si, batch_ids, counts, blob, r, kv_sum, lazy)
-        if lazy and pi[P_FF_LEFT, r] > 0:
+        ff_begin(rv, rh, pi, pf, ph, si, batch_ids, counts, blob, r, kv_sum, lazy)
+        if lazy and ph[PH_FF_LEFT, r] > 0:
             return pf[PF_FF_END, r]
     return now + dt
 
@@ -174,7 +175,7 @@ def _record_timeline(pi, si, tl, now):
 
 
 @njit(cache=True, error_model="numpy")
-def _apply_decisions(rv, rh, rf, pi, gq, dirty, si, dec_req, dec_rep, n_dec, now, lazy):
+def _apply_decisions(rv, rh, rf, pi, ph, gq, dirty, si, dec_req, dec_rep, n_dec, now, lazy):
     """Validate every decision before applying any; on error return its code and leave
     the state untouched (S_ERROR holds the index of the offending decision)."""
     R = pi.shape[1]
@@ -214,7 +215,7 @@ def _apply_decisions(rv, rh, rf, pi, gq, dirty, si, dec_req, dec_rep, n_dec, now
         # in flight (formed before q arrived, as it was when stepping).  A lazy stretch is
         # cut where the replica's dirty mark is handled (ff_cut, in advance).
         if not lazy:
-            pi[P_FF_LEFT, r] = 0
+            ph[PH_FF_LEFT, r] = 0
     if n_dec > 0:
         # Keep the global queue in arrival order without the routed requests.
         k = 0
@@ -228,7 +229,7 @@ def _apply_decisions(rv, rh, rf, pi, gq, dirty, si, dec_req, dec_rep, n_dec, now
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)  # no reference counts: see the module doc
-def advance(rv, rh, rf, pi, pf, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_dec):
+def advance(rv, rh, rf, pi, pf, ph, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_dec):
     """Apply ``n_dec`` routing decisions, then simulate up to the next global event that
     needs Python.
 
@@ -239,25 +240,25 @@ def advance(rv, rh, rf, pi, pf, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_dec
     Arrays are bundled (``slots``, ``qbuf``) because every argument costs dispatch time on
     each of the ~15,000 calls of a simulation.  Decode stretches are eager: use
     :func:`advance_lazy` where :func:`sim_core.fastforward.ff_lazy` says they may be lazy."""
-    return _advance(rv, rh, rf, pi, pf, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_dec, False)
+    return _advance(rv, rh, rf, pi, pf, ph, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_dec, False)
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
-def advance_lazy(rv, rh, rf, pi, pf, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_dec):
+def advance_lazy(rv, rh, rf, pi, pf, ph, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_dec):
     """:func:`advance` with lazy decode stretches (:mod:`sim_core.fastforward`)."""
-    return _advance(rv, rh, rf, pi, pf, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_dec, True)
+    return _advance(rv, rh, rf, pi, pf, ph, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_dec, True)
 
 
 # One body, compiled into both entry points with ``lazy`` a constant: tested at run time,
 # the lazy branches in the loop had cost the eager engine 3% (routing-a10, timelines on).
 @njit(cache=True, error_model="numpy", inline="always")
-def _advance(rv, rh, rf, pi, pf, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_dec, lazy):
+def _advance(rv, rh, rf, pi, pf, ph, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_dec, lazy):
     """The body of :func:`advance` and :func:`advance_lazy`."""
     run_ids, batch_ids, batch_tok = slots[SL_RUN], slots[SL_BATCH], slots[SL_TOK]
     gq, done_buf, dec_req, dec_rep = qbuf[Q_GQ], qbuf[Q_DONE], qbuf[Q_DEC_REQ], qbuf[Q_DEC_REP]
     dirty, counts = qbuf[Q_DIRTY], qbuf[Q_COUNTS]
     now = sf[SF_NOW]
-    err = _apply_decisions(rv, rh, rf, pi, gq, dirty, si, dec_req, dec_rep, n_dec, now, lazy)
+    err = _apply_decisions(rv, rh, rf, pi, ph, gq, dirty, si, dec_req, dec_rep, n_dec, now, lazy)
     if err != 0:
         return err
     R = pi.shape[1]
@@ -268,12 +269,12 @@ def _advance(rv, rh, rf, pi, pf, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_de
             r = dirty[k]
             pi[P_DIRTY, r] = 0
             if pi[P_BUSY, r] == 0:
-                end = _start_batch(rv, rh, rf, pi, pf, si, run_ids, batch_ids, batch_tok,
+                end = _start_batch(rv, rh, rf, pi, pf, ph, si, run_ids, batch_ids, batch_tok,
                                    counts, blob, r, now, lazy)
                 if pi[P_BUSY, r] == 1:
                     ev_set(ev_t, ev_w, r, end)
-            elif lazy and pi[P_FF_LEFT, r] > 0:
-                ff_cut(pi, pf, ev_t, ev_w, blob, r, now, si[S_EVENT_BOUND])
+            elif lazy and ph[PH_FF_LEFT, r] > 0:
+                ff_cut(pi, pf, ph, ev_t, ev_w, blob, r, now, si[S_EVENT_BOUND])
         si[S_DIRTY_LEN] = 0
         i = si[S_NEXT_ARRIVAL]
         ta = rf[F_ARRIVAL, i] if i < si[S_NUM_GENERATED] else np.inf
@@ -281,7 +282,7 @@ def _advance(rv, rh, rf, pi, pf, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_de
         tb = ev_t[1]
         tr = sf[SF_NEXT_READY]
         if tb == np.inf and ta == np.inf and tr == np.inf:
-            ff_flush_all(rv, rh, pi, pf, si, batch_ids, blob, now, R, lazy)
+            ff_flush_all(rv, rh, pi, pf, ph, si, batch_ids, blob, now, R, lazy)
             sf[SF_NOW] = now
             return EV_END
         # Same-time order: iteration ends, then replicas becoming ready, then autoscaler
@@ -294,20 +295,20 @@ def _advance(rv, rh, rf, pi, pf, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_de
             si[S_EVENT_BOUND] = R
             ev = EV_READY
         elif tt < tb and tt <= ta:
-            ff_flush_all(rv, rh, pi, pf, si, batch_ids, blob, tt, R, lazy)
+            ff_flush_all(rv, rh, pi, pf, ph, si, batch_ids, blob, tt, R, lazy)
             sf[SF_NOW] = tt
             si[S_N_EVENT_DONE] = 0
             return EV_TICK
         elif tb <= ta:
             r = rb
             now = tb
-            if pi[P_FF_LEFT, r] > 0:
+            if ph[PH_FF_LEFT, r] > 0:
                 if not lazy:  # a stretch iteration's end: start the next one
-                    ev_set(ev_t, ev_w, r, ff_step(pi, pf, blob, r, now))
+                    ev_set(ev_t, ev_w, r, ff_step(pi, pf, ph, blob, r, now))
                     continue
-                ff_to_end(pi, pf, r)
+                ff_to_end(pi, pf, ph, r)
             ev_set(ev_t, ev_w, r, np.inf)
-            ff_flush(rv, rh, pi, si, batch_ids, r)
+            ff_flush(rv, rh, pi, ph, si, batch_ids, r)
             n_done = _finish_batch(rv, rh, rf, pi, pf, si, sf, run_ids, batch_ids, batch_tok,
                                    done_buf, r, now)
             mark_dirty(pi, dirty, si, r)
@@ -334,7 +335,7 @@ def _advance(rv, rh, rf, pi, pf, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_de
         sf[SF_NOW] = now
         route = si[S_GQ_LEN] > 0 or (si[S_SKIP_EMPTY] == 0 and si[S_TWIN] == 0)
         if si[S_TL_CAP] > 0 or (route and twin_reads_progress(si[S_TWIN])):
-            ff_flush_all(rv, rh, pi, pf, si, batch_ids, blob, now, si[S_EVENT_BOUND],
+            ff_flush_all(rv, rh, pi, pf, ph, si, batch_ids, blob, now, si[S_EVENT_BOUND],
                          lazy)
         _record_timeline(pi, si, tl, now)
         if not route:
@@ -343,6 +344,6 @@ def _advance(rv, rh, rf, pi, pf, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_de
             return ev
         n = twin_route(rv, pi, si, sf, gq, dec_req, dec_rep)
         twin_keys(rv, rf, si, sf, dec_req, n)
-        err = _apply_decisions(rv, rh, rf, pi, gq, dirty, si, dec_req, dec_rep, n, now, lazy)
+        err = _apply_decisions(rv, rh, rf, pi, ph, gq, dirty, si, dec_req, dec_rep, n, now, lazy)
         if err != 0:
             return err

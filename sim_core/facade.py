@@ -152,8 +152,10 @@ def simulate(cluster: ClusterConfig, trace, router="llq", *, latency: LatencyTab
     view = ClusterView(st, info)
     step = advance_lazy if ff_lazy(st.si) else advance
     args = st.engine_args()
-    dec_req, dec_rep = st.dec_req, st.dec_rep
-    cap = len(dec_req)
+    # One decision per request at most (per replica when there are more replicas): writing
+    # past that is the IndexError that says so below.  (qbuf may be wider: sim_core.state.)
+    cap = max(len(arrived), cluster.num_replicas, 1)
+    dec_req, dec_rep = st.dec_req[:cap], st.dec_rep[:cap]
     rf, sf = st.rf, st.sf
     n = 0
     calls = 0

@@ -10,7 +10,7 @@ A stretch's iteration ends are the very sums the step-by-step engine computes: `
 with ``dt`` the same operations on the same numbers as :func:`iteration_ms`
 (:func:`decode_iteration_ms` only does the look-ups that the batch size fixes once per
 stretch).  The per-request work of finishing and forming each batch is what a stretch
-skips: it is deferred (``P_FF_DONE`` counts the iterations passed) and applied by
+skips: it is deferred (``PH_FF_DONE`` counts the iterations passed) and applied by
 :func:`ff_flush` before anything may look at the requests (every return to Python, every
 timeline row, every compiled routing decision that reads progress).  A stretch is cut
 short (:func:`ff_cut`) when a request is routed to its replica, because the next formation
@@ -22,7 +22,7 @@ timeline and a compiled router that reads no progress) also skip the engine's qu
 Taking each end from the queue had cost a queue operation and a cold look at the
 replica's columns per iteration, in an order that is harder to predict the more replicas
 there are.  The replica's columns then advance lazily: its *cursor* (``PF_BUSY_UNTIL``,
-the end of the iteration in flight; ``P_FF_LEFT``, the iterations after it) is moved with
+the end of the iteration in flight; ``PH_FF_LEFT``, the iterations after it) is moved with
 :func:`ff_step` by :func:`ff_catch_up` to where stepping would be at a global event (past
 the iteration ends ordered before it by (time, replica id)), and to the end at once by
 :func:`ff_to_end` when the queued end is reached.  Otherwise (*eager*) every end is queued
@@ -41,8 +41,9 @@ from numba import njit
 from sim_core.lookups import decode_iteration_ms, decode_segment, fixed_ms
 from sim_core.queues import blocks_for, ev_before, ev_set
 from sim_core.state import (
+    PH_FF_DONE, PH_FF_KV, PH_FF_LEFT, PH_FF_SEG,
     H_GENERATED, H_TOTAL, PF_BUSY_TIME, PF_BUSY_UNTIL, PF_FF_BUSY, PF_FF_END, PF_FF_FIXED,
-    PF_FF_TX, P_ALLOC, P_BATCH_LEN, P_FF_DONE, P_FF_KV, P_FF_LEFT, P_FF_SEG, P_GEN_TOKENS,
+    PF_FF_TX, P_ALLOC, P_BATCH_LEN, P_GEN_TOKENS,
     P_ITERATIONS, P_NUM_BLOCKS, P_RUNNING, S_BLOCK_SHIFT, S_BLOCK_SIZE, S_GENERATED_TOKENS,
     S_TL_CAP, S_TWIN, V_BLOCKS, V_PROCESSED,
 )
@@ -97,8 +98,8 @@ def stretch_length(rv, rh, pi, si, batch_ids, counts, r):
             counts[o] += 1
         else:
             rounds = False
-    if rounds:
-        free = pi[P_NUM_BLOCKS, r] - pi[P_ALLOC, r]
+    free = pi[P_NUM_BLOCKS, r] - pi[P_ALLOC, r]
+    if rounds and free >= 0:
         rank = free % nb  # the crossing's place in its round (round free // nb)
         first = 0
         seen = 0
@@ -109,13 +110,14 @@ def stretch_length(rv, rh, pi, si, batch_ids, counts, r):
             counts[o] = 0
         if jc <= 0:
             return 1
+        if free // nb > jc // bs:  # the blocks outlast the batch (and rounds * bs may overflow)
+            return 1 + jc
         return min(1 + jc, first + (free // nb) * bs)
     for o in range(1, bs + 1):
         counts[o] = 0
     if jc <= 0:
         return 1
     shift = si[S_BLOCK_SHIFT]
-    free = pi[P_NUM_BLOCKS, r] - pi[P_ALLOC, r]
     if _blocks_needed(rv, batch_ids, r, nb, bs, shift, jc) <= free:
         return 1 + jc
     # The need grows with j: bisect for the last formation that still fits.
@@ -130,38 +132,38 @@ def stretch_length(rv, rh, pi, si, batch_ids, counts, r):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def ff_begin(rv, rh, pi, pf, si, batch_ids, counts, blob, r, kv_sum, lazy):
+def ff_begin(rv, rh, pi, pf, ph, si, batch_ids, counts, blob, r, kv_sum, lazy):
     """After a decode-only batch was formed on r: start a stretch if it holds every running
     request, with the latency terms that stay fixed while it lasts."""
     nb = pi[P_BATCH_LEN, r]
     if pi[P_RUNNING, r] != nb:
-        pi[P_FF_LEFT, r] = 0
+        ph[PH_FF_LEFT, r] = 0
         return
     k = stretch_length(rv, rh, pi, si, batch_ids, counts, r)
-    pi[P_FF_LEFT, r] = k - 1
+    ph[PH_FF_LEFT, r] = k - 1
     if k > 1:
-        pi[P_FF_KV, r] = kv_sum
+        ph[PH_FF_KV, r] = kv_sum
         pf[PF_FF_FIXED, r] = fixed_ms(blob, float(nb), 0.0)
         seg, tx = decode_segment(blob, nb)
-        pi[P_FF_SEG, r] = seg
+        ph[PH_FF_SEG, r] = seg
         pf[PF_FF_TX, r] = tx
         if lazy:
-            _plan(pi, pf, blob, r, k - 1)
+            _plan(pi, pf, ph, blob, r, k - 1)
 
 
 # Not inlined: it runs once per stretch, and inlined into the engine's loop its code cost
 # the eager mode (timelines on) 3% of its time.
 @njit(cache=True, error_model="numpy")
-def _plan(pi, pf, blob, r, m):
+def _plan(pi, pf, ph, blob, r, m):
     """Where replica r's stretch ends after ``m`` more iterations, and its busy time then:
     :func:`ff_step`'s sums, in its order."""
     nb = pi[P_BATCH_LEN, r]
     fixed = pf[PF_FF_FIXED, r]
-    seg = pi[P_FF_SEG, r]
+    seg = ph[PH_FF_SEG, r]
     tx = pf[PF_FF_TX, r]
     end = pf[PF_BUSY_UNTIL, r]
     busy = pf[PF_BUSY_TIME, r]
-    kv = pi[P_FF_KV, r]
+    kv = ph[PH_FF_KV, r]
     for _ in range(m):
         kv += nb
         dt = decode_iteration_ms(blob, fixed, seg, tx, nb, kv) / 1000.0
@@ -172,16 +174,16 @@ def _plan(pi, pf, blob, r, m):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def ff_step(pi, pf, blob, r, now):
+def ff_step(pi, pf, ph, blob, r, now):
     """Replica r's stretch iteration ended at ``now``: start the next one, exactly as
     finishing and forming it would (same latency arguments, same float sums); returns its
     end."""
     nb = pi[P_BATCH_LEN, r]
-    pi[P_FF_DONE, r] += 1
-    pi[P_FF_LEFT, r] -= 1
-    kv = pi[P_FF_KV, r] + nb
-    pi[P_FF_KV, r] = kv
-    dt = decode_iteration_ms(blob, pf[PF_FF_FIXED, r], pi[P_FF_SEG, r], pf[PF_FF_TX, r], nb,
+    ph[PH_FF_DONE, r] += 1
+    ph[PH_FF_LEFT, r] -= 1
+    kv = ph[PH_FF_KV, r] + nb
+    ph[PH_FF_KV, r] = kv
+    dt = decode_iteration_ms(blob, pf[PF_FF_FIXED, r], ph[PH_FF_SEG, r], pf[PF_FF_TX, r], nb,
                              kv) / 1000.0
     pi[P_ITERATIONS, r] += 1
     pf[PF_BUSY_UNTIL, r] = now + dt
@@ -190,11 +192,11 @@ def ff_step(pi, pf, blob, r, now):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def ff_flush(rv, rh, pi, si, batch_ids, r):
+def ff_flush(rv, rh, pi, ph, si, batch_ids, r):
     """Apply replica r's finished stretch iterations to its requests: their tokens, and the
     blocks the formation of the iteration now in flight allocated (a decoding request holds
     ``ceil(processed / block_size)`` blocks once its batch is formed)."""
-    m = pi[P_FF_DONE, r]
+    m = ph[PH_FF_DONE, r]
     if m == 0:
         return
     nb = pi[P_BATCH_LEN, r]
@@ -213,53 +215,53 @@ def ff_flush(rv, rh, pi, si, batch_ids, r):
     pi[P_ALLOC, r] += added
     pi[P_GEN_TOKENS, r] += m * nb
     si[S_GENERATED_TOKENS] += m * nb
-    pi[P_FF_DONE, r] = 0
+    ph[PH_FF_DONE, r] = 0
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def ff_catch_up(pi, pf, blob, r, now, bound):
+def ff_catch_up(pi, pf, ph, blob, r, now, bound):
     """Move replica r's stretch on past its iteration ends ordered before (now, bound) (a
     global event at ``now``: ``bound`` is the completing replica, or the replica count
     for events that come after every iteration end at their time)."""
-    while pi[P_FF_LEFT, r] > 0:
+    while ph[PH_FF_LEFT, r] > 0:
         end = pf[PF_BUSY_UNTIL, r]
         if not ev_before(end, r, now, bound):
             return
-        ff_step(pi, pf, blob, r, end)
+        ff_step(pi, pf, ph, blob, r, end)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def ff_to_end(pi, pf, r):
+def ff_to_end(pi, pf, ph, r):
     """Replica r's stretch reached its last iteration end (the queued one): its columns
     as :func:`ff_catch_up` would leave them, from what :func:`ff_begin` computed."""
-    m = pi[P_FF_LEFT, r]
+    m = ph[PH_FF_LEFT, r]
     if m > 0:
-        pi[P_FF_DONE, r] += m
+        ph[PH_FF_DONE, r] += m
         pi[P_ITERATIONS, r] += m
-        pi[P_FF_KV, r] += m * pi[P_BATCH_LEN, r]
-        pi[P_FF_LEFT, r] = 0
+        ph[PH_FF_KV, r] += m * pi[P_BATCH_LEN, r]
+        ph[PH_FF_LEFT, r] = 0
         pf[PF_BUSY_UNTIL, r] = pf[PF_FF_END, r]
         pf[PF_BUSY_TIME, r] = pf[PF_FF_BUSY, r]
 
 
 @njit(cache=True, error_model="numpy")
-def ff_cut(pi, pf, ev_t, ev_w, blob, r, now, bound):
+def ff_cut(pi, pf, ph, ev_t, ev_w, blob, r, now, bound):
     """A request was routed to replica r, in a lazy stretch, at the global event (now,
     bound): the stretch ends with the iteration in flight, whose end takes the place of the
-    stretch's in the queue.  (An eager stretch is cut by setting ``P_FF_LEFT`` to 0: the end
+    stretch's in the queue.  (An eager stretch is cut by setting ``PH_FF_LEFT`` to 0: the end
     queued is that of the iteration in flight.)"""
-    ff_catch_up(pi, pf, blob, r, now, bound)
-    if pi[P_FF_LEFT, r] > 0:
-        pi[P_FF_LEFT, r] = 0
+    ff_catch_up(pi, pf, ph, blob, r, now, bound)
+    if ph[PH_FF_LEFT, r] > 0:
+        ph[PH_FF_LEFT, r] = 0
         ev_set(ev_t, ev_w, r, pf[PF_BUSY_UNTIL, r])
 
 
 @njit(cache=True, error_model="numpy")
-def ff_flush_all(rv, rh, pi, pf, si, batch_ids, blob, now, bound, lazy):
+def ff_flush_all(rv, rh, pi, pf, ph, si, batch_ids, blob, now, bound, lazy):
     """Catch every replica up to the global event (now, bound) and :func:`ff_flush` it: the
     state is then what stepping would show."""
     for r in range(pi.shape[1]):
-        if lazy and pi[P_FF_LEFT, r] > 0:
-            ff_catch_up(pi, pf, blob, r, now, bound)
-        if pi[P_FF_DONE, r] > 0:
-            ff_flush(rv, rh, pi, si, batch_ids, r)
+        if lazy and ph[PH_FF_LEFT, r] > 0:
+            ff_catch_up(pi, pf, ph, blob, r, now, bound)
+        if ph[PH_FF_DONE, r] > 0:
+            ff_flush(rv, rh, pi, ph, si, batch_ids, r)

@@ -4,12 +4,15 @@ Per-request columns live in three 2-D arrays whose *rows* are columns (``arr[COL
 contiguous 1-D view over all requests):
 
 * ``rv`` (int64) — fields a router may see (prompt, processed tokens, state, replica, ...).
-* ``rh`` (int64) — hidden fields; the decode length lives here and nowhere else, so the
-  read-only view handed to routers (built from ``rv``/``rf``/``pi`` only) cannot reach it.
+* ``rh`` (int64) — hidden fields: the decode length.
 * ``rf`` (float64) — times and time accumulators, in seconds.
 
-Per-replica columns live in ``pi`` (int64) and ``pf`` (float64) the same way.  Scalars live
-in ``si``/``sf``.  Everything is allocated once by :func:`allocate`; the compiled engine
+Per-replica columns live in ``pi`` (int64) and ``pf`` (float64) the same way, and the
+decode fast-forward's ints in ``ph``.  Scalars live in ``si``/``sf``.  What is derived from
+decode lengths (``rh``; ``ph`` and ``pf``'s stretch columns, since a stretch ends at its
+batch's first completion) is never in an array a policy may read: the read-only view handed
+to routers is built from ``rv``/``rf``/``pi`` and the queues, and a sandboxed policy maps
+only those (its harness shares ``rv``, ``rf``, ``pi``, ``slots``, ``qbuf``, ``si``, ``sf``).  Everything is allocated once by :func:`allocate`; the compiled engine
 (:mod:`sim_core.engine`) mutates it in place.
 """
 from __future__ import annotations
@@ -74,13 +77,17 @@ P_ITERATIONS = 10
 P_PREEMPTIONS = 11
 P_STATE = 12           # replica lifecycle: R_STOPPED / R_STARTING / R_ACTIVE / R_DRAINING
 P_GEN_TOKENS = 13      # decode tokens generated so far (autoscalers read the rate)
-# Decode fast-forward (sim_core.fastforward): a replica in a *stretch* runs decode-only
-# iterations whose per-request bookkeeping is deferred until someone may look.
-P_FF_LEFT = 14         # stretch iterations still to start after the one in flight
-P_FF_DONE = 15         # stretch iterations finished but not yet applied to the requests
-P_FF_KV = 16           # decode KV sum of the iteration in flight (stretch only)
-P_FF_SEG = 17          # decode-attention segment index of the stretch (latency.decode_segment)
-NPI = 18
+NPI = 14
+
+# Hidden replica ints (ph): decode fast-forward (sim_core.fastforward).  A replica in a
+# *stretch* runs decode-only iterations whose per-request bookkeeping is deferred until
+# someone may look.  A stretch's length is cut at the batch's first completion, so these
+# columns carry decode lengths: like rh, they are never shared with a policy.
+PH_FF_LEFT = 0         # stretch iterations still to start after the one in flight
+PH_FF_DONE = 1         # stretch iterations finished but not yet applied to the requests
+PH_FF_KV = 2           # decode KV sum of the iteration in flight (stretch only)
+PH_FF_SEG = 3          # decode-attention segment index of the stretch (latency.decode_segment)
+NPH = 4
 
 # Replica lifecycle states (pi[P_STATE]); only active replicas accept requests.
 R_STOPPED = 0
@@ -193,6 +200,7 @@ class SimState:
     rf: np.ndarray
     pi: np.ndarray
     pf: np.ndarray
+    ph: np.ndarray
     slots: np.ndarray
     qbuf: np.ndarray
     ev_t: np.ndarray
@@ -223,7 +231,7 @@ class SimState:
 
     def engine_args(self) -> tuple:
         """The arrays in the order :func:`sim_core.engine.advance` takes them."""
-        return (self.rv, self.rh, self.rf, self.pi, self.pf, self.slots, self.qbuf,
+        return (self.rv, self.rh, self.rf, self.pi, self.pf, self.ph, self.slots, self.qbuf,
                 self.ev_t, self.ev_w, self.si, self.sf, self.tl)
 
 
@@ -296,7 +304,7 @@ def allocate(*, arrived_at, prompt, decode, num_replicas: int, num_blocks: int, 
         ev_w[i] = ev_w[2 * i]
     slots[SL_TOK] = 0
     return SimState(
-        rv=rv, rh=rh, rf=rf, pi=pi, pf=pf, slots=slots,
+        rv=rv, rh=rh, rf=rf, pi=pi, pf=pf, ph=np.zeros((NPH, R), np.int64), slots=slots,
         qbuf=np.zeros((6, max(n, R, bs + 1, 1)), np.int64),
         ev_t=ev_t, ev_w=ev_w,
         si=si, sf=sf, tl=tl,

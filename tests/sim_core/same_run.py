@@ -10,13 +10,12 @@ from sim_core import state as S
 _SWITCH_SI = (S.S_FAST_FORWARD, S.S_SKIP_EMPTY, S.S_TWIN, S.S_TWIN_CALLS, S.S_RR_NEXT,
               S.S_HRA_SHORTEST, S.S_TWIN_KEY)
 _SWITCH_SF = (S.SF_HRA_GROWTH, S.SF_HRA_SAFETY, S.SF_KEY_SECONDS_PER_TOKEN)
-_FF_PI = (S.P_FF_LEFT, S.P_FF_DONE, S.P_FF_KV, S.P_FF_SEG)
 _FF_PF = (S.PF_FF_FIXED, S.PF_FF_TX, S.PF_FF_END, S.PF_FF_BUSY)
 
 
 def _strip(st) -> dict:
     out = {name: getattr(st, name).copy() for name in ("rv", "rh", "rf", "tl")}
-    out["pi"] = np.delete(st.pi, _FF_PI, axis=0)
+    out["pi"] = st.pi.copy()
     out["pf"] = np.delete(st.pf, _FF_PF, axis=0)
     si, sf = st.si.copy(), st.sf.copy()
     si[list(_SWITCH_SI)] = 0

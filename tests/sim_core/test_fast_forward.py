@@ -57,7 +57,7 @@ def test_lone_decode_stretch_adds_latencies_one_by_one():
     assert r.first_token_at == first and r.completed_at == t
     assert res.summary["iterations"] == 50
     # The 49 decodes ran as one stretch: its last iteration had KV sum 101 + 48.
-    assert res.state.pi[S.P_FF_KV, 0] == 149
+    assert res.state.ph[S.PH_FF_KV, 0] == 149
 
 
 def test_arrival_cuts_a_stretch_at_the_iteration_in_flight():

@@ -83,7 +83,8 @@ def test_view_is_read_only_and_has_no_decode_lengths():
 
     res = run(Peek(), make_trace([0], [5], [7]))
     assert not any("decode" in a for a in seen["attrs"])
-    assert seen["arrays"] and not any(np.shares_memory(a, res.state.rh) for a in seen["arrays"])
+    assert seen["arrays"] and not any(np.shares_memory(a, hidden) for a in seen["arrays"]
+                                      for hidden in (res.state.rh, res.state.ph, res.state.pf))
 
 
 @pytest.mark.parametrize("bad,match", [
@@ -92,6 +93,7 @@ def test_view_is_read_only_and_has_no_decode_lengths():
     (lambda v: [(99, 0)], "not in the global queue"),
     (lambda v: [("x", 0)], "pair of ints"),
     (lambda v: 1 / 0, "ZeroDivisionError"),
+    (lambda v: [(int(v.queue[0]), 0)] * 5, "more decisions than there are requests"),
 ])
 def test_invalid_decisions_raise_clear_errors(bad, match):
     class Bad:

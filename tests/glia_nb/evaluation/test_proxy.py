@@ -6,6 +6,7 @@ import os
 import re
 import time
 
+import numpy as np
 import pytest
 
 from glia_nb.evaluation.confine import HardLimits, choose_isolation
@@ -80,3 +81,56 @@ def test_a_policy_that_garbles_its_replies_is_still_closed_cleanly(monkeypatch):
     p.close()  # its goodbye carries a null CPU time
     assert p.cpu_s is None and p.proc.poll() is not None
     assert not os.path.exists(p.scratch) and os.sched_getaffinity(0) == before
+
+
+class _Snapshots:
+    """A least-loaded router that copies every array a sandboxed policy maps at each call."""
+
+    idle_when_queue_empty = True
+
+    def __init__(self):
+        self.st, self.calls = None, []
+
+    def hook(self, st) -> None:
+        self.st = st
+
+    def reset(self, info, rng) -> None:
+        pass
+
+    def route(self, view):
+        from glia_nb.evaluation.proxy import SHARED_ARRAYS
+
+        st = self.st
+        self.calls.append((view.now, {n: getattr(st, n).copy() for n in SHARED_ARRAYS},
+                           st.ph.copy()))
+        load = view.num_waiting + view.num_running
+        return [(int(q), int(load.argmin())) for q in view.queue]
+
+
+def test_the_shared_arrays_do_not_depend_on_a_decode_length_before_it_is_over():
+    # Two traces that differ only in request 0's decode length: everything a sandboxed policy
+    # maps must be the same at every call until request 0 completes in the shorter run.  (The
+    # fast-forward's stretch lengths are cut at a batch's first completion: they once sat in
+    # the shared replica columns, where a router could read them.)
+    from sim_core.config import ClusterConfig
+    from tests.conftest import make_trace
+
+    arrivals = [0.05 * i for i in range(40)]
+    prompts = [200 + 37 * (i % 7) for i in range(40)]
+    runs = []
+    for first_decode in (300, 900):
+        decodes = [first_decode] + [250 + 53 * (i % 5) for i in range(1, 40)]
+        spy = _Snapshots()
+        res = simulate(ClusterConfig(num_replicas=2), make_trace(arrivals, prompts, decodes),
+                       spy, compiled_router=False, share_state=spy.hook)
+        runs.append((spy.calls, float(res.requests.set_index("request_id").loc[0].completed_at)))
+    (short, done), (long_, _) = runs
+    before = [k for k, (now, _, _) in enumerate(short) if now < done]
+    assert len(before) >= 30 and len(long_) >= len(before)
+    hidden_differs = False
+    for k in before:
+        assert short[k][0] == long_[k][0]
+        for name, arr in short[k][1].items():
+            assert np.array_equal(arr, long_[k][1][name], equal_nan=True), (k, name)
+        hidden_differs |= not np.array_equal(short[k][2], long_[k][2])
+    assert hidden_differs  # the stretch bookkeeping did see the decode length
