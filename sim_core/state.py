@@ -12,7 +12,8 @@ decode fast-forward's ints in ``ph``.  Scalars live in ``si``/``sf``.  What is d
 decode lengths (``rh``; ``ph`` and ``pf``'s stretch columns, since a stretch ends at its
 batch's first completion) is never in an array a policy may read: the read-only view handed
 to routers is built from ``rv``/``rf``/``pi`` and the queues, and a sandboxed policy maps
-only those (its harness shares ``rv``, ``rf``, ``pi``, ``slots``, ``qbuf``, ``si``, ``sf``).  Everything is allocated once by :func:`allocate`; the compiled engine
+only those (its harness shares ``rv``, ``rf``, ``pi``, ``slots``, ``qbuf``, ``si``,
+``sf``).  Everything is allocated once by :func:`allocate`; the compiled engine
 (:mod:`sim_core.engine`) mutates it in place.
 """
 from __future__ import annotations

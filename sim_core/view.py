@@ -1,8 +1,11 @@
 """The read-only view of the cluster that a router receives.
 
 Every array here is a non-writeable view of the simulator's visible columns, so reading
-it costs nothing and writing to it raises.  Decode lengths are not among them: they live
-in a separate array that this object never references.
+it costs nothing and writing to it raises.  Decode lengths, and the decode fast-forward's
+bookkeeping derived from them, are not among them: they live in separate arrays (``rh``,
+``ph``, ``pf``) that this object never references.  (In-process code can still reach the
+writeable state through an array's ``.base``: it is trusted; a sandboxed policy maps the
+shared memory read-only.)
 """
 from __future__ import annotations
 
@@ -80,7 +83,7 @@ class ClusterView:
         self._done = _ro(st.done_buf)
         self._run_ids = _ro(st.run_ids)
         self._links = _ro(rv[S.V_NEXT])
-        self._pi = pi
+        self._pi = _ro(pi)
         self.event = "arrival"
 
     @property
