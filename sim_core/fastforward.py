@@ -99,24 +99,21 @@ def stretch_length(rv, rh, pi, si, batch_ids, counts, r):
         else:
             rounds = False
     free = pi[P_NUM_BLOCKS, r] - pi[P_ALLOC, r]
-    if rounds and free >= 0:
-        rank = free % nb  # the crossing's place in its round (round free // nb)
-        first = 0
-        seen = 0
-        for o in range(1, bs + 1):
-            if first == 0 and seen + counts[o] > rank:
-                first = o
-            seen += counts[o]
-            counts[o] = 0
-        if jc <= 0:
-            return 1
-        if free // nb > jc // bs:  # the blocks outlast the batch (and rounds * bs may overflow)
-            return 1 + jc
-        return min(1 + jc, first + (free // nb) * bs)
-    for o in range(1, bs + 1):
+    rounds = rounds and free >= 0
+    rank = free % nb if rounds else 0  # the crossing's place in its round (round free // nb)
+    first = 0
+    seen = 0
+    for o in range(1, bs + 1):  # the rank-th smallest offset; the counts go back to zero
+        if first == 0 and seen + counts[o] > rank:
+            first = o
+        seen += counts[o]
         counts[o] = 0
     if jc <= 0:
         return 1
+    if rounds:
+        if free // nb > jc // bs:  # the blocks outlast the batch (and rounds * bs may overflow)
+            return 1 + jc
+        return min(1 + jc, first + (free // nb) * bs)
     shift = si[S_BLOCK_SHIFT]
     if _blocks_needed(rv, batch_ids, r, nb, bs, shift, jc) <= free:
         return 1 + jc
