@@ -1,23 +1,26 @@
 """Batch formation, compiled: which requests a replica's next iteration processes.
 
-Both schedulers fill ``batch_ids``/``batch_tok`` for replica ``r`` and return (tokens,
-decodes, decode KV sum, prefill attention ms) of the batch, the arguments of
-:func:`sim_core.latency.iteration_ms`.
+Both schedulers fill ``batch_ids``/``batch_tok`` for replica ``r`` (and each entry's index
+in the running set, ``ru[RU_BATCH_RUN]``) and return (tokens, decodes, decode KV sum,
+prefill attention ms) of the batch, the arguments of :func:`sim_core.latency.iteration_ms`.
+A running request's progress is read from the running columns ``ru`` (sim_core.state).
 """
 from __future__ import annotations
 
 from numba import njit
 
 from sim_core.lookups import prefill_attn_ms
-from sim_core.queues import admit, blocks_for, compact_running, grow_or_preempt, wq_unlink
+from sim_core.queues import (admit, batch_admitted, blocks_for, compact_running,
+                             grow_or_preempt, wq_unlink)
 from sim_core.state import (
-    P_ALLOC, P_BATCH_LEN, P_NUM_BLOCKS, P_RUNNING, P_WQ_HEAD, S_BATCH_CAP, S_BLOCK_SHIFT,
-    S_BLOCK_SIZE, S_CHUNK, S_WATERMARK, V_BLOCKS, V_PROCESSED, V_PROMPT,
+    P_ALLOC, P_BATCH_LEN, P_NUM_BLOCKS, P_RUNNING, P_WQ_HEAD, RU_BATCH_RUN, RU_BLOCKS,
+    RU_PROCESSED, RU_PROMPT, S_BATCH_CAP, S_BLOCK_SHIFT, S_BLOCK_SIZE, S_CHUNK, S_WATERMARK,
+    V_PROMPT,
 )
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def form_sarathi(rv, rh, rf, pi, si, run_ids, batch_ids, batch_tok, blob, r, now):
+def form_sarathi(rv, rh, rf, pi, si, run_ids, ru, batch_ids, batch_tok, blob, r, now):
     """Sarathi chunked prefill: running decodes first, then partial prefills, then new
     requests from the waiting queue in order, within the chunk budget and batch cap.
 
@@ -37,41 +40,43 @@ def form_sarathi(rv, rh, rf, pi, si, run_ids, batch_ids, batch_tok, blob, r, now
     while lo < hi:
         if nb == cap:
             break
-        q = run_ids[r, lo]
+        j = lo
         lo += 1
-        done = rv[V_PROCESSED, q]
-        if done < rv[V_PROMPT, q]:
+        done = ru[RU_PROCESSED, r, j]
+        if done < ru[RU_PROMPT, r, j]:
             n_partial += 1
             continue
-        if done > rv[V_BLOCKS, q] * bs:
+        if done > ru[RU_BLOCKS, r, j] * bs:
             if pi[P_NUM_BLOCKS, r] - pi[P_ALLOC, r] >= 1:  # the common case, inline
-                rv[V_BLOCKS, q] += 1
+                ru[RU_BLOCKS, r, j] += 1
                 pi[P_ALLOC, r] += 1
             else:
                 evicted = True
-                hi = grow_or_preempt(rv, rh, rf, pi, si, run_ids, r, q, lo, hi, now)
+                hi = grow_or_preempt(rv, rh, rf, pi, si, run_ids, ru, r, j, lo, hi, now)
                 if hi < 0:
                     break
-        batch_ids[r, nb] = q
+        # Pre-emptions take entries after j only, so j's index outlives the compaction.
+        batch_ids[r, nb] = run_ids[r, j]
+        ru[RU_BATCH_RUN, r, nb] = j
         batch_tok[r, nb] = 1
         nb += 1
         tokens += 1
         kv_sum += done
     n_dec = nb
     if evicted:
-        compact_running(rv, run_ids, pi, r, pi[P_RUNNING, r])
+        compact_running(run_ids, ru, pi, r, pi[P_RUNNING, r])
     attn = 0.0
     # Pass 2: partially prefilled requests, oldest first, within the chunk budget.
     if n_partial > 0:
         for i in range(pi[P_RUNNING, r]):
-            q = run_ids[r, i]
-            done = rv[V_PROCESSED, q]
-            if done >= rv[V_PROMPT, q]:
+            done = ru[RU_PROCESSED, r, i]
+            if done >= ru[RU_PROMPT, r, i]:
                 continue
-            n = min(rv[V_PROMPT, q] - done, chunk - tokens)
+            n = min(ru[RU_PROMPT, r, i] - done, chunk - tokens)
             if n <= 0:
                 continue
-            batch_ids[r, nb] = q
+            batch_ids[r, nb] = run_ids[r, i]
+            ru[RU_BATCH_RUN, r, nb] = i
             batch_tok[r, nb] = n
             nb += 1
             tokens += n
@@ -89,7 +94,7 @@ def form_sarathi(rv, rh, rf, pi, si, run_ids, batch_ids, batch_tok, blob, r, now
         if n <= 0:
             break
         wq_unlink(rv, pi, r, q)
-        admit(rv, rf, pi, run_ids, r, q, need, now)
+        batch_admitted(ru, r, nb, admit(rv, rh, rf, pi, run_ids, ru, r, q, need, now))
         batch_ids[r, nb] = q
         batch_tok[r, nb] = n
         nb += 1
@@ -100,7 +105,7 @@ def form_sarathi(rv, rh, rf, pi, si, run_ids, batch_ids, batch_tok, blob, r, now
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def form_vllm(rv, rh, rf, pi, si, run_ids, batch_ids, batch_tok, blob, r, now):
+def form_vllm(rv, rh, rf, pi, si, run_ids, ru, batch_ids, batch_tok, blob, r, now):
     """vLLM v0: a prefill-only batch of whole prompts if any can be admitted (padded token
     cap n * max(prompt) <= chunk; a single over-long prompt still runs alone), else a
     decode-only batch of the running requests.  Returns what :func:`form_sarathi` does."""
@@ -123,7 +128,7 @@ def form_vllm(rv, rh, rf, pi, si, run_ids, batch_ids, batch_tok, blob, r, now):
             break
         longest = m
         wq_unlink(rv, pi, r, q)
-        admit(rv, rf, pi, run_ids, r, q, need, now)
+        batch_admitted(ru, r, nb, admit(rv, rh, rf, pi, run_ids, ru, r, q, need, now))
         n = rv[V_PROMPT, q]
         batch_ids[r, nb] = q
         batch_tok[r, nb] = n
@@ -139,15 +144,16 @@ def form_vllm(rv, rh, rf, pi, si, run_ids, batch_ids, batch_tok, blob, r, now):
     while lo < hi:
         if nb == cap:
             break
-        q = run_ids[r, lo]
+        j = lo
         lo += 1
-        hi = grow_or_preempt(rv, rh, rf, pi, si, run_ids, r, q, lo, hi, now)
+        hi = grow_or_preempt(rv, rh, rf, pi, si, run_ids, ru, r, j, lo, hi, now)
         if hi < 0:
             break
-        batch_ids[r, nb] = q
+        batch_ids[r, nb] = run_ids[r, j]
+        ru[RU_BATCH_RUN, r, nb] = j
         batch_tok[r, nb] = 1
         nb += 1
-        kv_sum += rv[V_PROCESSED, q]
-    compact_running(rv, run_ids, pi, r, pi[P_RUNNING, r])
+        kv_sum += ru[RU_PROCESSED, r, j]
+    compact_running(run_ids, ru, pi, r, pi[P_RUNNING, r])
     pi[P_BATCH_LEN, r] = nb
     return nb, nb, kv_sum, 0.0

@@ -30,38 +30,38 @@ from numba import njit
 from sim_core.batching import form_sarathi, form_vllm
 from sim_core.fastforward import ff_begin, ff_cut, ff_flush, ff_flush_all, ff_step, ff_to_end
 from sim_core.lookups import iteration_ms
-from sim_core.queues import compact_running, ev_set, mark_dirty, wq_insert
+from sim_core.queues import (compact_running, ev_set, leave_running, mark_dirty,
+                             store_running, wq_insert)
 from sim_core.state import (
     PH_FF_LEFT,
     ERR_BAD_REPLICA, ERR_DUPLICATE, ERR_NOT_ACCEPTING, ERR_NOT_QUEUED, EV_ARRIVAL,
     EV_COMPLETION, EV_END, EV_READY, EV_TICK, F_ARRIVAL, F_ATTEMPT_PREFILL, F_COMPLETED,
-    F_ENTER, F_FIRST_TOKEN, F_ROUTED, H_GENERATED, H_TOTAL, PF_BUSY_TIME, PF_BUSY_UNTIL,
+    F_ENTER, F_FIRST_TOKEN, F_ROUTED, PF_BUSY_TIME, PF_BUSY_UNTIL,
     PF_DRAIN_SINCE, PF_DRAIN_TIME, PF_FF_END, PF_READY_AT, PF_START_TIME, PF_UP_SINCE,
     PF_UP_TIME, P_ALLOC, P_BATCH_LEN, P_BUSY, P_DIRTY, P_GEN_TOKENS, P_ITERATIONS,
     P_NUM_BLOCKS, P_RUNNING, P_STATE, P_WAITING, Q_COUNTS, Q_DEC_REP, Q_DEC_REQ, Q_DIRTY,
-    Q_DONE, Q_GQ,
+    Q_DONE, Q_GQ, RU_BATCH_RUN, RU_BLOCKS, RU_GENERATED, RU_PROCESSED, RU_PROMPT, RU_TOTAL,
     R_ACTIVE, R_DRAINING, R_STARTING, R_STOPPED, SF_ARRIVAL_LIMIT, SF_NEXT_READY, SF_NEXT_TICK,
     SF_NOW, SF_THINK, SL_BATCH, SL_RUN, SL_TOK, ST_DONE, ST_GLOBAL, ST_MARK, S_CLOSED_LOOP,
     S_DIRTY_LEN, S_ERROR, S_EVENT_BOUND, S_EVENT_REPLICA, S_FAST_FORWARD,
     S_GENERATED_TOKENS, S_GQ_LEN, S_NEXT_ARRIVAL, S_NUM_ACCEPTING, S_NUM_DONE, S_NUM_GENERATED,
     S_NUM_REQ, S_N_EVENT_DONE, S_SCHEDULER, S_SKIP_EMPTY, S_TL_CAP, S_TL_LEN, S_TWIN, TL_ALLOC,
-    TL_NUM_BLOCKS, TL_REPLICA, TL_RUNNING, TL_STATE, TL_TIME, TL_WAITING, V_BLOCKS,
-    V_PROCESSED, V_PROMPT, V_STATE,
+    TL_NUM_BLOCKS, TL_REPLICA, TL_RUNNING, TL_STATE, TL_TIME, TL_WAITING, V_STATE,
 )
 from sim_core.twins import twin_keys, twin_reads_progress, twin_route
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _start_batch(rv, rh, rf, pi, pf, ph, si, run_ids, batch_ids, batch_tok, counts, blob, r,
-                 now, lazy):
+def _start_batch(rv, rh, rf, pi, pf, ph, ru, si, run_ids, batch_ids, batch_tok, counts, blob,
+                 r, now, lazy):
     """Form replica r's next batch and start it (``P_BUSY``, unless the batch is empty);
     returns when it ends, or when the decode stretch it begins ends, which the caller
     queues (see sim_core.fastforward)."""
     if si[S_SCHEDULER] == 0:
-        tokens, n_dec, kv_sum, attn = form_sarathi(rv, rh, rf, pi, si, run_ids, batch_ids,
+        tokens, n_dec, kv_sum, attn = form_sarathi(rv, rh, rf, pi, si, run_ids, ru, batch_ids,
                                                    batch_tok, blob, r, now)
     else:
-        tokens, n_dec, kv_sum, attn = form_vllm(rv, rh, rf, pi, si, run_ids, batch_ids,
+        tokens, n_dec, kv_sum, attn = form_vllm(rv, rh, rf, pi, si, run_ids, ru, batch_ids,
                                                 batch_tok, blob, r, now)
     if pi[P_BATCH_LEN, r] == 0:
         return now
@@ -71,38 +71,44 @@ def _start_batch(rv, rh, rf, pi, pf, ph, si, run_ids, batch_ids, batch_tok, coun
     pf[PF_BUSY_UNTIL, r] = now + dt
     pf[PF_BUSY_TIME, r] += dt
     if si[S_FAST_FORWARD] == 1 and n_dec == tokens and n_dec == pi[P_BATCH_LEN, r]:
-        ff_begin(rv, rh, pi, pf, ph, si, batch_ids, counts, blob, r, kv_sum, lazy)
+        ff_begin(ru, pi, pf, ph, si, counts, blob, r, kv_sum, lazy)
         if lazy and ph[PH_FF_LEFT, r] > 0:
             return pf[PF_FF_END, r]
     return now + dt
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _finish_batch(rv, rh, rf, pi, pf, si, sf, run_ids, batch_ids, batch_tok, done_buf, r, now):
+def _finish_batch(rv, rh, rf, pi, pf, ru, si, sf, run_ids, batch_ids, batch_tok, done_buf, r,
+                  now):
     """Apply an iteration's progress; returns the number of requests it completed."""
     n_done = 0
     for k in range(pi[P_BATCH_LEN, r]):
         q = batch_ids[r, k]
-        decoding = rv[V_PROCESSED, q] >= rv[V_PROMPT, q]
-        rv[V_PROCESSED, q] += batch_tok[r, k]
+        j = ru[RU_BATCH_RUN, r, k]
+        done = ru[RU_PROCESSED, r, j]
+        prompt = ru[RU_PROMPT, r, j]
+        decoding = done >= prompt
+        done += batch_tok[r, k]
         if decoding:
-            rh[H_GENERATED, q] += 1
+            ru[RU_GENERATED, r, j] += 1
             si[S_GENERATED_TOKENS] += 1
             pi[P_GEN_TOKENS, r] += 1
-        elif rv[V_PROCESSED, q] == rv[V_PROMPT, q]:
+        elif done == prompt:
             # The iteration that finishes a prefill also yields the first new token.
-            rv[V_PROCESSED, q] += 1
-            rh[H_GENERATED, q] += 1
+            done += 1
+            ru[RU_GENERATED, r, j] += 1
             si[S_GENERATED_TOKENS] += 1
             pi[P_GEN_TOKENS, r] += 1
             rf[F_ATTEMPT_PREFILL, q] = now
             if np.isnan(rf[F_FIRST_TOKEN, q]):
                 rf[F_FIRST_TOKEN, q] = now
-        if rv[V_PROCESSED, q] == rh[H_TOTAL, q]:
+        ru[RU_PROCESSED, r, j] = done
+        if done == ru[RU_TOTAL, r, j]:
             rv[V_STATE, q] = ST_DONE
             rf[F_COMPLETED, q] = now
-            pi[P_ALLOC, r] -= rv[V_BLOCKS, q]
-            rv[V_BLOCKS, q] = 0
+            pi[P_ALLOC, r] -= ru[RU_BLOCKS, r, j]
+            ru[RU_BLOCKS, r, j] = 0
+            leave_running(rv, rh, run_ids, ru, r, j)
             done_buf[n_done] = q
             n_done += 1
             si[S_NUM_DONE] += 1
@@ -112,7 +118,7 @@ def _finish_batch(rv, rh, rf, pi, pf, si, sf, run_ids, batch_ids, batch_tok, don
     pi[P_BUSY, r] = 0
     pf[PF_BUSY_UNTIL, r] = np.inf
     if n_done > 0:
-        compact_running(rv, run_ids, pi, r, pi[P_RUNNING, r])
+        compact_running(run_ids, ru, pi, r, pi[P_RUNNING, r])
     if pi[P_STATE, r] == R_DRAINING and pi[P_RUNNING, r] == 0 and pi[P_WAITING, r] == 0:
         stop_replica(pi, pf, r, now)
     return n_done
@@ -229,7 +235,7 @@ def _apply_decisions(rv, rh, rf, pi, ph, gq, dirty, si, dec_req, dec_rep, n_dec,
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)  # no reference counts: see the module doc
-def advance(rv, rh, rf, pi, pf, ph, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_dec):
+def advance(rv, rh, rf, pi, pf, ph, ru, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_dec):
     """Apply ``n_dec`` routing decisions, then simulate up to the next global event that
     needs Python.
 
@@ -240,19 +246,21 @@ def advance(rv, rh, rf, pi, pf, ph, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n
     Arrays are bundled (``slots``, ``qbuf``) because every argument costs dispatch time on
     each of the ~15,000 calls of a simulation.  Decode stretches are eager: use
     :func:`advance_lazy` where :func:`sim_core.fastforward.ff_lazy` says they may be lazy."""
-    return _advance(rv, rh, rf, pi, pf, ph, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_dec, False)
+    return _advance(rv, rh, rf, pi, pf, ph, ru, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_dec,
+                    False)
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
-def advance_lazy(rv, rh, rf, pi, pf, ph, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_dec):
+def advance_lazy(rv, rh, rf, pi, pf, ph, ru, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_dec):
     """:func:`advance` with lazy decode stretches (:mod:`sim_core.fastforward`)."""
-    return _advance(rv, rh, rf, pi, pf, ph, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_dec, True)
+    return _advance(rv, rh, rf, pi, pf, ph, ru, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_dec,
+                    True)
 
 
 # One body, compiled into both entry points with ``lazy`` a constant: tested at run time,
 # the lazy branches in the loop had cost the eager engine 3% (routing-a10, timelines on).
 @njit(cache=True, error_model="numpy", inline="always")
-def _advance(rv, rh, rf, pi, pf, ph, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_dec, lazy):
+def _advance(rv, rh, rf, pi, pf, ph, ru, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_dec, lazy):
     """The body of :func:`advance` and :func:`advance_lazy`."""
     run_ids, batch_ids, batch_tok = slots[SL_RUN], slots[SL_BATCH], slots[SL_TOK]
     gq, done_buf, dec_req, dec_rep = qbuf[Q_GQ], qbuf[Q_DONE], qbuf[Q_DEC_REQ], qbuf[Q_DEC_REP]
@@ -269,7 +277,7 @@ def _advance(rv, rh, rf, pi, pf, ph, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, 
             r = dirty[k]
             pi[P_DIRTY, r] = 0
             if pi[P_BUSY, r] == 0:
-                end = _start_batch(rv, rh, rf, pi, pf, ph, si, run_ids, batch_ids, batch_tok,
+                end = _start_batch(rv, rh, rf, pi, pf, ph, ru, si, run_ids, batch_ids, batch_tok,
                                    counts, blob, r, now, lazy)
                 if pi[P_BUSY, r] == 1:
                     ev_set(ev_t, ev_w, r, end)
@@ -282,7 +290,8 @@ def _advance(rv, rh, rf, pi, pf, ph, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, 
         tb = ev_t[1]
         tr = sf[SF_NEXT_READY]
         if tb == np.inf and ta == np.inf and tr == np.inf:
-            ff_flush_all(rv, rh, pi, pf, ph, si, batch_ids, blob, now, R, lazy)
+            ff_flush_all(ru, pi, pf, ph, si, blob, now, R, lazy)
+            store_running(rv, rh, run_ids, ru, pi)
             sf[SF_NOW] = now
             return EV_END
         # Same-time order: iteration ends, then replicas becoming ready, then autoscaler
@@ -295,7 +304,8 @@ def _advance(rv, rh, rf, pi, pf, ph, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, 
             si[S_EVENT_BOUND] = R
             ev = EV_READY
         elif tt < tb and tt <= ta:
-            ff_flush_all(rv, rh, pi, pf, ph, si, batch_ids, blob, tt, R, lazy)
+            ff_flush_all(ru, pi, pf, ph, si, blob, tt, R, lazy)
+            store_running(rv, rh, run_ids, ru, pi)
             sf[SF_NOW] = tt
             si[S_N_EVENT_DONE] = 0
             return EV_TICK
@@ -308,8 +318,8 @@ def _advance(rv, rh, rf, pi, pf, ph, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, 
                     continue
                 ff_to_end(pi, pf, ph, r)
             ev_set(ev_t, ev_w, r, np.inf)
-            ff_flush(rv, rh, pi, ph, si, batch_ids, r)
-            n_done = _finish_batch(rv, rh, rf, pi, pf, si, sf, run_ids, batch_ids, batch_tok,
+            ff_flush(ru, pi, ph, si, r)
+            n_done = _finish_batch(rv, rh, rf, pi, pf, ru, si, sf, run_ids, batch_ids, batch_tok,
                                    done_buf, r, now)
             mark_dirty(pi, dirty, si, r)
             if n_done == 0:
@@ -335,12 +345,12 @@ def _advance(rv, rh, rf, pi, pf, ph, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, 
         sf[SF_NOW] = now
         route = si[S_GQ_LEN] > 0 or (si[S_SKIP_EMPTY] == 0 and si[S_TWIN] == 0)
         if si[S_TL_CAP] > 0 or (route and twin_reads_progress(si[S_TWIN])):
-            ff_flush_all(rv, rh, pi, pf, ph, si, batch_ids, blob, now, si[S_EVENT_BOUND],
-                         lazy)
+            ff_flush_all(ru, pi, pf, ph, si, blob, now, si[S_EVENT_BOUND], lazy)
         _record_timeline(pi, si, tl, now)
         if not route:
             continue
         if si[S_TWIN] == 0:
+            store_running(rv, rh, run_ids, ru, pi)  # the router may read any request's progress
             return ev
         n = twin_route(rv, pi, si, sf, gq, dec_req, dec_rep)
         twin_keys(rv, rf, si, sf, dec_req, n)

@@ -29,6 +29,9 @@ the iteration ends ordered before it by (time, replica id)), and to the end at o
 and taken in turn: the looks would catch every replica up at every event anyway, and
 computing the ends twice cost routing-a10 (timelines on) 5%.
 
+A stretch's batch is the whole running set, in its order (entry k of the batch is entry k
+of ``slots[SL_RUN]``), so its loops read the running columns ``ru`` in order.
+
 Why the stretch length is safe: admission into a decode-only batch only gets harder as
 iterations pass (free blocks only fall, the batch size and chunk budget stay), so a waiting
 queue that could not be admitted at the stretch's first formation cannot be admitted later.
@@ -42,10 +45,10 @@ from sim_core.lookups import decode_iteration_ms, decode_segment, fixed_ms
 from sim_core.queues import blocks_for, ev_before, ev_set
 from sim_core.state import (
     PH_FF_DONE, PH_FF_KV, PH_FF_LEFT, PH_FF_SEG,
-    H_GENERATED, H_TOTAL, PF_BUSY_TIME, PF_BUSY_UNTIL, PF_FF_BUSY, PF_FF_END, PF_FF_FIXED,
-    PF_FF_TX, P_ALLOC, P_BATCH_LEN, P_GEN_TOKENS,
-    P_ITERATIONS, P_NUM_BLOCKS, P_RUNNING, S_BLOCK_SHIFT, S_BLOCK_SIZE, S_GENERATED_TOKENS,
-    S_TL_CAP, S_TWIN, V_BLOCKS, V_PROCESSED,
+    PF_BUSY_TIME, PF_BUSY_UNTIL, PF_FF_BUSY, PF_FF_END, PF_FF_FIXED,
+    PF_FF_TX, P_ALLOC, P_BATCH_LEN, P_GEN_TOKENS, P_ITERATIONS, P_NUM_BLOCKS, P_RUNNING,
+    RU_BLOCKS, RU_GENERATED, RU_PROCESSED, RU_TOTAL, S_BLOCK_SHIFT, S_BLOCK_SIZE,
+    S_GENERATED_TOKENS, S_TL_CAP, S_TWIN,
 )
 from sim_core.twins import twin_reads_progress
 
@@ -58,19 +61,18 @@ def ff_lazy(si):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _blocks_needed(rv, batch_ids, r, nb, bs, shift, j):
+def _blocks_needed(ru, r, nb, bs, shift, j):
     """New KV blocks the batch needs by the formation of stretch iteration ``j``."""
     total = 0
     for k in range(nb):
-        q = batch_ids[r, k]
-        need = blocks_for(rv[V_PROCESSED, q] + j, bs, shift) - rv[V_BLOCKS, q]
+        need = blocks_for(ru[RU_PROCESSED, r, k] + j, bs, shift) - ru[RU_BLOCKS, r, k]
         if need > 0:
             total += need
     return total
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def stretch_length(rv, rh, pi, si, batch_ids, counts, r):
+def stretch_length(ru, pi, si, counts, r):
     """Iterations ``K >= 1`` that replica r's just-formed decode-only batch will repeat.
 
     Iterations ``0 .. K-2`` complete nothing; the formations of ``1 .. K-1`` find a free
@@ -90,10 +92,9 @@ def stretch_length(rv, rh, pi, si, batch_ids, counts, r):
     jc = np.iinfo(np.int64).max
     rounds = True
     for k in range(nb):
-        q = batch_ids[r, k]
-        done = rv[V_PROCESSED, q]
-        jc = min(jc, rh[H_TOTAL, q] - done - 1)  # it completes at iteration j = this
-        o = rv[V_BLOCKS, q] * bs - done + 1
+        done = ru[RU_PROCESSED, r, k]
+        jc = min(jc, ru[RU_TOTAL, r, k] - done - 1)  # it completes at iteration j = this
+        o = ru[RU_BLOCKS, r, k] * bs - done + 1
         if 1 <= o <= bs:
             counts[o] += 1
         else:
@@ -115,13 +116,13 @@ def stretch_length(rv, rh, pi, si, batch_ids, counts, r):
             return 1 + jc
         return min(1 + jc, first + (free // nb) * bs)
     shift = si[S_BLOCK_SHIFT]
-    if _blocks_needed(rv, batch_ids, r, nb, bs, shift, jc) <= free:
+    if _blocks_needed(ru, r, nb, bs, shift, jc) <= free:
         return 1 + jc
     # The need grows with j: bisect for the last formation that still fits.
     lo, hi = 0, jc  # need(lo) fits, need(hi) does not
     while hi - lo > 1:
         mid = (lo + hi) >> 1
-        if _blocks_needed(rv, batch_ids, r, nb, bs, shift, mid) <= free:
+        if _blocks_needed(ru, r, nb, bs, shift, mid) <= free:
             lo = mid
         else:
             hi = mid
@@ -129,14 +130,14 @@ def stretch_length(rv, rh, pi, si, batch_ids, counts, r):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def ff_begin(rv, rh, pi, pf, ph, si, batch_ids, counts, blob, r, kv_sum, lazy):
+def ff_begin(ru, pi, pf, ph, si, counts, blob, r, kv_sum, lazy):
     """After a decode-only batch was formed on r: start a stretch if it holds every running
     request, with the latency terms that stay fixed while it lasts."""
     nb = pi[P_BATCH_LEN, r]
     if pi[P_RUNNING, r] != nb:
         ph[PH_FF_LEFT, r] = 0
         return
-    k = stretch_length(rv, rh, pi, si, batch_ids, counts, r)
+    k = stretch_length(ru, pi, si, counts, r)
     ph[PH_FF_LEFT, r] = k - 1
     if k > 1:
         ph[PH_FF_KV, r] = kv_sum
@@ -189,10 +190,11 @@ def ff_step(pi, pf, ph, blob, r, now):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def ff_flush(rv, rh, pi, ph, si, batch_ids, r):
-    """Apply replica r's finished stretch iterations to its requests: their tokens, and the
-    blocks the formation of the iteration now in flight allocated (a decoding request holds
-    ``ceil(processed / block_size)`` blocks once its batch is formed)."""
+def ff_flush(ru, pi, ph, si, r):
+    """Apply replica r's finished stretch iterations to its requests' running columns:
+    their tokens, and the blocks the formation of the iteration now in flight allocated (a
+    decoding request holds ``ceil(processed / block_size)`` blocks once its batch is
+    formed)."""
     m = ph[PH_FF_DONE, r]
     if m == 0:
         return
@@ -201,14 +203,14 @@ def ff_flush(rv, rh, pi, ph, si, batch_ids, r):
     shift = si[S_BLOCK_SHIFT]
     added = 0
     for k in range(nb):
-        q = batch_ids[r, k]
-        d = rv[V_PROCESSED, q] + m
-        rv[V_PROCESSED, q] = d
-        rh[H_GENERATED, q] += m
+        d = ru[RU_PROCESSED, r, k] + m
+        ru[RU_PROCESSED, r, k] = d
+        ru[RU_GENERATED, r, k] += m
         need = blocks_for(d, bs, shift)
-        if need > rv[V_BLOCKS, q]:
-            added += need - rv[V_BLOCKS, q]
-            rv[V_BLOCKS, q] = need
+        held = ru[RU_BLOCKS, r, k]
+        if need > held:
+            added += need - held
+            ru[RU_BLOCKS, r, k] = need
     pi[P_ALLOC, r] += added
     pi[P_GEN_TOKENS, r] += m * nb
     si[S_GENERATED_TOKENS] += m * nb
@@ -254,11 +256,12 @@ def ff_cut(pi, pf, ph, ev_t, ev_w, blob, r, now, bound):
 
 
 @njit(cache=True, error_model="numpy")
-def ff_flush_all(rv, rh, pi, pf, ph, si, batch_ids, blob, now, bound, lazy):
+def ff_flush_all(ru, pi, pf, ph, si, blob, now, bound, lazy):
     """Catch every replica up to the global event (now, bound) and :func:`ff_flush` it: the
-    state is then what stepping would show."""
+    replica columns and the running columns are then what stepping would show (rv's copies
+    follow with :func:`sim_core.queues.store_running`)."""
     for r in range(pi.shape[1]):
         if lazy and ph[PH_FF_LEFT, r] > 0:
             ff_catch_up(pi, pf, ph, blob, r, now, bound)
         if ph[PH_FF_DONE, r] > 0:
-            ff_flush(rv, rh, pi, ph, si, batch_ids, r)
+            ff_flush(ru, pi, ph, si, r)

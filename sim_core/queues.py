@@ -8,9 +8,10 @@ from numba import njit
 
 from sim_core.state import (
     F_ARRIVAL, F_ATTEMPT_START, F_ENTER, F_FIRST_SCHED, F_LOST, F_QKEY, F_REPLICA_QUEUE,
-    P_ALLOC, P_DIRTY, P_NUM_BLOCKS, P_PREEMPTIONS, P_RUNNING, P_WAITING, P_WAIT_PROMPT,
-    P_WQ_HEAD, P_WQ_TAIL, QUEUE_BY_KEY, ST_RUNNING, ST_WAITING, S_BLOCK_SIZE, S_DIRTY_LEN,
-    S_QUEUE_POLICY, V_BLOCKS, V_NEXT, V_PREV, V_PROCESSED, V_PROMPT,
+    H_GENERATED, H_TOTAL, NRU_RUN, P_ALLOC, P_DIRTY, P_NUM_BLOCKS, P_PREEMPTIONS, P_RUNNING,
+    P_WAITING, P_WAIT_PROMPT, P_WQ_HEAD, P_WQ_TAIL, QUEUE_BY_KEY, RU_BATCH_RUN, RU_BLOCKS,
+    RU_GENERATED, RU_PROCESSED, RU_PROMPT, RU_TOTAL, ST_RUNNING, ST_WAITING, S_BLOCK_SIZE,
+    S_DIRTY_LEN, S_QUEUE_POLICY, V_BLOCKS, V_NEXT, V_PREV, V_PROCESSED, V_PROMPT,
     V_RECOMPUTED, V_REPLICA, V_RESTARTS, V_STATE,
 )
 
@@ -133,25 +134,33 @@ def mark_dirty(pi, dirty, si, r):
 
 
 # ------------------------------------------------------------------ running set
+# A replica's running requests are slots[SL_RUN, r, :P_RUNNING], sorted by (arrival, id);
+# their progress is in ru beside them (sim_core.state), and reaches rv/rh when they leave
+# the set (:func:`leave_running`) or before Python looks (:func:`store_running`).
 @njit(cache=True, error_model="numpy")
-def run_insert(rf, run_ids, pi, r, q):
-    """Insert q into the running list kept sorted by (arrival time, id)."""
+def run_insert(rf, run_ids, ru, pi, r, q):
+    """Insert q into the running list kept sorted by (arrival time, id), moving the later
+    entries' running columns with them; returns q's index (its columns are the caller's)."""
     n = pi[P_RUNNING, r]
     i = n
     while i > 0:
         o = run_ids[r, i - 1]
         if rf[F_ARRIVAL, o] > rf[F_ARRIVAL, q] or (rf[F_ARRIVAL, o] == rf[F_ARRIVAL, q] and o > q):
             run_ids[r, i] = o
+            for f in range(NRU_RUN):
+                ru[f, r, i] = ru[f, r, i - 1]
             i -= 1
         else:
             break
     run_ids[r, i] = q
     pi[P_RUNNING, r] = n + 1
+    return i
 
 
 @njit(cache=True, error_model="numpy")
-def admit(rv, rf, pi, run_ids, r, q, blocks, now):
-    """Move the head of the waiting queue into the running set with ``blocks`` blocks."""
+def admit(rv, rh, rf, pi, run_ids, ru, r, q, blocks, now):
+    """Move the head of the waiting queue into the running set with ``blocks`` blocks;
+    returns its index there."""
     pi[P_WAITING, r] -= 1
     pi[P_WAIT_PROMPT, r] -= rv[V_PROMPT, q]
     rf[F_REPLICA_QUEUE, q] += now - rf[F_ENTER, q]
@@ -162,7 +171,39 @@ def admit(rv, rf, pi, run_ids, r, q, blocks, now):
     rf[F_ATTEMPT_START, q] = now
     if np.isnan(rf[F_FIRST_SCHED, q]):
         rf[F_FIRST_SCHED, q] = now
-    run_insert(rf, run_ids, pi, r, q)
+    j = run_insert(rf, run_ids, ru, pi, r, q)
+    ru[RU_PROCESSED, r, j] = rv[V_PROCESSED, q]
+    ru[RU_BLOCKS, r, j] = blocks
+    ru[RU_PROMPT, r, j] = rv[V_PROMPT, q]
+    ru[RU_TOTAL, r, j] = rh[H_TOTAL, q]
+    ru[RU_GENERATED, r, j] = rh[H_GENERATED, q]
+    return j
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def store_entry(rv, rh, run_ids, ru, r, j):
+    """Write running entry j of replica r's progress into rv/rh."""
+    q = run_ids[r, j]
+    rv[V_PROCESSED, q] = ru[RU_PROCESSED, r, j]
+    rv[V_BLOCKS, q] = ru[RU_BLOCKS, r, j]
+    rh[H_GENERATED, q] = ru[RU_GENERATED, r, j]
+
+
+@njit(cache=True, error_model="numpy")
+def store_running(rv, rh, run_ids, ru, pi):
+    """Every running request's progress into rv/rh: what a router, an autoscaler or the
+    result reads (after :func:`sim_core.fastforward.ff_flush_all`)."""
+    for r in range(pi.shape[1]):
+        for j in range(pi[P_RUNNING, r]):
+            store_entry(rv, rh, run_ids, ru, r, j)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def leave_running(rv, rh, run_ids, ru, r, j):
+    """Running entry j of replica r leaves the set (completed or pre-empted): its progress
+    goes to rv/rh and the entry is marked for :func:`compact_running`."""
+    store_entry(rv, rh, run_ids, ru, r, j)
+    ru[RU_BLOCKS, r, j] = -1
 
 
 @njit(cache=True, error_model="numpy")
@@ -170,7 +211,8 @@ def evict(rv, rh, rf, pi, si, r, q, now):
     """Recompute pre-emption: free q's blocks and put it at the front of the waiting queue.
 
     Its prompt becomes every token processed so far when it was decoding (the generated
-    tokens are kept and re-prefilled); its first-token time is left untouched."""
+    tokens are kept and re-prefilled); its first-token time is left untouched.  (A running
+    q has left the running set first: :func:`leave_running`.)"""
     pi[P_ALLOC, r] -= rv[V_BLOCKS, q]
     rv[V_BLOCKS, q] = 0
     done = rv[V_PROCESSED, q]
@@ -188,33 +230,54 @@ def evict(rv, rh, rf, pi, si, r, q, now):
 
 
 @njit(cache=True, error_model="numpy")
-def grow_or_preempt(rv, rh, rf, pi, si, run_ids, r, q, lo, hi, now):
-    """Give decoding request q a block if it needs one, pre-empting the latest-arrived
-    running request not yet placed in this batch (run_ids[r, lo:hi]) when none is free.
+def preempt(rv, rh, rf, pi, si, run_ids, ru, r, j, now):
+    """Pre-empt running entry j of replica r (:func:`evict`)."""
+    leave_running(rv, rh, run_ids, ru, r, j)
+    evict(rv, rh, rf, pi, si, r, run_ids[r, j], now)
 
-    Returns the new ``hi``; ``-1`` means q itself was pre-empted."""
+
+@njit(cache=True, error_model="numpy")
+def grow_or_preempt(rv, rh, rf, pi, si, run_ids, ru, r, j, lo, hi, now):
+    """Give decoding running entry j a block if it needs one, pre-empting the latest-arrived
+    running request not yet placed in this batch (entries ``lo:hi``, after j) when none is
+    free.
+
+    Returns the new ``hi``; ``-1`` means entry j itself was pre-empted."""
     bs = si[S_BLOCK_SIZE]
-    if rv[V_PROCESSED, q] <= rv[V_BLOCKS, q] * bs:
+    if ru[RU_PROCESSED, r, j] <= ru[RU_BLOCKS, r, j] * bs:
         return hi
     while pi[P_NUM_BLOCKS, r] - pi[P_ALLOC, r] < 1:
         if lo < hi:
             hi -= 1
-            evict(rv, rh, rf, pi, si, r, run_ids[r, hi], now)
+            preempt(rv, rh, rf, pi, si, run_ids, ru, r, hi, now)
         else:
-            evict(rv, rh, rf, pi, si, r, q, now)
+            preempt(rv, rh, rf, pi, si, run_ids, ru, r, j, now)
             return -1
-    rv[V_BLOCKS, q] += 1
+    ru[RU_BLOCKS, r, j] += 1
     pi[P_ALLOC, r] += 1
     return hi
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def compact_running(rv, run_ids, pi, r, n):
-    """Keep the first n running entries that are still running (drops the evicted)."""
+def compact_running(run_ids, ru, pi, r, n):
+    """Keep the first n running entries that have not left (drops the completed and the
+    pre-empted), with their running columns."""
     k = 0
     for i in range(n):
-        q = run_ids[r, i]
-        if rv[V_STATE, q] == ST_RUNNING:
-            run_ids[r, k] = q
+        if ru[RU_BLOCKS, r, i] >= 0:
+            if k != i:
+                run_ids[r, k] = run_ids[r, i]
+                for f in range(NRU_RUN):
+                    ru[f, r, k] = ru[f, r, i]
             k += 1
     pi[P_RUNNING, r] = k
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def batch_admitted(ru, r, nb, j):
+    """A request was admitted at running index j while ``nb`` batch entries were placed:
+    those at j or later moved one place on."""
+    for k in range(nb):
+        if ru[RU_BATCH_RUN, r, k] >= j:
+            ru[RU_BATCH_RUN, r, k] += 1
+    ru[RU_BATCH_RUN, r, nb] = j

@@ -8,12 +8,21 @@ contiguous 1-D view over all requests):
 * ``rf`` (float64) — times and time accumulators, in seconds.
 
 Per-replica columns live in ``pi`` (int64) and ``pf`` (float64) the same way, and the
-decode fast-forward's ints in ``ph``.  Scalars live in ``si``/``sf``.  What is derived from
+decode fast-forward's ints in ``ph``.  Scalars live in ``si``/``sf``.
+
+The progress of a *running* request (tokens processed, KV blocks held, tokens generated)
+is kept in ``ru``, beside its id in the replica's running set (``slots[SL_RUN]``): the
+engine's per-iteration loops then read one replica's requests from consecutive memory,
+which costs the same on 4 replicas as on 64 (reading them out of ``rv`` by request id,
+scattered over the ids of every replica's requests, cost a quarter more per request on 64
+replicas, where they no longer fit the first-level cache).  ``rv``'s and ``rh``'s copies
+are written when a request leaves the running set and before anything outside the engine
+may look (:func:`sim_core.queues.store_running`).  What is derived from
 decode lengths (``rh``; ``ph`` and ``pf``'s stretch columns, since a stretch ends at its
 batch's first completion) is never in an array a policy may read: the read-only view handed
 to routers is built from ``rv``/``rf``/``pi`` and the queues, and a sandboxed policy maps
 only those (its harness shares ``rv``, ``rf``, ``pi``, ``slots``, ``qbuf``, ``si``,
-``sf``).  Everything is allocated once by :func:`allocate`; the compiled engine
+``sf``; never ``rh``, ``ph``, ``pf`` or ``ru``).  Everything is allocated once by :func:`allocate`; the compiled engine
 (:mod:`sim_core.engine`) mutates it in place.
 """
 from __future__ import annotations
@@ -89,6 +98,19 @@ PH_FF_DONE = 1         # stretch iterations finished but not yet applied to the 
 PH_FF_KV = 2           # decode KV sum of the iteration in flight (stretch only)
 PH_FF_SEG = 3          # decode-attention segment index of the stretch (latency.decode_segment)
 NPH = 4
+
+# Hidden running columns (ru, shape (NRU, R, cap + 1)).  Rows RU_PROCESSED .. RU_GENERATED
+# are aligned with the running set slots[SL_RUN] (entry j of replica r: request
+# slots[SL_RUN, r, j]); RU_BATCH_RUN is aligned with the batch in flight slots[SL_BATCH].
+# They hold the total length, so like rh they are never shared with a policy.
+RU_PROCESSED = 0       # rv[V_PROCESSED] of a running request (rv's copy may be stale)
+RU_BLOCKS = 1          # rv[V_BLOCKS] (likewise); -1: the entry has left (until compaction)
+RU_PROMPT = 2          # rv[V_PROMPT] (constant while running)
+RU_TOTAL = 3           # rh[H_TOTAL]
+RU_GENERATED = 4       # rh[H_GENERATED] (rh's copy may be stale)
+NRU_RUN = 5            # the rows aligned with the running set
+RU_BATCH_RUN = 5       # batch entry k's index in the running set
+NRU = 6
 
 # Replica lifecycle states (pi[P_STATE]); only active replicas accept requests.
 R_STOPPED = 0
@@ -202,6 +224,7 @@ class SimState:
     pi: np.ndarray
     pf: np.ndarray
     ph: np.ndarray
+    ru: np.ndarray
     slots: np.ndarray
     qbuf: np.ndarray
     ev_t: np.ndarray
@@ -232,7 +255,8 @@ class SimState:
 
     def engine_args(self) -> tuple:
         """The arrays in the order :func:`sim_core.engine.advance` takes them."""
-        return (self.rv, self.rh, self.rf, self.pi, self.pf, self.ph, self.slots, self.qbuf,
+        return (self.rv, self.rh, self.rf, self.pi, self.pf, self.ph, self.ru, self.slots,
+                self.qbuf,
                 self.ev_t, self.ev_w, self.si, self.sf, self.tl)
 
 
@@ -305,7 +329,8 @@ def allocate(*, arrived_at, prompt, decode, num_replicas: int, num_blocks: int, 
         ev_w[i] = ev_w[2 * i]
     slots[SL_TOK] = 0
     return SimState(
-        rv=rv, rh=rh, rf=rf, pi=pi, pf=pf, ph=np.zeros((NPH, R), np.int64), slots=slots,
+        rv=rv, rh=rh, rf=rf, pi=pi, pf=pf, ph=np.zeros((NPH, R), np.int64),
+        ru=np.zeros((NRU, R, cap + 1), np.int64), slots=slots,
         qbuf=np.zeros((6, max(n, R, bs + 1, 1)), np.int64),
         ev_t=ev_t, ev_w=ev_w,
         si=si, sf=sf, tl=tl,

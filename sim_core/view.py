@@ -3,7 +3,7 @@
 Every array here is a non-writeable view of the simulator's visible columns, so reading
 it costs nothing and writing to it raises.  Decode lengths, and the decode fast-forward's
 bookkeeping derived from them, are not among them: they live in separate arrays (``rh``,
-``ph``, ``pf``) that this object never references.  (In-process code can still reach the
+``ph``, ``pf``, ``ru``) that this object never references.  (In-process code can still reach the
 writeable state through an array's ``.base``: it is trusted; a sandboxed policy maps the
 shared memory read-only.)
 """

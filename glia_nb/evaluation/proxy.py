@@ -3,8 +3,8 @@
 The trusted harness keeps the trace, the simulator state and the results; the candidate
 runs in its own confined process (:mod:`glia_nb.evaluation.policy_process`), one per
 evaluation.  The harness puts the simulator's *visible* arrays (``rv``, ``rf``, ``pi``,
-``slots``, ``qbuf``, ``si``, ``sf``; never ``rh``, ``ph`` or ``pf``, which hold decode lengths or
-what a decode stretch derives from them) into a
+``slots``, ``qbuf``, ``si``, ``sf``; never ``rh``, ``ph``, ``pf`` or ``ru``, which hold decode
+lengths or what a decode stretch derives from them) into a
 sealed memfd: the engine keeps writing them in place, and the policy process maps them
 read-only (``F_SEAL_FUTURE_WRITE`` stops it from ever mapping them writable).  A routing
 call is then a 6-byte frame down one pipe and a reply of int64 pairs up another

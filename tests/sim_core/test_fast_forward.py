@@ -266,9 +266,9 @@ def test_stretch_length_is_its_definition(case):
 
     p, b, total, bs, free = case
     nb = len(p)
-    rv = np.zeros((S.NV, nb), np.int64)
-    rh = np.zeros((S.NH, nb), np.int64)
-    rv[S.V_PROCESSED], rv[S.V_BLOCKS], rh[S.H_TOTAL] = p, b, total
+    # The batch of a stretch is the replica's running set, in order (sim_core.fastforward).
+    ru = np.zeros((S.NRU, 1, nb + 1), np.int64)
+    ru[S.RU_PROCESSED, 0, :nb], ru[S.RU_BLOCKS, 0, :nb], ru[S.RU_TOTAL, 0, :nb] = p, b, total
     pi = np.zeros((S.NPI, 1), np.int64)
     pi[S.P_BATCH_LEN, 0] = nb
     pi[S.P_NUM_BLOCKS, 0] = sum(b) + free
@@ -276,9 +276,8 @@ def test_stretch_length_is_its_definition(case):
     si = np.zeros(S.NSI, np.int64)
     si[S.S_BLOCK_SIZE] = bs
     si[S.S_BLOCK_SHIFT] = bs.bit_length() - 1 if bs & (bs - 1) == 0 else -1
-    batch_ids = np.arange(nb, dtype=np.int64)[::-1].reshape(1, nb).copy()
     counts = np.zeros(bs + 1, np.int64)
-    got = stretch_length(rv, rh, pi, si, batch_ids, counts, 0)
+    got = stretch_length(ru, pi, si, counts, 0)
     assert got == _stretch_by_definition(p, b, total, bs, free)
     assert not counts.any()  # the scratch is left as found
 

@@ -1,10 +1,15 @@
-"""The engine's compiled data structures: block counts and the tree of iteration ends."""
+"""The engine's compiled data structures: block counts, the tree of iteration ends and the
+running columns."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from sim_core import simulate
 from sim_core import state as S
+from sim_core.config import ClusterConfig
 from sim_core.queues import blocks_for, ev_set
+from tests.conftest import make_trace
 
 
 def _state(block_size: int, replicas: int = 1) -> S.SimState:
@@ -52,3 +57,57 @@ def test_iteration_ends_come_by_time_then_replica_whatever_the_changes():
             taken.append((et[1], r))
             ev_set(et, ew, r, np.inf)
         assert taken == sorted((t, q) for q, t in pending.items())
+
+
+class _Audit:
+    """A router (LLQ) that checks, at every call, that rv and rh hold every running
+    request's progress: the running columns' values, and sums the engine keeps apart."""
+
+    def __init__(self):
+        self.st, self.calls, self.max_running = None, 0, 0
+
+    def hook(self, st) -> None:
+        self.st = st
+
+    def reset(self, info, rng) -> None:
+        pass
+
+    def route(self, view):
+        st = self.st
+        run = st.slots[S.SL_RUN]
+        for r in range(st.pi.shape[1]):
+            n = int(st.pi[S.P_RUNNING, r])
+            ids = run[r, :n]
+            self.max_running = max(self.max_running, n)
+            assert np.array_equal(st.rv[S.V_PROCESSED, ids], st.ru[S.RU_PROCESSED, r, :n])
+            assert np.array_equal(st.rv[S.V_BLOCKS, ids], st.ru[S.RU_BLOCKS, r, :n])
+            assert np.array_equal(st.rh[S.H_GENERATED, ids], st.ru[S.RU_GENERATED, r, :n])
+            assert st.rv[S.V_BLOCKS, ids].sum() == st.pi[S.P_ALLOC, r]
+            assert (st.rv[S.V_STATE, ids] == S.ST_RUNNING).all()
+        assert st.rh[S.H_GENERATED].sum() == st.si[S.S_GENERATED_TOKENS]
+        self.calls += 1
+        load = view.num_waiting + view.num_running
+        return [(int(q), int(load.argmin())) for q in view.queue]
+
+
+@pytest.mark.parametrize("scheduler", ["sarathi", "vllm"])
+def test_a_router_reads_every_running_requests_progress_from_rv(scheduler):
+    # The engine keeps a running request's progress beside its id in the running set
+    # (state.ru) and writes rv's copies before a Python router is called: with pre-emptions
+    # and decode stretches, at every call, rv agrees with the running columns and with the
+    # blocks and tokens the engine counts per replica.
+    rng = np.random.default_rng(3)
+    n = 80
+    trace = make_trace(np.sort(rng.uniform(0, 8, n)), rng.integers(20, 300, n),
+                       rng.integers(20, 500, n))
+    cluster = ClusterConfig(num_replicas=2).with_replica(num_blocks=90, block_size=16,
+                                                         watermark_fraction=0.0,
+                                                         scheduler=scheduler)
+    audit = _Audit()
+    res = simulate(cluster, trace, audit, share_state=audit.hook, record_timeline=False)
+    assert audit.calls >= n and audit.max_running >= 3
+    assert res.summary["preemptions"] > 0
+    st = res.state
+    done = st.rv[S.V_STATE] == S.ST_DONE  # and at the end every request is complete in rv/rh
+    assert done.all() and np.array_equal(st.rh[S.H_GENERATED], st.rh[S.H_DECODE0])
+    assert np.array_equal(st.rv[S.V_PROCESSED], st.rh[S.H_TOTAL]) and not st.rv[S.V_BLOCKS].any()

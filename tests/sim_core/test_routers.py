@@ -84,7 +84,8 @@ def test_view_is_read_only_and_has_no_decode_lengths():
     res = run(Peek(), make_trace([0], [5], [7]))
     assert not any("decode" in a for a in seen["attrs"])
     assert seen["arrays"] and not any(np.shares_memory(a, hidden) for a in seen["arrays"]
-                                      for hidden in (res.state.rh, res.state.ph, res.state.pf))
+                                      for hidden in (res.state.rh, res.state.ph, res.state.pf,
+                                                     res.state.ru))
 
 
 @pytest.mark.parametrize("bad,match", [
