@@ -1,8 +1,8 @@
 """Batch formation, compiled: which requests a replica's next iteration processes.
 
-Both schedulers fill ``batch_ids``/``batch_tok`` for replica ``r`` (and each entry's index
-in the running set, ``ru[RU_BATCH_RUN]``) and return (tokens, decodes, decode KV sum,
-prefill attention ms) of the batch, the arguments of :func:`sim_core.latency.iteration_ms`.
+Both schedulers fill ``batch_run``/``batch_tok`` for replica ``r`` (each batch entry's index
+in the running set, and its tokens) and return (tokens, decodes, decode KV sum, prefill
+attention ms) of the batch, the arguments of :func:`sim_core.latency.iteration_ms`.
 A running request's progress is read from the running columns ``ru`` (sim_core.state).
 """
 from __future__ import annotations
@@ -13,14 +13,14 @@ from sim_core.lookups import prefill_attn_ms
 from sim_core.queues import (admit, batch_admitted, blocks_for, compact_running,
                              grow_or_preempt, wq_unlink)
 from sim_core.state import (
-    P_ALLOC, P_BATCH_LEN, P_NUM_BLOCKS, P_RUNNING, P_WQ_HEAD, RU_BATCH_RUN, RU_BLOCKS,
+    P_ALLOC, P_BATCH_LEN, P_NUM_BLOCKS, P_RUNNING, P_WQ_HEAD, RU_BLOCKS,
     RU_PROCESSED, RU_PROMPT, S_BATCH_CAP, S_BLOCK_SHIFT, S_BLOCK_SIZE, S_CHUNK, S_WATERMARK,
     V_PROMPT,
 )
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def form_sarathi(rv, rh, rf, pi, si, run_ids, ru, batch_ids, batch_tok, blob, r, now):
+def form_sarathi(rv, rh, rf, pi, si, run_ids, ru, batch_run, batch_tok, blob, r, now):
     """Sarathi chunked prefill: running decodes first, then partial prefills, then new
     requests from the waiting queue in order, within the chunk budget and batch cap.
 
@@ -56,8 +56,7 @@ def form_sarathi(rv, rh, rf, pi, si, run_ids, ru, batch_ids, batch_tok, blob, r,
                 if hi < 0:
                     break
         # Pre-emptions take entries after j only, so j's index outlives the compaction.
-        batch_ids[r, nb] = run_ids[r, j]
-        ru[RU_BATCH_RUN, r, nb] = j
+        batch_run[r, nb] = j
         batch_tok[r, nb] = 1
         nb += 1
         tokens += 1
@@ -75,8 +74,7 @@ def form_sarathi(rv, rh, rf, pi, si, run_ids, ru, batch_ids, batch_tok, blob, r,
             n = min(ru[RU_PROMPT, r, i] - done, chunk - tokens)
             if n <= 0:
                 continue
-            batch_ids[r, nb] = run_ids[r, i]
-            ru[RU_BATCH_RUN, r, nb] = i
+            batch_run[r, nb] = i
             batch_tok[r, nb] = n
             nb += 1
             tokens += n
@@ -94,8 +92,7 @@ def form_sarathi(rv, rh, rf, pi, si, run_ids, ru, batch_ids, batch_tok, blob, r,
         if n <= 0:
             break
         wq_unlink(rv, pi, r, q)
-        batch_admitted(ru, r, nb, admit(rv, rh, rf, pi, run_ids, ru, r, q, need, now))
-        batch_ids[r, nb] = q
+        batch_admitted(batch_run, r, nb, admit(rv, rh, rf, pi, run_ids, ru, r, q, need, now))
         batch_tok[r, nb] = n
         nb += 1
         tokens += n
@@ -105,7 +102,7 @@ def form_sarathi(rv, rh, rf, pi, si, run_ids, ru, batch_ids, batch_tok, blob, r,
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def form_vllm(rv, rh, rf, pi, si, run_ids, ru, batch_ids, batch_tok, blob, r, now):
+def form_vllm(rv, rh, rf, pi, si, run_ids, ru, batch_run, batch_tok, blob, r, now):
     """vLLM v0: a prefill-only batch of whole prompts if any can be admitted (padded token
     cap n * max(prompt) <= chunk; a single over-long prompt still runs alone), else a
     decode-only batch of the running requests.  Returns what :func:`form_sarathi` does."""
@@ -128,9 +125,8 @@ def form_vllm(rv, rh, rf, pi, si, run_ids, ru, batch_ids, batch_tok, blob, r, no
             break
         longest = m
         wq_unlink(rv, pi, r, q)
-        batch_admitted(ru, r, nb, admit(rv, rh, rf, pi, run_ids, ru, r, q, need, now))
+        batch_admitted(batch_run, r, nb, admit(rv, rh, rf, pi, run_ids, ru, r, q, need, now))
         n = rv[V_PROMPT, q]
-        batch_ids[r, nb] = q
         batch_tok[r, nb] = n
         nb += 1
         tokens += n
@@ -149,8 +145,7 @@ def form_vllm(rv, rh, rf, pi, si, run_ids, ru, batch_ids, batch_tok, blob, r, no
         hi = grow_or_preempt(rv, rh, rf, pi, si, run_ids, ru, r, j, lo, hi, now)
         if hi < 0:
             break
-        batch_ids[r, nb] = run_ids[r, j]
-        ru[RU_BATCH_RUN, r, nb] = j
+        batch_run[r, nb] = j
         batch_tok[r, nb] = 1
         nb += 1
         kv_sum += ru[RU_PROCESSED, r, j]

@@ -40,7 +40,7 @@ from sim_core.state import (
     PF_DRAIN_SINCE, PF_DRAIN_TIME, PF_FF_END, PF_READY_AT, PF_START_TIME, PF_UP_SINCE,
     PF_UP_TIME, P_ALLOC, P_BATCH_LEN, P_BUSY, P_DIRTY, P_GEN_TOKENS, P_ITERATIONS,
     P_NUM_BLOCKS, P_RUNNING, P_STATE, P_WAITING, Q_COUNTS, Q_DEC_REP, Q_DEC_REQ, Q_DIRTY,
-    Q_DONE, Q_GQ, RU_BATCH_RUN, RU_BLOCKS, RU_GENERATED, RU_PROCESSED, RU_PROMPT, RU_TOTAL,
+    Q_DONE, Q_GQ, RU_BLOCKS, RU_GENERATED, RU_PROCESSED, RU_PROMPT, RU_TOTAL,
     R_ACTIVE, R_DRAINING, R_STARTING, R_STOPPED, SF_ARRIVAL_LIMIT, SF_NEXT_READY, SF_NEXT_TICK,
     SF_NOW, SF_THINK, SL_BATCH, SL_RUN, SL_TOK, ST_DONE, ST_GLOBAL, ST_MARK, S_CLOSED_LOOP,
     S_DIRTY_LEN, S_ERROR, S_EVENT_BOUND, S_EVENT_REPLICA, S_FAST_FORWARD,
@@ -52,16 +52,16 @@ from sim_core.twins import twin_keys, twin_reads_progress, twin_route
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _start_batch(rv, rh, rf, pi, pf, ph, ru, si, run_ids, batch_ids, batch_tok, counts, blob,
+def _start_batch(rv, rh, rf, pi, pf, ph, ru, si, run_ids, batch_run, batch_tok, counts, blob,
                  r, now, lazy):
     """Form replica r's next batch and start it (``P_BUSY``, unless the batch is empty);
     returns when it ends, or when the decode stretch it begins ends, which the caller
     queues (see sim_core.fastforward)."""
     if si[S_SCHEDULER] == 0:
-        tokens, n_dec, kv_sum, attn = form_sarathi(rv, rh, rf, pi, si, run_ids, ru, batch_ids,
+        tokens, n_dec, kv_sum, attn = form_sarathi(rv, rh, rf, pi, si, run_ids, ru, batch_run,
                                                    batch_tok, blob, r, now)
     else:
-        tokens, n_dec, kv_sum, attn = form_vllm(rv, rh, rf, pi, si, run_ids, ru, batch_ids,
+        tokens, n_dec, kv_sum, attn = form_vllm(rv, rh, rf, pi, si, run_ids, ru, batch_run,
                                                 batch_tok, blob, r, now)
     if pi[P_BATCH_LEN, r] == 0:
         return now
@@ -78,13 +78,12 @@ def _start_batch(rv, rh, rf, pi, pf, ph, ru, si, run_ids, batch_ids, batch_tok, 
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _finish_batch(rv, rh, rf, pi, pf, ru, si, sf, run_ids, batch_ids, batch_tok, done_buf, r,
+def _finish_batch(rv, rh, rf, pi, pf, ru, si, sf, run_ids, batch_run, batch_tok, done_buf, r,
                   now):
     """Apply an iteration's progress; returns the number of requests it completed."""
     n_done = 0
     for k in range(pi[P_BATCH_LEN, r]):
-        q = batch_ids[r, k]
-        j = ru[RU_BATCH_RUN, r, k]
+        j = batch_run[r, k]
         done = ru[RU_PROCESSED, r, j]
         prompt = ru[RU_PROMPT, r, j]
         decoding = done >= prompt
@@ -99,11 +98,13 @@ def _finish_batch(rv, rh, rf, pi, pf, ru, si, sf, run_ids, batch_ids, batch_tok,
             ru[RU_GENERATED, r, j] += 1
             si[S_GENERATED_TOKENS] += 1
             pi[P_GEN_TOKENS, r] += 1
+            q = run_ids[r, j]
             rf[F_ATTEMPT_PREFILL, q] = now
             if np.isnan(rf[F_FIRST_TOKEN, q]):
                 rf[F_FIRST_TOKEN, q] = now
         ru[RU_PROCESSED, r, j] = done
         if done == ru[RU_TOTAL, r, j]:
+            q = run_ids[r, j]
             rv[V_STATE, q] = ST_DONE
             rf[F_COMPLETED, q] = now
             pi[P_ALLOC, r] -= ru[RU_BLOCKS, r, j]
@@ -262,7 +263,7 @@ def advance_lazy(rv, rh, rf, pi, pf, ph, ru, slots, qbuf, ev_t, ev_w, si, sf, tl
 @njit(cache=True, error_model="numpy", inline="always")
 def _advance(rv, rh, rf, pi, pf, ph, ru, slots, qbuf, ev_t, ev_w, si, sf, tl, blob, n_dec, lazy):
     """The body of :func:`advance` and :func:`advance_lazy`."""
-    run_ids, batch_ids, batch_tok = slots[SL_RUN], slots[SL_BATCH], slots[SL_TOK]
+    run_ids, batch_run, batch_tok = slots[SL_RUN], slots[SL_BATCH], slots[SL_TOK]
     gq, done_buf, dec_req, dec_rep = qbuf[Q_GQ], qbuf[Q_DONE], qbuf[Q_DEC_REQ], qbuf[Q_DEC_REP]
     dirty, counts = qbuf[Q_DIRTY], qbuf[Q_COUNTS]
     now = sf[SF_NOW]
@@ -277,7 +278,7 @@ def _advance(rv, rh, rf, pi, pf, ph, ru, slots, qbuf, ev_t, ev_w, si, sf, tl, bl
             r = dirty[k]
             pi[P_DIRTY, r] = 0
             if pi[P_BUSY, r] == 0:
-                end = _start_batch(rv, rh, rf, pi, pf, ph, ru, si, run_ids, batch_ids, batch_tok,
+                end = _start_batch(rv, rh, rf, pi, pf, ph, ru, si, run_ids, batch_run, batch_tok,
                                    counts, blob, r, now, lazy)
                 if pi[P_BUSY, r] == 1:
                     ev_set(ev_t, ev_w, r, end)
@@ -319,7 +320,7 @@ def _advance(rv, rh, rf, pi, pf, ph, ru, slots, qbuf, ev_t, ev_w, si, sf, tl, bl
                 ff_to_end(pi, pf, ph, r)
             ev_set(ev_t, ev_w, r, np.inf)
             ff_flush(ru, pi, ph, si, r)
-            n_done = _finish_batch(rv, rh, rf, pi, pf, ru, si, sf, run_ids, batch_ids, batch_tok,
+            n_done = _finish_batch(rv, rh, rf, pi, pf, ru, si, sf, run_ids, batch_run, batch_tok,
                                    done_buf, r, now)
             mark_dirty(pi, dirty, si, r)
             if n_done == 0:

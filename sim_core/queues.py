@@ -8,8 +8,8 @@ from numba import njit
 
 from sim_core.state import (
     F_ARRIVAL, F_ATTEMPT_START, F_ENTER, F_FIRST_SCHED, F_LOST, F_QKEY, F_REPLICA_QUEUE,
-    H_GENERATED, H_TOTAL, NRU_RUN, P_ALLOC, P_DIRTY, P_NUM_BLOCKS, P_PREEMPTIONS, P_RUNNING,
-    P_WAITING, P_WAIT_PROMPT, P_WQ_HEAD, P_WQ_TAIL, QUEUE_BY_KEY, RU_BATCH_RUN, RU_BLOCKS,
+    H_GENERATED, H_TOTAL, NRU, P_ALLOC, P_DIRTY, P_NUM_BLOCKS, P_PREEMPTIONS, P_RUNNING,
+    P_WAITING, P_WAIT_PROMPT, P_WQ_HEAD, P_WQ_TAIL, QUEUE_BY_KEY, RU_BLOCKS,
     RU_GENERATED, RU_PROCESSED, RU_PROMPT, RU_TOTAL, ST_RUNNING, ST_WAITING, S_BLOCK_SIZE,
     S_DIRTY_LEN, S_QUEUE_POLICY, V_BLOCKS, V_NEXT, V_PREV, V_PROCESSED, V_PROMPT,
     V_RECOMPUTED, V_REPLICA, V_RESTARTS, V_STATE,
@@ -147,7 +147,7 @@ def run_insert(rf, run_ids, ru, pi, r, q):
         o = run_ids[r, i - 1]
         if rf[F_ARRIVAL, o] > rf[F_ARRIVAL, q] or (rf[F_ARRIVAL, o] == rf[F_ARRIVAL, q] and o > q):
             run_ids[r, i] = o
-            for f in range(NRU_RUN):
+            for f in range(NRU):
                 ru[f, r, i] = ru[f, r, i - 1]
             i -= 1
         else:
@@ -267,17 +267,18 @@ def compact_running(run_ids, ru, pi, r, n):
         if ru[RU_BLOCKS, r, i] >= 0:
             if k != i:
                 run_ids[r, k] = run_ids[r, i]
-                for f in range(NRU_RUN):
+                for f in range(NRU):
                     ru[f, r, k] = ru[f, r, i]
             k += 1
     pi[P_RUNNING, r] = k
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def batch_admitted(ru, r, nb, j):
-    """A request was admitted at running index j while ``nb`` batch entries were placed:
-    those at j or later moved one place on."""
+def batch_admitted(batch_run, r, nb, j):
+    """A request was admitted at running index j while ``nb`` batch entries were placed
+    (``batch_run``: their running indices, ``slots[SL_BATCH]``): those at j or later moved
+    one place on; the new entry is j."""
     for k in range(nb):
-        if ru[RU_BATCH_RUN, r, k] >= j:
-            ru[RU_BATCH_RUN, r, k] += 1
-    ru[RU_BATCH_RUN, r, nb] = j
+        if batch_run[r, k] >= j:
+            batch_run[r, k] += 1
+    batch_run[r, nb] = j

@@ -99,18 +99,15 @@ PH_FF_KV = 2           # decode KV sum of the iteration in flight (stretch only)
 PH_FF_SEG = 3          # decode-attention segment index of the stretch (latency.decode_segment)
 NPH = 4
 
-# Hidden running columns (ru, shape (NRU, R, cap + 1)).  Rows RU_PROCESSED .. RU_GENERATED
-# are aligned with the running set slots[SL_RUN] (entry j of replica r: request
-# slots[SL_RUN, r, j]); RU_BATCH_RUN is aligned with the batch in flight slots[SL_BATCH].
-# They hold the total length, so like rh they are never shared with a policy.
+# Hidden running columns (ru, shape (NRU, R, cap + 1)), aligned with the running set
+# slots[SL_RUN] (entry j of replica r: request slots[SL_RUN, r, j]).  They hold the total
+# length, so like rh they are never shared with a policy.
 RU_PROCESSED = 0       # rv[V_PROCESSED] of a running request (rv's copy may be stale)
 RU_BLOCKS = 1          # rv[V_BLOCKS] (likewise); -1: the entry has left (until compaction)
 RU_PROMPT = 2          # rv[V_PROMPT] (constant while running)
 RU_TOTAL = 3           # rh[H_TOTAL]
 RU_GENERATED = 4       # rh[H_GENERATED] (rh's copy may be stale)
-NRU_RUN = 5            # the rows aligned with the running set
-RU_BATCH_RUN = 5       # batch entry k's index in the running set
-NRU = 6
+NRU = 5
 
 # Replica lifecycle states (pi[P_STATE]); only active replicas accept requests.
 R_STOPPED = 0
@@ -189,7 +186,7 @@ NTL = 7
 
 # Rows of the bundled int arrays: slots (3, R, cap + 1) and qbuf (6, max(N, R, block size + 1)).
 SL_RUN = 0         # running request ids per replica, sorted by (arrival, id)
-SL_BATCH = 1       # request ids of the batch in flight
+SL_BATCH = 1       # the batch in flight: each entry's index in the running set (SL_RUN)
 SL_TOK = 2         # tokens each batch entry processes
 Q_GQ = 0           # the global queue (arrival order)
 Q_DONE = 1         # requests completed by the last event
