@@ -273,7 +273,10 @@ def _advance(rv, rh, rf, pi, pf, ph, ru, slots, qbuf, ev_t, ev_w, si, sf, tl, bl
     R = pi.shape[1]
     while True:
         # Idle replicas with new work form their next batch at the current time; a busy
-        # one was routed to, and its lazy stretch ends with the iteration in flight.
+        # one was routed to, and its lazy stretch ends with the iteration in flight.  (A
+        # replica whose iteration just ended still has that end queued: it is replaced here,
+        # by the next one or by none, with one walk up the tree instead of two.)
+        leaves = ev_t.shape[0] >> 1
         for k in range(si[S_DIRTY_LEN]):
             r = dirty[k]
             pi[P_DIRTY, r] = 0
@@ -282,6 +285,8 @@ def _advance(rv, rh, rf, pi, pf, ph, ru, slots, qbuf, ev_t, ev_w, si, sf, tl, bl
                                    counts, blob, r, now, lazy)
                 if pi[P_BUSY, r] == 1:
                     ev_set(ev_t, ev_w, r, end)
+                elif ev_t[leaves + r] != np.inf:
+                    ev_set(ev_t, ev_w, r, np.inf)
             elif lazy and ph[PH_FF_LEFT, r] > 0:
                 ff_cut(pi, pf, ph, ev_t, ev_w, blob, r, now, si[S_EVENT_BOUND])
         si[S_DIRTY_LEN] = 0
@@ -318,7 +323,8 @@ def _advance(rv, rh, rf, pi, pf, ph, ru, slots, qbuf, ev_t, ev_w, si, sf, tl, bl
                     ev_set(ev_t, ev_w, r, ff_step(pi, pf, ph, blob, r, now))
                     continue
                 ff_to_end(pi, pf, ph, r)
-            ev_set(ev_t, ev_w, r, np.inf)
+            # r's end stays queued until r is handled as dirty, below (nothing reads the queue
+            # before).
             ff_flush(ru, pi, ph, si, r)
             n_done = _finish_batch(rv, rh, rf, pi, pf, ru, si, sf, run_ids, batch_run, batch_tok,
                                    done_buf, r, now)
