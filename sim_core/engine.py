@@ -33,7 +33,7 @@ from sim_core.lookups import iteration_ms
 from sim_core.queues import (compact_running, ev_set, leave_running, mark_dirty,
                              store_running, wq_insert)
 from sim_core.state import (
-    PH_FF_LEFT,
+    PH_FF_LEFT, PH_UNSTORED,
     ERR_BAD_REPLICA, ERR_DUPLICATE, ERR_NOT_ACCEPTING, ERR_NOT_QUEUED, EV_ARRIVAL,
     EV_COMPLETION, EV_END, EV_READY, EV_TICK, F_ARRIVAL, F_ATTEMPT_PREFILL, F_COMPLETED,
     F_ENTER, F_FIRST_TOKEN, F_ROUTED, PF_BUSY_TIME, PF_BUSY_UNTIL,
@@ -57,6 +57,7 @@ def _start_batch(rv, rh, rf, pi, pf, ph, ru, si, run_ids, batch_run, batch_tok, 
     """Form replica r's next batch and start it (``P_BUSY``, unless the batch is empty);
     returns when it ends, or when the decode stretch it begins ends, which the caller
     queues (see sim_core.fastforward)."""
+    ph[PH_UNSTORED, r] = 1  # admissions, pre-emptions and new blocks change the running columns
     if si[S_SCHEDULER] == 0:
         tokens, n_dec, kv_sum, attn = form_sarathi(rv, rh, rf, pi, si, run_ids, ru, batch_run,
                                                    batch_tok, blob, r, now)
@@ -78,9 +79,10 @@ def _start_batch(rv, rh, rf, pi, pf, ph, ru, si, run_ids, batch_run, batch_tok, 
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _finish_batch(rv, rh, rf, pi, pf, ru, si, sf, run_ids, batch_run, batch_tok, done_buf, r,
-                  now):
+def _finish_batch(rv, rh, rf, pi, pf, ph, ru, si, sf, run_ids, batch_run, batch_tok, done_buf,
+                  r, now):
     """Apply an iteration's progress; returns the number of requests it completed."""
+    ph[PH_UNSTORED, r] = 1
     n_done = 0
     for k in range(pi[P_BATCH_LEN, r]):
         j = batch_run[r, k]
@@ -297,7 +299,7 @@ def _advance(rv, rh, rf, pi, pf, ph, ru, slots, qbuf, ev_t, ev_w, si, sf, tl, bl
         tr = sf[SF_NEXT_READY]
         if tb == np.inf and ta == np.inf and tr == np.inf:
             ff_flush_all(ru, pi, pf, ph, si, blob, now, R, lazy)
-            store_running(rv, rh, run_ids, ru, pi)
+            store_running(rv, rh, run_ids, ru, pi, ph)
             sf[SF_NOW] = now
             return EV_END
         # Same-time order: iteration ends, then replicas becoming ready, then autoscaler
@@ -311,7 +313,7 @@ def _advance(rv, rh, rf, pi, pf, ph, ru, slots, qbuf, ev_t, ev_w, si, sf, tl, bl
             ev = EV_READY
         elif tt < tb and tt <= ta:
             ff_flush_all(ru, pi, pf, ph, si, blob, tt, R, lazy)
-            store_running(rv, rh, run_ids, ru, pi)
+            store_running(rv, rh, run_ids, ru, pi, ph)
             sf[SF_NOW] = tt
             si[S_N_EVENT_DONE] = 0
             return EV_TICK
@@ -326,8 +328,8 @@ def _advance(rv, rh, rf, pi, pf, ph, ru, slots, qbuf, ev_t, ev_w, si, sf, tl, bl
             # r's end stays queued until r is handled as dirty, below (nothing reads the queue
             # before).
             ff_flush(ru, pi, ph, si, r)
-            n_done = _finish_batch(rv, rh, rf, pi, pf, ru, si, sf, run_ids, batch_run, batch_tok,
-                                   done_buf, r, now)
+            n_done = _finish_batch(rv, rh, rf, pi, pf, ph, ru, si, sf, run_ids, batch_run,
+                                   batch_tok, done_buf, r, now)
             mark_dirty(pi, dirty, si, r)
             if n_done == 0:
                 continue
@@ -357,7 +359,7 @@ def _advance(rv, rh, rf, pi, pf, ph, ru, slots, qbuf, ev_t, ev_w, si, sf, tl, bl
         if not route:
             continue
         if si[S_TWIN] == 0:
-            store_running(rv, rh, run_ids, ru, pi)  # the router may read any request's progress
+            store_running(rv, rh, run_ids, ru, pi, ph)  # the router may read any request's progress
             return ev
         n = twin_route(rv, pi, si, sf, gq, dec_req, dec_rep)
         twin_keys(rv, rf, si, sf, dec_req, n)

@@ -10,9 +10,11 @@ A stretch's iteration ends are the very sums the step-by-step engine computes: `
 with ``dt`` the same operations on the same numbers as :func:`iteration_ms`
 (:func:`decode_iteration_ms` only does the look-ups that the batch size fixes once per
 stretch).  The per-request work of finishing and forming each batch is what a stretch
-skips: it is deferred (``PH_FF_DONE`` counts the iterations passed) and applied by
-:func:`ff_flush` before anything may look at the requests (every return to Python, every
-timeline row, every compiled routing decision that reads progress).  A stretch is cut
+skips: it is deferred (``PH_FF_DONE`` counts the iterations passed) and applied to the
+running columns by :func:`ff_flush` before anything may look at the requests or at the
+blocks a replica holds (every return to Python, where ``rv`` follows with
+:func:`sim_core.queues.store_running`; every timeline row; every compiled routing decision
+that reads progress).  A stretch is cut
 short (:func:`ff_cut`) when a request is routed to its replica, because the next formation
 may then admit it: it ends with the iteration in flight.
 
@@ -44,7 +46,7 @@ from numba import njit
 from sim_core.lookups import decode_iteration_ms, decode_segment, fixed_ms
 from sim_core.queues import blocks_for, ev_before, ev_set
 from sim_core.state import (
-    PH_FF_DONE, PH_FF_KV, PH_FF_LEFT, PH_FF_SEG,
+    PH_FF_DONE, PH_FF_KV, PH_FF_LEFT, PH_FF_SEG, PH_UNSTORED,
     PF_BUSY_TIME, PF_BUSY_UNTIL, PF_FF_BUSY, PF_FF_END, PF_FF_FIXED,
     PF_FF_TX, P_ALLOC, P_BATCH_LEN, P_GEN_TOKENS, P_ITERATIONS, P_NUM_BLOCKS, P_RUNNING,
     RU_BLOCKS, RU_GENERATED, RU_PROCESSED, RU_TOTAL, S_BLOCK_SHIFT, S_BLOCK_SIZE,
@@ -215,6 +217,7 @@ def ff_flush(ru, pi, ph, si, r):
     pi[P_GEN_TOKENS, r] += m * nb
     si[S_GENERATED_TOKENS] += m * nb
     ph[PH_FF_DONE, r] = 0
+    ph[PH_UNSTORED, r] = 1
 
 
 @njit(cache=True, error_model="numpy", inline="always")

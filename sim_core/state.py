@@ -18,12 +18,12 @@ scattered over the ids of every replica's requests, cost a quarter more per requ
 replicas, where they no longer fit the first-level cache).  ``rv``'s and ``rh``'s copies
 are written when a request leaves the running set and before anything outside the engine
 may look (:func:`sim_core.queues.store_running`).  What is derived from
-decode lengths (``rh``; ``ph`` and ``pf``'s stretch columns, since a stretch ends at its
-batch's first completion) is never in an array a policy may read: the read-only view handed
-to routers is built from ``rv``/``rf``/``pi`` and the queues, and a sandboxed policy maps
-only those (its harness shares ``rv``, ``rf``, ``pi``, ``slots``, ``qbuf``, ``si``,
-``sf``; never ``rh``, ``ph``, ``pf`` or ``ru``).  Everything is allocated once by :func:`allocate`; the compiled engine
-(:mod:`sim_core.engine`) mutates it in place.
+decode lengths (``rh``; ``ru``'s total lengths; ``ph`` and ``pf``'s stretch columns, since a
+stretch ends at its batch's first completion) is never in an array a policy may read: the
+read-only view handed to routers is built from ``rv``/``rf``/``pi`` and the queues, and a
+sandboxed policy maps only those (its harness shares ``rv``, ``rf``, ``pi``, ``slots``,
+``qbuf``, ``si``, ``sf``; never ``rh``, ``ph``, ``pf`` or ``ru``).  Everything is allocated
+once by :func:`allocate`; the compiled engine (:mod:`sim_core.engine`) mutates it in place.
 """
 from __future__ import annotations
 
@@ -97,7 +97,8 @@ PH_FF_LEFT = 0         # stretch iterations still to start after the one in flig
 PH_FF_DONE = 1         # stretch iterations finished but not yet applied to the requests
 PH_FF_KV = 2           # decode KV sum of the iteration in flight (stretch only)
 PH_FF_SEG = 3          # decode-attention segment index of the stretch (latency.decode_segment)
-NPH = 4
+PH_UNSTORED = 4        # 1: the replica's running columns (ru) changed since rv/rh last got them
+NPH = 5
 
 # Hidden running columns (ru, shape (NRU, R, cap + 1)), aligned with the running set
 # slots[SL_RUN] (entry j of replica r: request slots[SL_RUN, r, j]).  They hold the total
