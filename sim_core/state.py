@@ -12,12 +12,12 @@ decode fast-forward's ints in ``ph``.  Scalars live in ``si``/``sf``.
 
 The progress of a *running* request (tokens processed, KV blocks held, tokens generated)
 is kept in ``ru``, beside its id in the replica's running set (``slots[SL_RUN]``): the
-engine's per-iteration loops then read one replica's requests from consecutive memory,
-which costs the same on 4 replicas as on 64 (reading them out of ``rv`` by request id,
-scattered over the ids of every replica's requests, cost a quarter more per request on 64
-replicas, where they no longer fit the first-level cache).  ``rv``'s and ``rh``'s copies
-are written when a request leaves the running set and before anything outside the engine
-may look (:func:`sim_core.queues.store_running`).  What is derived from
+engine's per-iteration loops then read one replica's requests from consecutive memory.
+(Read out of ``rv`` by request id, scattered over the ids of every replica's requests, they
+no longer fit the first-level cache on 64 replicas: the README's "Speed" has the counts.)
+``rv``'s and ``rh``'s copies are written when a request leaves the running set and before
+the engine returns to Python (:func:`sim_core.queues.store_running`), except after an
+invalid routing decision, which ends the simulation.  What is derived from
 decode lengths (``rh``; ``ru``'s total lengths; ``ph`` and ``pf``'s stretch columns, since a
 stretch ends at its batch's first completion) is never in an array a policy may read: the
 read-only view handed to routers is built from ``rv``/``rf``/``pi`` and the queues, and a
