@@ -325,8 +325,8 @@ def _advance(rv, rh, rf, pi, pf, ph, ru, slots, qbuf, ev_t, ev_w, si, sf, tl, bl
                     ev_set(ev_t, ev_w, r, ff_step(pi, pf, ph, blob, r, now))
                     continue
                 ff_to_end(pi, pf, ph, r)
-            # r's end stays queued until r is handled as dirty, below (nothing reads the queue
-            # before).
+            # r's end stays queued until the dirty loop (at the top of the next pass) handles
+            # r; nothing reads the queue before.
             ff_flush(ru, pi, ph, si, r)
             n_done = _finish_batch(rv, rh, rf, pi, pf, ph, ru, si, sf, run_ids, batch_run,
                                    batch_tok, done_buf, r, now)

@@ -19,7 +19,8 @@ from sim_core.state import (
 # ---------------------------------------------------------------- iteration ends
 # Every busy replica has one pending iteration end (or, in a lazy decode stretch, the end of
 # the stretch: sim_core.fastforward); so does a replica whose iteration has just ended, until
-# the engine handles it as dirty and replaces that end by its next one, or by none.  They sit in a tournament tree: node i holds the first
+# the engine handles it as dirty and replaces that end by its next one, or by none.  They
+# sit in a tournament tree: node i holds the first
 # end (ev_t[i], time) of its half of the leaves and whose it is (ev_w[i], replica id); leaf
 # P + r is replica r's end (inf: none), P a power of two >= the replica count, node 1 the
 # root.  Setting an end replays the log2(P) matches on its path; each reads only the
