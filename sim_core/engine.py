@@ -273,12 +273,12 @@ def _advance(rv, rh, rf, pi, pf, ph, ru, slots, qbuf, ev_t, ev_w, si, sf, tl, bl
     if err != 0:
         return err
     R = pi.shape[1]
+    leaves = ev_t.shape[0] >> 1
     while True:
         # Idle replicas with new work form their next batch at the current time; a busy
         # one was routed to, and its lazy stretch ends with the iteration in flight.  (A
         # replica whose iteration just ended still has that end queued: it is replaced here,
         # by the next one or by none, with one walk up the tree instead of two.)
-        leaves = ev_t.shape[0] >> 1
         for k in range(si[S_DIRTY_LEN]):
             r = dirty[k]
             pi[P_DIRTY, r] = 0
@@ -359,7 +359,8 @@ def _advance(rv, rh, rf, pi, pf, ph, ru, slots, qbuf, ev_t, ev_w, si, sf, tl, bl
         if not route:
             continue
         if si[S_TWIN] == 0:
-            store_running(rv, rh, run_ids, ru, pi, ph)  # the router may read any request's progress
+            # The router may read any request's progress.
+            store_running(rv, rh, run_ids, ru, pi, ph)
             return ev
         n = twin_route(rv, pi, si, sf, gq, dec_req, dec_rep)
         twin_keys(rv, rf, si, sf, dec_req, n)

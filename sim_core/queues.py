@@ -167,7 +167,6 @@ def admit(rv, rh, rf, pi, run_ids, ru, r, q, blocks, now):
     pi[P_WAIT_PROMPT, r] -= rv[V_PROMPT, q]
     rf[F_REPLICA_QUEUE, q] += now - rf[F_ENTER, q]
     rv[V_STATE, q] = ST_RUNNING
-    rv[V_BLOCKS, q] = blocks
     pi[P_ALLOC, r] += blocks
     rf[F_ENTER, q] = now
     rf[F_ATTEMPT_START, q] = now
